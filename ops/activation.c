@@ -1,0 +1,66 @@
+/* Activations. Each backward uses the saved output: tanh' = 1 - y^2, sigmoid' = y (1 - y),
+ * relu' = [y > 0]. */
+#include "ops/ur_ops.h"
+
+#include <math.h>
+
+static ur_tensor *unary(ur_tape *tp, const char *name, ur_tensor *x)
+{
+    if (!ur_op_begin(tp, name, 1, x)) return NULL;
+    return ur_tensor_new(tp, x->rows, x->cols);
+}
+
+/* dx += dy (1 - y^2) */
+static void tanh_backward(ur_node *n)
+{
+    const float *y = n->out->val, *dy = n->out->grad;
+    float *dx = ur_grad(n->in[0]);
+    for (size_t k = 0; k < ur_numel(n->out); k++) dx[k] += dy[k] * (1.0f - y[k] * y[k]);
+}
+static const ur_op tanh_op = {"tanh", tanh_backward};
+
+ur_tensor *ur_tanh(ur_tape *tp, ur_tensor *x)
+{
+    ur_tensor *y = unary(tp, "tanh", x);
+    if (!y) return ur_tape_poison(tp);
+    for (size_t k = 0; k < ur_numel(y); k++) y->val[k] = tanhf(x->val[k]);
+    ur_record(tp, &tanh_op, y, 1, x);
+    return y;
+}
+
+/* dx += dy y (1 - y) */
+static void sigmoid_backward(ur_node *n)
+{
+    const float *y = n->out->val, *dy = n->out->grad;
+    float *dx = ur_grad(n->in[0]);
+    for (size_t k = 0; k < ur_numel(n->out); k++) dx[k] += dy[k] * y[k] * (1.0f - y[k]);
+}
+static const ur_op sigmoid_op = {"sigmoid", sigmoid_backward};
+
+ur_tensor *ur_sigmoid(ur_tape *tp, ur_tensor *x)
+{
+    ur_tensor *y = unary(tp, "sigmoid", x);
+    if (!y) return ur_tape_poison(tp);
+    /* 1 / (1 + e^-x) never overflows to NaN: e^-x -> inf gives 0, the right limit. */
+    for (size_t k = 0; k < ur_numel(y); k++) y->val[k] = 1.0f / (1.0f + expf(-x->val[k]));
+    ur_record(tp, &sigmoid_op, y, 1, x);
+    return y;
+}
+
+/* dx += dy [y > 0] */
+static void relu_backward(ur_node *n)
+{
+    const float *y = n->out->val, *dy = n->out->grad;
+    float *dx = ur_grad(n->in[0]);
+    for (size_t k = 0; k < ur_numel(n->out); k++) dx[k] += y[k] > 0.0f ? dy[k] : 0.0f;
+}
+static const ur_op relu_op = {"relu", relu_backward};
+
+ur_tensor *ur_relu(ur_tape *tp, ur_tensor *x)
+{
+    ur_tensor *y = unary(tp, "relu", x);
+    if (!y) return ur_tape_poison(tp);
+    for (size_t k = 0; k < ur_numel(y); k++) y->val[k] = x->val[k] > 0.0f ? x->val[k] : 0.0f;
+    ur_record(tp, &relu_op, y, 1, x);
+    return y;
+}

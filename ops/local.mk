@@ -1,0 +1,3 @@
+libunroll_la_SOURCES += ops/matmul.c ops/elementwise.c ops/activation.c ops/shape.c \
+	ops/embedding.c ops/loss.c ops/dropout.c
+nobase_pkginclude_HEADERS += ops/ur_ops.h

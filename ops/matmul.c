@@ -1,0 +1,124 @@
+/* Matrix products through cblas_sgemm.
+ *
+ *   C = op(A) op(B)            op(X) is X or X^T, chosen by a cblas flag (never a copy)
+ *   dop(A) = dC op(B)^T        dop(B) = op(A)^T dC
+ * so with A^T stored: dA = (dC op(B)^T)^T = op(B) dC^T, and likewise for B. Every gradient is
+ * accumulated straight into the input's gradient buffer with beta = 1.
+ */
+#include "ops/ur_ops.h"
+
+#include <cblas.h>
+#include <string.h>
+
+#define T(flag) ((flag) ? CblasTrans : CblasNoTrans)
+
+/* out (m x n) += op_x(X) op_y(Y), where X, Y are stored row-major with their own cols. */
+static void gemm_acc(int tx, int ty, int m, int n, int k, const ur_tensor *x, const float *xv,
+                     const ur_tensor *y, const float *yv, float *out, float beta)
+{
+    cblas_sgemm(CblasRowMajor, T(tx), T(ty), m, n, k, 1.0f, xv, x->cols, yv, y->cols, beta, out, n);
+}
+
+/* Gradients of C = op(A) op(B) given dC, into A and B (those that need them). */
+static void matmul_grads(const ur_tensor *dc_t, const float *dc, ur_tensor *a, ur_tensor *b,
+                         int ta, int tb)
+{
+    if (a->requires_grad) {
+        float *da = ur_grad(a);
+        if (!ta) /* dA (m x k) = dC op(B)^T */
+            gemm_acc(0, !tb, a->rows, a->cols, dc_t->cols, dc_t, dc, b, b->val, da, 1.0f);
+        else     /* dA (k x m) = op(B) dC^T */
+            gemm_acc(tb, 1, a->rows, a->cols, dc_t->cols, b, b->val, dc_t, dc, da, 1.0f);
+    }
+    if (b->requires_grad) {
+        float *db = ur_grad(b);
+        if (!tb) /* dB (k x n) = op(A)^T dC */
+            gemm_acc(!ta, 0, b->rows, b->cols, dc_t->rows, a, a->val, dc_t, dc, db, 1.0f);
+        else     /* dB (n x k) = dC^T op(A) */
+            gemm_acc(1, ta, b->rows, b->cols, dc_t->rows, dc_t, dc, a, a->val, db, 1.0f);
+    }
+}
+
+static void matmul_backward(ur_node *n)
+{
+    matmul_grads(n->out, n->out->grad, n->in[0], n->in[1], n->i[0], n->i[1]);
+}
+static const ur_op matmul_op = {"matmul", matmul_backward};
+
+ur_tensor *ur_matmul(ur_tape *tp, ur_tensor *a, ur_tensor *b, int trans_a, int trans_b)
+{
+    if (!ur_op_begin(tp, "matmul", 2, a, b)) return ur_tape_poison(tp);
+    trans_a = !!trans_a;
+    trans_b = !!trans_b;
+    int m = trans_a ? a->cols : a->rows, k = trans_a ? a->rows : a->cols;
+    int kb = trans_b ? b->cols : b->rows, n = trans_b ? b->rows : b->cols;
+    if (k != kb) return ur_shape_error(tp, "matmul", "inner dimensions differ", a, b);
+    ur_tensor *c = ur_tensor_new(tp, m, n);
+    if (!c) return ur_tape_poison(tp);
+    gemm_acc(trans_a, trans_b, m, n, k, a, a->val, b, b->val, c->val, 0.0f);
+    ur_node *nd = ur_record(tp, &matmul_op, c, 2, a, b);
+    if (nd) { nd->i[0] = trans_a; nd->i[1] = trans_b; }
+    return c;
+}
+
+/* y = c + a b:  dc += dy,  and the product's gradients as above. */
+static void addmm_backward(ur_node *n)
+{
+    ur_tensor *y = n->out, *c = n->in[0];
+    if (c->requires_grad) {
+        float *dc = ur_grad(c);
+        for (size_t k = 0; k < ur_numel(y); k++) dc[k] += y->grad[k];
+    }
+    matmul_grads(y, y->grad, n->in[1], n->in[2], 0, 0);
+}
+static const ur_op addmm_op = {"addmm", addmm_backward};
+
+ur_tensor *ur_addmm(ur_tape *tp, ur_tensor *c, ur_tensor *a, ur_tensor *b)
+{
+    if (!ur_op_begin(tp, "addmm", 3, c, a, b)) return ur_tape_poison(tp);
+    if (a->cols != b->rows) return ur_shape_error(tp, "addmm", "inner dimensions differ", a, b);
+    if (c->rows != a->rows || c->cols != b->cols)
+        return ur_tape_fail(tp, "addmm: c is %dx%d but a b is %dx%d", c->rows, c->cols, a->rows,
+                            b->cols);
+    ur_tensor *y = ur_tensor_new(tp, c->rows, c->cols);
+    if (!y) return ur_tape_poison(tp);
+    memcpy(y->val, c->val, ur_numel(y) * sizeof(float));
+    gemm_acc(0, 0, a->rows, b->cols, a->cols, a, a->val, b, b->val, y->val, 1.0f);
+    ur_record(tp, &addmm_op, y, 3, c, a, b);
+    return y;
+}
+
+/* y = x W + b:  dx += dy W^T,  dW += x^T dy,  db += sum over rows of dy. */
+static void linear_backward(ur_node *n)
+{
+    ur_tensor *y = n->out;
+    matmul_grads(y, y->grad, n->in[0], n->in[1], 0, 0);
+    if (n->n_in == 3 && n->in[2]->requires_grad) {
+        float *db = ur_grad(n->in[2]);
+        for (int r = 0; r < y->rows; r++) {
+            const float *g = y->grad + (size_t)r * y->cols;
+            for (int j = 0; j < y->cols; j++) db[j] += g[j];
+        }
+    }
+}
+static const ur_op linear_op = {"linear", linear_backward};
+
+ur_tensor *ur_linear(ur_tape *tp, ur_tensor *x, ur_tensor *w, ur_tensor *b)
+{
+    if (!ur_op_begin(tp, "linear", 2, x, w)) return ur_tape_poison(tp);
+    if (x->cols != w->rows) return ur_shape_error(tp, "linear", "x and W do not chain", x, w);
+    if (b && (b->rows != 1 || b->cols != w->cols))
+        return ur_shape_error(tp, "linear", "bias must be 1 x W's cols", b, w);
+    ur_tensor *y = ur_tensor_new(tp, x->rows, w->cols);
+    if (!y) return ur_tape_poison(tp);
+    float beta = 0.0f;
+    if (b) {
+        for (int r = 0; r < y->rows; r++)
+            memcpy(y->val + (size_t)r * y->cols, b->val, (size_t)y->cols * sizeof(float));
+        beta = 1.0f;
+    }
+    gemm_acc(0, 0, x->rows, w->cols, x->cols, x, x->val, w, w->val, y->val, beta);
+    if (b) ur_record(tp, &linear_op, y, 3, x, w, b);
+    else ur_record(tp, &linear_op, y, 2, x, w);
+    return y;
+}

@@ -1,0 +1,87 @@
+/* libunroll: ops. Each op computes its value now and records itself on the tape (when any
+ * input needs a gradient). Shapes are rows x cols, rows = batch. On a shape mismatch or a
+ * NULL input an op fails the tape with a message naming itself and both shapes, and returns
+ * the tape's poison tensor; every later op on that tape does nothing. */
+#ifndef UR_OPS_H
+#define UR_OPS_H
+
+#include "graph/ur_graph.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- Matrix products (cblas_sgemm; transposes are flags, never copies) ----------------- */
+
+/* op(a) op(b), where op(x) is x or x^T as trans_a / trans_b say. */
+ur_tensor *ur_matmul(ur_tape *tp, ur_tensor *a, ur_tensor *b, int trans_a, int trans_b);
+/* c + a b: c is copied once and the product accumulated into it (beta = 1). c is B x N. */
+ur_tensor *ur_addmm(ur_tape *tp, ur_tensor *c, ur_tensor *a, ur_tensor *b);
+/* The linear layer x W + b: x is B x in, W is in x out, b is 1 x out (NULL for none). */
+ur_tensor *ur_linear(ur_tape *tp, ur_tensor *x, ur_tensor *w, ur_tensor *b);
+
+/* ---- Element-wise --------------------------------------------------------------------- */
+
+/* a + b, same shapes. */
+ur_tensor *ur_add(ur_tape *tp, ur_tensor *a, ur_tensor *b);
+/* a - b, same shapes. */
+ur_tensor *ur_sub(ur_tape *tp, ur_tensor *a, ur_tensor *b);
+/* a * b element-wise (Hadamard), same shapes. */
+ur_tensor *ur_mul(ur_tape *tp, ur_tensor *a, ur_tensor *b);
+/* s * a. */
+ur_tensor *ur_scale(ur_tape *tp, ur_tensor *a, float s);
+/* x + b with the 1 x cols row b added to every row of x. */
+ur_tensor *ur_add_bias(ur_tape *tp, ur_tensor *x, ur_tensor *b);
+/* tanh(x). */
+ur_tensor *ur_tanh(ur_tape *tp, ur_tensor *x);
+/* 1 / (1 + exp(-x)), computed without overflow. */
+ur_tensor *ur_sigmoid(ur_tape *tp, ur_tensor *x);
+/* max(x, 0). */
+ur_tensor *ur_relu(ur_tape *tp, ur_tensor *x);
+/* 1 - x (used by GRU's update gate). */
+ur_tensor *ur_one_minus(ur_tape *tp, ur_tensor *x);
+/* Sum of all elements, as a 1 x 1 tensor. */
+ur_tensor *ur_sum(ur_tape *tp, ur_tensor *x);
+
+/* ---- Shape ---------------------------------------------------------------------------- */
+
+/* [x_0 | x_1 | ... ] side by side: all have the same rows, cols add up. */
+ur_tensor *ur_concat_cols(ur_tape *tp, int n, ur_tensor *const *x);
+/* Columns [col0, col0 + n) of x, copied (a column slice is not contiguous). */
+ur_tensor *ur_cols(ur_tape *tp, ur_tensor *x, int col0, int n);
+/* Splits x's columns into n equal parts written to out[0..n-1]. Returns 0, -1 on error. */
+int ur_split_cols(ur_tape *tp, ur_tensor *x, int n, ur_tensor **out);
+/* [a ; b ; ...] stacked by rows (per-step tensors into one time-stacked matrix). */
+ur_tensor *ur_concat_rows(ur_tape *tp, int n, ur_tensor *const *x);
+
+/* ---- Embedding ------------------------------------------------------------------------ */
+
+/* Rows ids[0..n-1] of the table E (vocab x dim), as an n x dim tensor. An id outside
+ * [0, vocab) fails the tape. Backward scatter-adds into E's gradient. */
+ur_tensor *ur_embedding(ur_tape *tp, ur_tensor *table, const int *ids, int n);
+
+/* ---- Losses (each returns a 1 x 1 tensor) ---------------------------------------------- */
+
+typedef enum ur_reduction { UR_MEAN = 0, UR_SUM = 1 } ur_reduction;
+
+/* Softmax over each row of logits (B x K) fused with the negative log-likelihood of
+ * targets[b] (in [0, K), or -1 to skip the row); mean over counted rows or sum. Stable for
+ * logits of any size (log-sum-exp with the row max subtracted). */
+ur_tensor *ur_softmax_nll(ur_tape *tp, ur_tensor *logits, const int *targets, ur_reduction red);
+/* Mean (or sum) over all elements of (x - target)^2; target needs no gradient. */
+ur_tensor *ur_mse(ur_tape *tp, ur_tensor *x, ur_tensor *target, ur_reduction red);
+/* Sigmoid cross-entropy of logits against targets in [0, 1], computed stably; mean or sum. */
+ur_tensor *ur_sigmoid_xent(ur_tape *tp, ur_tensor *logits, ur_tensor *target, ur_reduction red);
+/* Softmax of each row (no gradient path; for sampling and accuracy). Writes B x K probs. */
+int ur_softmax_rows(const ur_tensor *logits, float *probs);
+
+/* ---- Regularisation ------------------------------------------------------------------- */
+
+/* Inverted dropout: each element is zeroed with probability p and the rest scaled by
+ * 1 / (1 - p); the mask comes from rng. p = 0 returns x itself. 0 <= p < 1. */
+ur_tensor *ur_dropout(ur_tape *tp, ur_tensor *x, float p, ur_rng *rng);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,12 @@
+# Each test program is one Check runner; add yours with the same three lines.
+check_PROGRAMS += tests/test_graph
+tests_test_graph_SOURCES = tests/test_graph.c tests/ur_test.h
+tests_test_graph_CFLAGS = $(TEST_CFLAGS)
+tests_test_graph_LDADD = $(TEST_LDADD)
+
+check_PROGRAMS += tests/test_ops
+tests_test_ops_SOURCES = tests/test_ops.c tests/ur_test.h
+tests_test_ops_CFLAGS = $(TEST_CFLAGS)
+tests_test_ops_LDADD = $(TEST_LDADD)
+
+TESTS += $(check_PROGRAMS)

@@ -1,0 +1,7 @@
+/* libunroll: recurrent neural networks as unrolled computational graphs.
+ * One include for the whole public API: graph (tensors, tape, parameters), ops, models. */
+#ifndef UNROLL_H
+#define UNROLL_H
+#include "graph/ur_graph.h"
+#include "ops/ur_ops.h"
+#endif
