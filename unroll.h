@@ -4,4 +4,5 @@
 #define UNROLL_H
 #include "graph/ur_graph.h"
 #include "ops/ur_ops.h"
+#include "models/ur_models.h"
 #endif

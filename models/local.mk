@@ -1,1 +1,2 @@
-# models
+libunroll_la_SOURCES += models/unroll.c models/elman.c
+nobase_pkginclude_HEADERS += models/ur_models.h

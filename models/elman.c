@@ -1,0 +1,46 @@
+/* Elman cell (the seeds' equations):
+ *     a_t = b + W h_{t-1} + U x_t,     h_t = tanh(a_t)
+ * in row-vector form a_t = x_t U + h_{t-1} W + b. The input term x_t U + b does not depend on
+ * the recurrence, so it is projected for all T steps by one GEMM; each step adds h W. */
+#include "models/ur_models.h"
+
+#include <math.h>
+#include <stdio.h>
+
+enum { U, W, B };
+
+static ur_tensor *elman_project(ur_tape *tp, const ur_cell *cell, ur_tensor *x_all)
+{
+    return ur_linear(tp, x_all, cell->p[U], cell->p[B]);
+}
+
+static ur_state elman_step(ur_tape *tp, const ur_cell *cell, ur_tensor *xu, ur_state prev)
+{
+    ur_state s = {ur_tanh(tp, ur_addmm(tp, xu, prev.h, cell->p[W])), NULL};
+    return s;
+}
+
+/* Adds "<prefix>.<name>" uniform in [-k, k]. */
+ur_tensor *ur_model_param(ur_params *ps, const char *prefix, const char *name, int rows, int cols,
+                          float k, ur_rng *rng)
+{
+    char full[64];
+    if (snprintf(full, sizeof full, "%s.%s", prefix, name) >= (int)sizeof full) return NULL;
+    ur_tensor *t = ur_params_add(ps, full, rows, cols);
+    if (!t) return NULL;
+    for (size_t j = 0; j < ur_numel(t); j++) t->val[j] = k * (2.0f * ur_rng_uniform(rng) - 1.0f);
+    return t;
+}
+
+int ur_elman_cell(ur_cell *cell, ur_params *ps, const char *prefix, int in_dim, int hidden,
+                  ur_rng *rng)
+{
+    if (!cell || !ps || !prefix || !rng || in_dim <= 0 || hidden <= 0) return -1;
+    float k = 1.0f / sqrtf((float)hidden);
+    *cell = (ur_cell){.kind = "elman", .step = elman_step, .project = elman_project,
+                      .in_dim = in_dim, .hidden = hidden};
+    cell->p[U] = ur_model_param(ps, prefix, "U", in_dim, hidden, k, rng);
+    cell->p[W] = ur_model_param(ps, prefix, "W", hidden, hidden, k, rng);
+    cell->p[B] = ur_model_param(ps, prefix, "b", 1, hidden, k, rng);
+    return cell->p[U] && cell->p[W] && cell->p[B] ? 0 : -1;
+}
