@@ -1,0 +1,154 @@
+#define _POSIX_C_SOURCE 200809L
+#include "common.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static void print_help(const char *prog, const char *usage, const ex_opt *opts, int n)
+{
+    printf("usage: %s [options]\n\n%s\n\noptions:\n", prog, usage);
+    for (int k = 0; k < n; k++) {
+        const ex_opt *o = &opts[k];
+        char def[64] = "";
+        switch (o->type) {
+        case EX_INT: snprintf(def, sizeof def, " N (default %d)", *(int *)o->ptr); break;
+        case EX_FLOAT: snprintf(def, sizeof def, " X (default %g)", *(float *)o->ptr); break;
+        case EX_STRING:
+            snprintf(def, sizeof def, " S%s%s%s", *(const char **)o->ptr ? " (default " : "",
+                     *(const char **)o->ptr ? *(const char **)o->ptr : "",
+                     *(const char **)o->ptr ? ")" : "");
+            break;
+        case EX_FLAG: break;
+        }
+        printf("  --%s%s\n      %s\n", o->name, def, o->help);
+    }
+    printf("  --help\n      print this help and exit\n");
+}
+
+int ex_parse(int argc, char **argv, int first, const char *prog, const char *usage,
+             const ex_opt *opts, int n_opts)
+{
+    for (int a = first; a < argc; a++) {
+        const char *arg = argv[a];
+        if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
+            print_help(prog, usage, opts, n_opts);
+            return 1;
+        }
+        if (strncmp(arg, "--", 2) != 0) {
+            fprintf(stderr, "%s: unexpected argument '%s' (see --help)\n", prog, arg);
+            return -1;
+        }
+        const char *name = arg + 2, *value = NULL;
+        const char *eq = strchr(name, '=');
+        size_t len = eq ? (size_t)(eq - name) : strlen(name);
+        const ex_opt *o = NULL;
+        for (int k = 0; k < n_opts; k++)
+            if (strlen(opts[k].name) == len && strncmp(opts[k].name, name, len) == 0) o = &opts[k];
+        if (!o) {
+            fprintf(stderr, "%s: unknown option '%s' (see --help)\n", prog, arg);
+            return -1;
+        }
+        if (o->type == EX_FLAG) {
+            if (eq) { fprintf(stderr, "%s: --%s takes no value\n", prog, o->name); return -1; }
+            *(int *)o->ptr = 1;
+            continue;
+        }
+        if (eq) value = eq + 1;
+        else if (a + 1 < argc) value = argv[++a];
+        else { fprintf(stderr, "%s: --%s needs a value\n", prog, o->name); return -1; }
+        if (o->type == EX_STRING) {
+            if (!*value) { fprintf(stderr, "%s: --%s needs a non-empty value\n", prog, o->name); return -1; }
+            *(const char **)o->ptr = value;
+            continue;
+        }
+        char *end;
+        errno = 0;
+        double v = strtod(value, &end);
+        if (errno || end == value || *end || !isfinite(v)) {
+            fprintf(stderr, "%s: --%s: '%s' is not a number\n", prog, o->name, value);
+            return -1;
+        }
+        if (o->type == EX_INT && v != floor(v)) {
+            fprintf(stderr, "%s: --%s: '%s' is not a whole number\n", prog, o->name, value);
+            return -1;
+        }
+        if (v < o->min || v > o->max) {
+            fprintf(stderr, "%s: --%s: %s is outside [%g, %g]\n", prog, o->name, value, o->min, o->max);
+            return -1;
+        }
+        if (o->type == EX_INT) *(int *)o->ptr = (int)v;
+        else *(float *)o->ptr = (float)v;
+    }
+    return 0;
+}
+
+double ex_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+void ex_progress_start(ex_progress *p, long total, double interval)
+{
+    p->start = p->last = ex_now();
+    p->interval = interval;
+    p->total = total;
+}
+
+int ex_progress_due(ex_progress *p, long step)
+{
+    double now = ex_now();
+    if (step + 1 >= p->total || now - p->last >= p->interval) {
+        p->last = now;
+        return 1;
+    }
+    return 0;
+}
+
+double ex_elapsed(const ex_progress *p) { return ex_now() - p->start; }
+
+double ex_eta(const ex_progress *p, long step)
+{
+    double done = (double)(step + 1);
+    return done > 0 ? ex_elapsed(p) * ((double)p->total - done) / done : 0.0;
+}
+
+FILE *ex_csv_open(const char *path, const char *header)
+{
+    FILE *f = fopen(path, "w");
+    if (!f) {
+        fprintf(stderr, "cannot write the log %s: %s\n", path, strerror(errno));
+        return NULL;
+    }
+    fprintf(f, "%s\n", header);
+    return f;
+}
+
+/* Declared by OpenBLAS; we declare it ourselves so any cblas.h will do. */
+char *openblas_get_corename(void);
+
+void ex_blas_notice(void)
+{
+    static int told;
+    if (told) return;
+    told = 1;
+    const char *core = openblas_get_corename();
+    if (!core || getenv("OPENBLAS_CORETYPE")) return;
+    int generic = strcmp(core, "Prescott") == 0 || strcmp(core, "Core2") == 0 ||
+                  strcmp(core, "Nehalem") == 0 || strcmp(core, "generic") == 0;
+#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+    __builtin_cpu_init();
+    int avx512 = __builtin_cpu_supports("avx512f"), avx2 = __builtin_cpu_supports("avx2");
+#else
+    int avx512 = 0, avx2 = 0;
+#endif
+    if (generic && (avx512 || avx2))
+        fprintf(stderr,
+                "note: OpenBLAS is running its generic '%s' kernel on a processor with %s; "
+                "matrix products can be ~4x faster with\n      OPENBLAS_CORETYPE=%s\n",
+                core, avx512 ? "AVX-512" : "AVX2", avx512 ? "SkylakeX" : "Haswell");
+}

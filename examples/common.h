@@ -1,0 +1,49 @@
+/* Shared plumbing of the example programs: option parsing with validation and --help,
+ * wall-clock time and progress lines with ETA, CSV logs, and the OpenBLAS kernel notice. */
+#ifndef UR_EXAMPLES_COMMON_H
+#define UR_EXAMPLES_COMMON_H
+
+#include <stdio.h>
+
+/* One command-line option: --name VALUE (or a bare --name for flags). */
+typedef enum { EX_INT, EX_FLOAT, EX_STRING, EX_FLAG } ex_type;
+typedef struct ex_opt {
+    const char *name;   /* without the leading dashes */
+    ex_type type;
+    void *ptr;          /* int *, float *, const char **, int * (flag set to 1) */
+    double min, max;    /* accepted range for EX_INT / EX_FLOAT */
+    const char *help;
+} ex_opt;
+
+/* Parses argv[first..] against opts. Returns 0 when all is well, 1 when --help was printed
+ * (the caller exits 0), -1 after printing a message about a bad argument (exit 2). usage is
+ * the one-paragraph description printed above the option list. */
+int ex_parse(int argc, char **argv, int first, const char *prog, const char *usage,
+             const ex_opt *opts, int n_opts);
+
+/* Seconds since an arbitrary fixed point (monotonic clock). */
+double ex_now(void);
+
+/* Progress reporting for long runs: prints at most every interval seconds (and at the end). */
+typedef struct ex_progress {
+    double start, last;
+    double interval;
+    long total;         /* total steps, for the ETA */
+} ex_progress;
+/* Starts the clock for a run of total steps. */
+void ex_progress_start(ex_progress *p, long total, double interval);
+/* 1 if it is time to print a progress line for step (always for the last step). */
+int ex_progress_due(ex_progress *p, long step);
+/* Seconds since start and estimated seconds left after step of total. */
+double ex_elapsed(const ex_progress *p);
+double ex_eta(const ex_progress *p, long step);
+
+/* Opens a CSV log at path and writes header (a comma-separated line without newline).
+ * Returns NULL after printing a message when the file cannot be written. */
+FILE *ex_csv_open(const char *path, const char *header);
+
+/* Tells the user once, on stderr, when OpenBLAS runs its slow generic kernel on a processor
+ * that has AVX2 or AVX-512, and how to get the fast one (OPENBLAS_CORETYPE). */
+void ex_blas_notice(void);
+
+#endif
