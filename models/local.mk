@@ -1,2 +1,3 @@
 libunroll_la_SOURCES += models/unroll.c models/elman.c
 nobase_pkginclude_HEADERS += models/ur_models.h
+libunroll_la_SOURCES += models/lstm.c models/model_error.c

@@ -82,6 +82,98 @@ int ur_unroll(ur_tape *tp, const ur_cell *cell, ur_tensor *x_all, int T, ur_stat
 int ur_unroll_steps(ur_tape *tp, const ur_cell *cell, int T, ur_tensor *const *x, ur_state init,
                     int reverse, ur_seq *out);
 
+/* ---- LSTM ---------------------------------------------------------------------------------
+ * PyTorch's equations and gate order (i, f, g, o), so weights compare with torch.nn.LSTM:
+ *     z = x_t Wx + b + h_{t-1} Wh = [zi | zf | zg | zo]      (one fused GEMM, B x 4H)
+ *     i = sigmoid(zi), f = sigmoid(zf), g = tanh(zg), o = sigmoid(zo)
+ *     c_t = f * c_{t-1} + i * g,     h_t = o * tanh(c_t)
+ * Params: Wx (in x 4H) = weight_ih^T, Wh (H x 4H) = weight_hh^T, b (1 x 4H) = bias_ih +
+ * bias_hh; column block k of each holds gate k. x Wx + b is projected for all T steps at once.
+ * Uniform init in +-1/sqrt(H) except the forget-gate block of b, which starts at 1. */
+int ur_lstm_cell(ur_cell *cell, ur_params *ps, const char *prefix, int in_dim, int hidden,
+                 ur_rng *rng);
+
+/* ---- Constructor errors ------------------------------------------------------------------- */
+
+/* The reason the last model constructor (lstm, gru, stack, ...) in this thread returned -1,
+ * or NULL when none has failed yet. */
+const char *ur_model_error(void);
+/* Records a constructor's failure reason (printf format) for ur_model_error; returns -1. For
+ * constructors of user-written cells as well. */
+int ur_model_fail(const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 1, 2)))
+#endif
+    ;
+
+/* ---- Jordan network ----------------------------------------------------------------------
+ * The hidden layer is fed by the previous OUTPUT instead of the previous hidden state:
+ *     h_t = tanh(b + W y_{t-1} + U x_t),     o_t = c + V h_t
+ * in row-vector form h_t = tanh(x_t U + y_{t-1} W + b), o_t = h_t V + c. y_{-1} is the given
+ * initial fed-back vector (zeros when NULL). What y_{t-1} is depends on the mode:
+ *   UR_JORDAN_TEACHER    teacher forcing: the previous target (training). Nothing is
+ *                        recurrent then, so all T steps run as three large GEMMs; h_t does not
+ *                        depend on V or c at all.
+ *   UR_JORDAN_FREE       free-running (open loop): the model's own previous output, as chosen
+ *                        by feed (below). Steps run one after the other.
+ *   UR_JORDAN_SCHEDULED  scheduled sampling: at each step t >= 1, each of the B sequences
+ *                        independently feeds its target with probability p_teacher, else the
+ *                        model's own output (coins drawn from rng: a fixed seed reproduces a run).
+ * What of its own output the model feeds back (UR_JORDAN_FREE and _SCHEDULED):
+ *   UR_FEED_OUTPUT   o_{t-1} itself (regression). The gradient flows through the fed-back
+ *                    output: the loss at t reaches V, c and h_{t-1} through y_{t-1} as well.
+ *   UR_FEED_SOFTMAX  softmax(o_{t-1}), the class probabilities; the gradient flows through it.
+ *   UR_FEED_ARGMAX   a one-hot of argmax o_{t-1} (first on ties): a constant, no gradient.
+ *   UR_FEED_SAMPLE   a one-hot of a class drawn from softmax(o_{t-1}) with rng: no gradient.
+ * For classification, targets are one-hot rows (out_dim = number of classes) and o holds the
+ * logits, e.g. for ur_softmax_nll. */
+typedef enum ur_jordan_mode {
+    UR_JORDAN_TEACHER = 0,
+    UR_JORDAN_FREE,
+    UR_JORDAN_SCHEDULED
+} ur_jordan_mode;
+
+typedef enum ur_jordan_feed {
+    UR_FEED_OUTPUT = 0,
+    UR_FEED_SOFTMAX,
+    UR_FEED_ARGMAX,
+    UR_FEED_SAMPLE
+} ur_jordan_feed;
+
+/* How to run a Jordan network; all zeros (or NULL) means teacher forcing. */
+typedef struct ur_jordan_opts {
+    ur_jordan_mode mode;
+    ur_jordan_feed feed;  /* what the model feeds back of its own output */
+    float p_teacher;      /* UR_JORDAN_SCHEDULED: probability of feeding the target, in [0, 1] */
+    ur_rng *rng;          /* needed by UR_JORDAN_SCHEDULED and UR_FEED_SAMPLE */
+} ur_jordan_opts;
+
+/* A Jordan network's sizes and parameters (owned by the ur_params it was made in). */
+typedef struct ur_jordan {
+    int in_dim, hidden, out_dim;
+    ur_tensor *U;   /* in_dim x hidden */
+    ur_tensor *W;   /* out_dim x hidden: fed-back output to hidden */
+    ur_tensor *b;   /* 1 x hidden */
+    ur_tensor *V;   /* hidden x out_dim */
+    ur_tensor *c;   /* 1 x out_dim */
+} ur_jordan;
+
+/* Adds "<prefix>.U/W/b/V/c" to ps, uniform in +-1/sqrt(hidden) from rng, and fills m.
+ * Returns 0, or -1 on a bad argument or when a parameter cannot be added. */
+int ur_jordan_init(ur_jordan *m, ur_params *ps, const char *prefix, int in_dim, int hidden,
+                   int out_dim, ur_rng *rng);
+
+/* Runs m over the time-stacked x_all (T*B x in_dim) and returns the outputs o (T*B x out_dim,
+ * logits for classification). targets (T*B x out_dim) is needed by teacher forcing and
+ * scheduled sampling and ignored when free-running (may be NULL then); y0 (B x out_dim) is
+ * the vector fed at t = 0 (NULL: zeros; one that requires a gradient receives it). H, if not
+ * NULL, receives the hidden states (T*B x hidden); fed, if not NULL, the vectors fed at each
+ * step (T*B x out_dim: rows of step t hold y_{t-1}). On error the tape fails and the
+ * poison tensor is returned. */
+ur_tensor *ur_jordan_run(ur_tape *tp, const ur_jordan *m, ur_tensor *x_all, int T,
+                         ur_tensor *targets, ur_tensor *y0, const ur_jordan_opts *opts,
+                         ur_tensor **H, ur_tensor **fed);
+
 #ifdef __cplusplus
 }
 #endif

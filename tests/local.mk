@@ -9,4 +9,9 @@ tests_test_ops_SOURCES = tests/test_ops.c tests/ur_test.h
 tests_test_ops_CFLAGS = $(TEST_CFLAGS)
 tests_test_ops_LDADD = $(TEST_LDADD)
 
+check_PROGRAMS += tests/test_models
+tests_test_models_SOURCES = tests/test_models.c tests/ur_test.h
+tests_test_models_CFLAGS = $(TEST_CFLAGS)
+tests_test_models_LDADD = $(TEST_LDADD)
+
 TESTS += $(check_PROGRAMS)

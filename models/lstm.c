@@ -1,0 +1,62 @@
+/* LSTM cell, PyTorch's equations and gate order (i, f, g, o), in row-vector form:
+ *
+ *     z_t = x_t Wx + b + h_{t-1} Wh              (B x 4H; one fused GEMM per step)
+ *     [zi | zf | zg | zo] = z_t                  (four H-wide column blocks)
+ *     i = sigmoid(zi)   f = sigmoid(zf)   g = tanh(zg)   o = sigmoid(zo)
+ *     c_t = f * c_{t-1} + i * g
+ *     h_t = o * tanh(c_t)
+ *
+ * x_t Wx + b does not depend on the recurrence, so it is projected for all T steps by one
+ * GEMM before the loop; each step adds h_{t-1} Wh to its rows (ur_addmm). Backward needs no
+ * LSTM-specific code: every op above records its own. */
+#include "models/ur_models.h"
+
+#include <math.h>
+
+enum { WX, WH, B };
+
+static ur_tensor *lstm_project(ur_tape *tp, const ur_cell *cell, ur_tensor *x_all)
+{
+    return ur_linear(tp, x_all, cell->p[WX], cell->p[B]);
+}
+
+static ur_state lstm_step(ur_tape *tp, const ur_cell *cell, ur_tensor *zx, ur_state prev)
+{
+    ur_state s = {NULL, NULL};
+    ur_tensor *gate[4]; /* i, f, g, o pre-activations */
+    ur_tensor *z = ur_addmm(tp, zx, prev.h, cell->p[WH]);
+    if (ur_split_cols(tp, z, 4, gate) != 0) {
+        s.h = s.c = ur_tape_poison(tp);
+        return s;
+    }
+    ur_tensor *i = ur_sigmoid(tp, gate[0]);
+    ur_tensor *f = ur_sigmoid(tp, gate[1]);
+    ur_tensor *g = ur_tanh(tp, gate[2]);
+    ur_tensor *o = ur_sigmoid(tp, gate[3]);
+    s.c = ur_add(tp, ur_mul(tp, f, prev.c), ur_mul(tp, i, g));
+    s.h = ur_mul(tp, o, ur_tanh(tp, s.c));
+    return s;
+}
+
+int ur_lstm_cell(ur_cell *cell, ur_params *ps, const char *prefix, int in_dim, int hidden,
+                 ur_rng *rng)
+{
+    if (!cell || !ps || !prefix || !rng)
+        return ur_model_fail("lstm_cell: cell, params, prefix and rng must not be NULL");
+    if (in_dim <= 0 || hidden <= 0)
+        return ur_model_fail("lstm_cell(%s): sizes must be positive, got in_dim %d, hidden %d",
+                             prefix, in_dim, hidden);
+    if (hidden > (1 << 28))
+        return ur_model_fail("lstm_cell(%s): hidden %d is too large for 4 gates", prefix, hidden);
+    float k = 1.0f / sqrtf((float)hidden);
+    *cell = (ur_cell){.kind = "lstm", .step = lstm_step, .project = lstm_project,
+                      .in_dim = in_dim, .hidden = hidden, .has_c = 1};
+    cell->p[WX] = ur_model_param(ps, prefix, "Wx", in_dim, 4 * hidden, k, rng);
+    cell->p[WH] = ur_model_param(ps, prefix, "Wh", hidden, 4 * hidden, k, rng);
+    cell->p[B] = ur_model_param(ps, prefix, "b", 1, 4 * hidden, k, rng);
+    if (!cell->p[WX] || !cell->p[WH] || !cell->p[B])
+        return ur_model_fail("lstm_cell(%s): %s", prefix,
+                             ur_params_error(ps) ? ur_params_error(ps) : "cannot add parameters");
+    for (int j = hidden; j < 2 * hidden; j++) cell->p[B]->val[j] = 1.0f; /* forget gate */
+    return 0;
+}
