@@ -174,6 +174,74 @@ ur_tensor *ur_jordan_run(ur_tape *tp, const ur_jordan *m, ur_tensor *x_all, int 
                          ur_tensor *targets, ur_tensor *y0, const ur_jordan_opts *opts,
                          ur_tensor **H, ur_tensor **fed);
 
+/* ---- GRU ----------------------------------------------------------------------------------
+ * PyTorch's equations and gate order (r, z, n), so weights compare with torch.nn.GRU:
+ *     [xr | xz | xn] = x_t Wx + bx       (all T steps at once)
+ *     [hr | hz | hn] = h_{t-1} Wh + bh   (one fused GEMM per step, B x 3H)
+ *     r = sigmoid(xr + hr),  z = sigmoid(xz + hz),  n = tanh(xn + r * hn)
+ *     h_t = (1 - z) * n + z * h_{t-1}
+ * i.e. n = tanh(x Wn + bn + r * (h Whn + bhn)). Params: Wx (in x 3H) = weight_ih^T, bx (1 x 3H)
+ * = bias_ih, Wh (H x 3H) = weight_hh^T, bh (1 x 3H) = bias_hh. No c state. */
+int ur_gru_cell(ur_cell *cell, ur_params *ps, const char *prefix, int in_dim, int hidden,
+                ur_rng *rng);
+
+/* ---- Stacked layers -----------------------------------------------------------------------
+ * Layer l's time-stacked H (T*B x H_l) is layer l+1's input; any cells, mixed kinds allowed.
+ * Dropout (inverted, masks from rng) between layers, not after the top one; set dropout to 0
+ * for evaluation. */
+#define UR_STACK_MAX_LAYERS 16
+
+typedef struct ur_stack {
+    int layers;
+    const ur_cell *cell[UR_STACK_MAX_LAYERS]; /* cell[l]->in_dim == cell[l-1]->hidden */
+    float dropout;                            /* in [0, 1); 0: none */
+    ur_rng *rng;                              /* dropout masks (needed when dropout > 0) */
+} ur_stack;
+
+/* The result of a stacked unroll. */
+typedef struct ur_stack_seq {
+    int layers;
+    ur_seq layer[UR_STACK_MAX_LAYERS]; /* each layer's unroll */
+    ur_state last[UR_STACK_MAX_LAYERS];/* each layer's last state (= layer[l].last) */
+    ur_tensor *H;                      /* the top layer's T*B x hidden */
+} ur_stack_seq;
+
+/* Fills st with layers cells (the array must outlive st), checking that the sizes chain.
+ * Returns 0, or -1 with the reason in ur_model_error. */
+int ur_stack_init(ur_stack *st, int layers, const ur_cell *cells, float dropout, ur_rng *rng);
+/* Unrolls every layer over x_all (T*B x cell[0]->in_dim). init: one state per layer, or NULL
+ * for zeros (a NULL h or c inside means zeros too). Returns 0, or -1 with the tape failed. */
+int ur_stack_unroll(ur_tape *tp, const ur_stack *st, ur_tensor *x_all, int T,
+                    const ur_state *init, ur_stack_seq *out);
+
+/* ---- Bidirectional ------------------------------------------------------------------------ */
+
+/* The result of a bidirectional unroll. */
+typedef struct ur_bidir_seq {
+    ur_seq fw;       /* steps 0 .. T-1; fw.last is after step T-1 */
+    ur_seq bw;       /* read T-1 .. 0; bw.states[t] is still step t, bw.last after step 0 */
+    ur_tensor *H;    /* T*B x (Hf + Hb): row block t is [fw h_t | bw h_t] */
+} ur_bidir_seq;
+
+/* Runs fw forward and bw reversed over the same x_all (T*B x in), each from its own initial
+ * state, and joins their h per step. Returns 0, or -1 with the tape failed. */
+int ur_bidir_unroll(ur_tape *tp, const ur_cell *fw, const ur_cell *bw, ur_tensor *x_all, int T,
+                    ur_state init_fw, ur_state init_bw, ur_bidir_seq *out);
+
+/* ---- Single output and heads --------------------------------------------------------------
+ * Heads are separate from cells and need no helper: a head on every step is one GEMM over the
+ * stacked H, ur_linear(tp, seq.H, V, c) (T*B x out); a head on one output is
+ * ur_linear(tp, h, V, c) on the h below (B x out). */
+
+/* Unrolls cell over x_all and returns the last state's h (B x hidden); *last (if not NULL)
+ * gets the whole last state. The tape's poison tensor on error. */
+ur_tensor *ur_single_output(ur_tape *tp, const ur_cell *cell, ur_tensor *x_all, int T,
+                            ur_state init, ur_state *last);
+/* The same through a stack: the top layer's last h; last (if not NULL) gets st->layers
+ * states, one per layer. */
+ur_tensor *ur_stack_single_output(ur_tape *tp, const ur_stack *st, ur_tensor *x_all, int T,
+                                  const ur_state *init, ur_state *last);
+
 #ifdef __cplusplus
 }
 #endif

@@ -11,18 +11,23 @@
 #define TOL 2e-3
 #define EPS 1e-2
 
-enum { IN = 3, H = 4, K = 3, BATCH = 2 };
+enum { IN = 3, H = 4, H2 = 3, K = 3, BATCH = 2 };
 
 /* ---- A small model: one or two cells, their initial states as parameters, a linear head
  * and a summed softmax NLL over every output row. ------------------------------------------ */
 
-typedef enum { ELMAN, LSTM } kind;
+/* ELMAN, LSTM, GRU: one cell, every step's h to the head. STACK: LSTM (H) under GRU (H2)
+ * with dropout between them. BIDIR: LSTM forward, GRU backward, [h_fw | h_bw] to the head.
+ * SINGLE: LSTM, the last h only (B rows, the first B targets). */
+typedef enum { ELMAN, LSTM, GRU, STACK, BIDIR, SINGLE } kind;
 
 typedef struct model {
     kind kind;
     int T, B;
     ur_params *ps;
     ur_cell cell[2];
+    ur_stack st;
+    ur_rng drop_rng;          /* reseeded every forward pass: the same masks each time */
     ur_tensor *h0[2], *c0[2]; /* parameters, so the gradient check covers them */
     ur_tensor *V, *c;         /* head: out_width x K, 1 x K */
     float *x;                 /* T*B x IN */
@@ -48,6 +53,8 @@ static int make_cell(ur_cell *cell, kind k, ur_params *ps, const char *prefix, i
     switch (k) {
     case ELMAN: return ur_elman_cell(cell, ps, prefix, in, hid, rng);
     case LSTM: return ur_lstm_cell(cell, ps, prefix, in, hid, rng);
+    case GRU: return ur_gru_cell(cell, ps, prefix, in, hid, rng);
+    default: break;
     }
     return -1;
 }
@@ -61,9 +68,22 @@ static model *model_new(kind k, int T, int B, unsigned seed)
     m->T = T;
     m->B = B;
     m->ps = ur_params_new();
-    ck_assert_int_eq(make_cell(&m->cell[0], k, m->ps, "rnn", IN, H, &rng), 0);
+    int width = H;
+    if (k == ELMAN || k == LSTM || k == GRU) {
+        ck_assert_int_eq(make_cell(&m->cell[0], k, m->ps, "rnn", IN, H, &rng), 0);
+    } else if (k == SINGLE) {
+        ck_assert_int_eq(ur_lstm_cell(&m->cell[0], m->ps, "rnn", IN, H, &rng), 0);
+    } else {
+        ck_assert_int_eq(ur_lstm_cell(&m->cell[0], m->ps, "rnn0", IN, H, &rng), 0);
+        ck_assert_int_eq(ur_gru_cell(&m->cell[1], m->ps, "rnn1", k == STACK ? H : IN, H2, &rng),
+                         0);
+        init_state(m, 1, &rng);
+        width = k == STACK ? H2 : H + H2;
+        if (k == STACK)
+            ck_assert_int_eq(ur_stack_init(&m->st, 2, m->cell, 0.3f, &m->drop_rng), 0);
+    }
     init_state(m, 0, &rng);
-    m->V = ur_model_param(m->ps, "head", "V", H, K, 0.5f, &rng);
+    m->V = ur_model_param(m->ps, "head", "V", width, K, 0.5f, &rng);
     m->c = ur_model_param(m->ps, "head", "c", 1, K, 0.5f, &rng);
     m->x = malloc((size_t)T * B * IN * sizeof *m->x);
     m->y = malloc((size_t)T * B * sizeof *m->y);
@@ -88,11 +108,28 @@ static ur_tensor *model_x(ur_tape *tp, const model *m)
 /* The model's output rows (T*B x width or B x width) before the head. */
 static ur_tensor *model_body(ur_tape *tp, model *m)
 {
-    ur_seq seq;
-    ur_state init = {m->h0[0], m->c0[0]};
-    if (ur_unroll(tp, &m->cell[0], model_x(tp, m), m->T, init, 0, &seq) != 0)
-        return ur_tape_poison(tp);
-    return seq.H;
+    ur_state init[2] = {{m->h0[0], m->c0[0]}, {m->h0[1], m->c0[1]}};
+    ur_tensor *x = model_x(tp, m);
+    switch (m->kind) {
+    case STACK: {
+        ur_stack_seq seq;
+        ur_rng_seed(&m->drop_rng, 42);
+        return ur_stack_unroll(tp, &m->st, x, m->T, init, &seq) == 0 ? seq.H
+                                                                     : ur_tape_poison(tp);
+    }
+    case BIDIR: {
+        ur_bidir_seq seq;
+        return ur_bidir_unroll(tp, &m->cell[0], &m->cell[1], x, m->T, init[0], init[1], &seq) == 0
+                   ? seq.H
+                   : ur_tape_poison(tp);
+    }
+    case SINGLE: return ur_single_output(tp, &m->cell[0], x, m->T, init[0], NULL);
+    default: {
+        ur_seq seq;
+        return ur_unroll(tp, &m->cell[0], x, m->T, init[0], 0, &seq) == 0 ? seq.H
+                                                                          : ur_tape_poison(tp);
+    }
+    }
 }
 
 static ur_tensor *model_loss(ur_tape *tp, void *ctx)
@@ -115,6 +152,38 @@ END_TEST
 START_TEST(test_gradcheck_lstm)
 {
     model *m = model_new(LSTM, 6, BATCH, 2);
+    ur_assert_gradcheck(m->ps, model_loss, m, EPS, TOL);
+    model_free(m);
+}
+END_TEST
+
+START_TEST(test_gradcheck_gru)
+{
+    model *m = model_new(GRU, 6, BATCH, 9);
+    ur_assert_gradcheck(m->ps, model_loss, m, EPS, TOL);
+    model_free(m);
+}
+END_TEST
+
+START_TEST(test_gradcheck_stack)
+{
+    model *m = model_new(STACK, 5, BATCH, 10);
+    ur_assert_gradcheck(m->ps, model_loss, m, EPS, TOL);
+    model_free(m);
+}
+END_TEST
+
+START_TEST(test_gradcheck_bidir)
+{
+    model *m = model_new(BIDIR, 5, BATCH, 11);
+    ur_assert_gradcheck(m->ps, model_loss, m, EPS, TOL);
+    model_free(m);
+}
+END_TEST
+
+START_TEST(test_gradcheck_single)
+{
+    model *m = model_new(SINGLE, 7, 3, 12);
     ur_assert_gradcheck(m->ps, model_loss, m, EPS, TOL);
     model_free(m);
 }
@@ -317,6 +386,113 @@ START_TEST(test_lstm_hand_values)
 }
 END_TEST
 
+/* ---- Bidirectional: who sees what ------------------------------------------------------------
+ * Changing the inputs after step t0 leaves the forward half of every step <= t0 bit-exact, and
+ * changes the backward half at step 0 (it has read the whole sequence). */
+START_TEST(test_bidir_dependence)
+{
+    model *m = model_new(BIDIR, 6, BATCH, 13);
+    int T = m->T, B = m->B, W = H + H2;
+    ur_tape *tp = ur_tape_new(0);
+    ur_tensor *ref = model_body(tp, m);
+    ck_assert_ptr_null(ur_tape_error(tp));
+    ck_assert_int_eq(ref->rows, T * B);
+    ck_assert_int_eq(ref->cols, W);
+    float *base = malloc(ur_numel(ref) * sizeof *base);
+    memcpy(base, ref->val, ur_numel(ref) * sizeof *base);
+    float *x0 = malloc((size_t)T * B * IN * sizeof *x0);
+    memcpy(x0, m->x, (size_t)T * B * IN * sizeof *x0);
+
+    for (int t0 = T - 2; t0 >= 0; t0--) {
+        memcpy(m->x, x0, (size_t)T * B * IN * sizeof *x0);
+        for (int j = (t0 + 1) * B * IN; j < T * B * IN; j++) m->x[j] += 0.25f;
+        ur_tape_reset(tp);
+        ur_tensor *out = model_body(tp, m);
+        for (int r = 0; r < (t0 + 1) * B; r++)
+            ck_assert_msg(memcmp(out->val + (size_t)r * W, base + (size_t)r * W,
+                                 H * sizeof(float)) == 0,
+                          "forward half of row %d changed with inputs after step %d", r, t0);
+        double moved = 0; /* backward half at step 0 */
+        for (int r = 0; r < B; r++)
+            for (int j = H; j < W; j++)
+                moved = fmax(moved, fabs(out->val[r * W + j] - base[r * W + j]));
+        ck_assert_msg(moved > 1e-4, "backward half at step 0 ignores steps after %d", t0);
+    }
+    /* and only the last input changed: step 0's backward half still moves */
+    memcpy(m->x, x0, (size_t)T * B * IN * sizeof *x0);
+    for (int j = (T - 1) * B * IN; j < T * B * IN; j++) m->x[j] -= 0.5f;
+    ur_tape_reset(tp);
+    ur_tensor *out = model_body(tp, m);
+    ck_assert(memcmp(out->val, base, (size_t)B * W * sizeof(float)) != 0);
+    ck_assert(memcmp(out->val, base, (size_t)(T - 1) * B * W * sizeof(float)) != 0);
+    free(base);
+    free(x0);
+    ur_tape_free(tp);
+    model_free(m);
+}
+END_TEST
+
+/* ---- A stack of two LSTMs is two LSTMs chained by hand -------------------------------------- */
+
+static ur_tensor *chain_loss(ur_tape *tp, model *m, const ur_cell *cells, int stacked)
+{
+    ur_tensor *x = model_x(tp, m), *top;
+    ur_state init[2] = {{m->h0[0], m->c0[0]}, {m->h0[1], m->c0[1]}};
+    if (stacked) {
+        ur_stack st;
+        ur_stack_seq seq;
+        ck_assert_int_eq(ur_stack_init(&st, 2, cells, 0.0f, NULL), 0);
+        ck_assert_int_eq(ur_stack_unroll(tp, &st, x, m->T, init, &seq), 0);
+        ck_assert_int_eq(seq.layers, 2);
+        ck_assert_ptr_eq(seq.last[1].h, seq.layer[1].last.h);
+        top = seq.H;
+    } else {
+        ur_seq s0, s1;
+        ck_assert_int_eq(ur_unroll(tp, &cells[0], x, m->T, init[0], 0, &s0), 0);
+        ck_assert_int_eq(ur_unroll(tp, &cells[1], s0.H, m->T, init[1], 0, &s1), 0);
+        top = s1.H;
+    }
+    return ur_softmax_nll(tp, ur_linear(tp, top, m->V, m->c), m->y, UR_SUM);
+}
+
+START_TEST(test_stack_equals_chain)
+{
+    model *m = model_new(LSTM, 6, BATCH, 14);
+    ur_rng rng;
+    ur_rng_seed(&rng, 15);
+    ur_cell cells[2] = {m->cell[0]};
+    ck_assert_int_eq(ur_lstm_cell(&cells[1], m->ps, "top", H, H, &rng), 0);
+    m->cell[1] = cells[1];
+    init_state(m, 1, &rng);
+    int n = ur_params_count(m->ps);
+    size_t total = ur_params_numel(m->ps);
+    float *g = malloc(total * sizeof *g);
+    float loss[2];
+    ur_tape *tp = ur_tape_new(0);
+    for (int stacked = 0; stacked < 2; stacked++) {
+        ur_tape_reset(tp);
+        ur_params_zero_grad(m->ps);
+        ur_tensor *l = chain_loss(tp, m, cells, stacked);
+        loss[stacked] = l->val[0];
+        ck_assert_int_eq(ur_backward(tp, l), 0);
+        size_t at = 0;
+        for (int k = 0; k < n; k++) {
+            ur_tensor *p = ur_params_at(m->ps, k);
+            if (!stacked) memcpy(g + at, p->grad, ur_numel(p) * sizeof *g);
+            else
+                for (size_t j = 0; j < ur_numel(p); j++)
+                    ck_assert_msg(g[at + j] == p->grad[j], "%s[%zu]: chained %g, stacked %g",
+                                  p->name, j, (double)g[at + j], (double)p->grad[j]);
+            at += ur_numel(p);
+        }
+    }
+    ck_assert_float_eq(loss[0], loss[1]);
+    free(g);
+    ur_tape_free(tp);
+    model_free(m);
+}
+END_TEST
+
 /* ---- Errors --------------------------------------------------------------------------------- */
 
 static void expect_error(const ur_tape *tp, const char *const *parts)
@@ -358,6 +534,70 @@ START_TEST(test_errors_unroll)
     ck_assert_ptr_nonnull(strstr(ur_model_error(), "lstm_cell"));
     ck_assert_int_eq(ur_lstm_cell(&cell, m->ps, "rnn", 3, 4, &rng), -1); /* names taken */
     ck_assert_ptr_nonnull(strstr(ur_model_error(), "lstm_cell(rnn)"));
+    ck_assert_int_eq(ur_gru_cell(&cell, m->ps, "g", 3, -1, &rng), -1);
+    ck_assert_ptr_nonnull(strstr(ur_model_error(), "gru_cell(g)"));
+    ur_tape_free(tp);
+    model_free(m);
+}
+END_TEST
+
+START_TEST(test_errors_builders)
+{
+    model *m = model_new(STACK, 5, BATCH, 16);
+    ur_tape *tp = ur_tape_new(0);
+    ur_stack_seq sseq;
+    ur_bidir_seq bseq;
+    ur_state none = {NULL, NULL}, init[2] = {{NULL, NULL}, {NULL, NULL}};
+
+    /* stack: wrong input width, T not dividing, wrong initial state of layer 1 */
+    ck_assert_int_eq(ur_stack_unroll(tp, &m->st, ur_input(tp, 10, 5), 5, NULL, &sseq), -1);
+    expect_error(tp, (const char *[]){"stack_unroll", "layer 0 (lstm)", "3 features", "10x5", NULL});
+    ur_tape_reset(tp);
+    ck_assert_int_eq(ur_stack_unroll(tp, &m->st, ur_input(tp, 10, IN), 4, NULL, &sseq), -1);
+    expect_error(tp, (const char *[]){"stack_unroll", "4 steps", "10x3", NULL});
+    ur_tape_reset(tp);
+    init[1].h = ur_input(tp, 2, H);
+    ck_assert_int_eq(ur_stack_unroll(tp, &m->st, ur_input(tp, 10, IN), 5, init, &sseq), -1);
+    expect_error(tp, (const char *[]){"stack_unroll", "layer 1 (gru)", "2x4", "2x3", NULL});
+    ur_tape_reset(tp);
+    ck_assert(ur_stack_single_output(tp, &m->st, ur_input(tp, 9, IN), 5, NULL, NULL) ==
+              ur_tape_poison(tp));
+    expect_error(tp, (const char *[]){"stack_unroll", "5 steps", "9x3", NULL});
+
+    /* bidirectional: cells reading different widths, T, a bad backward initial state */
+    ur_tape_reset(tp);
+    ck_assert_int_eq(ur_bidir_unroll(tp, &m->cell[0], &m->cell[1], ur_input(tp, 10, IN), 5, none,
+                                     none, &bseq), -1);
+    expect_error(tp, (const char *[]){"bidir_unroll", "10x3", "(lstm) takes 3", "(gru) 4", NULL});
+    ur_tape_reset(tp);
+    ck_assert_int_eq(ur_bidir_unroll(tp, &m->cell[0], &m->cell[0], ur_input(tp, 10, IN), 3, none,
+                                     none, &bseq), -1);
+    expect_error(tp, (const char *[]){"bidir_unroll", "3 steps", "10x3", NULL});
+    ur_tape_reset(tp);
+    ur_state badc = {NULL, ur_input(tp, 5, H)};
+    ck_assert_int_eq(ur_bidir_unroll(tp, &m->cell[0], &m->cell[0], ur_input(tp, 10, IN), 5, none,
+                                     badc, &bseq), -1);
+    expect_error(tp, (const char *[]){"bidir_unroll", "backward cell (lstm) initial c", "5x4",
+                                      "2x4", NULL});
+
+    /* single output: the cell's own unroll reports */
+    ur_tape_reset(tp);
+    ck_assert(ur_single_output(tp, &m->cell[0], ur_input(tp, 10, IN + 2), 5, none, NULL) ==
+              ur_tape_poison(tp));
+    expect_error(tp, (const char *[]){"unroll(lstm)", "10x5", "3 features", NULL});
+
+    /* stack_init: sizes that do not chain, bad dropout, dropout without rng */
+    ur_stack st;
+    ur_cell wide[2] = {m->cell[0], m->cell[0]};
+    ck_assert_int_eq(ur_stack_init(&st, 2, wide, 0.0f, NULL), -1);
+    ck_assert_msg(strstr(ur_model_error(), "layer 1 (lstm) takes 3 features but layer 0 (lstm) "
+                                           "gives 4"), "%s", ur_model_error());
+    ck_assert_int_eq(ur_stack_init(&st, 1, wide, 1.0f, NULL), -1);
+    ck_assert_ptr_nonnull(strstr(ur_model_error(), "dropout 1"));
+    ck_assert_int_eq(ur_stack_init(&st, 1, wide, 0.5f, NULL), -1);
+    ck_assert_ptr_nonnull(strstr(ur_model_error(), "needs an rng"));
+    ck_assert_int_eq(ur_stack_init(&st, 0, wide, 0.0f, NULL), -1);
+    ck_assert_int_eq(ur_stack_init(&st, 1, wide, 0.0f, NULL), 0);
     ur_tape_free(tp);
     model_free(m);
 }
@@ -370,11 +610,18 @@ int main(void)
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, test_gradcheck_elman);
     tcase_add_test(tc, test_gradcheck_lstm);
+    tcase_add_test(tc, test_gradcheck_gru);
+    tcase_add_test(tc, test_gradcheck_stack);
+    tcase_add_test(tc, test_gradcheck_bidir);
+    tcase_add_test(tc, test_gradcheck_single);
     tcase_add_test(tc, test_elman_hand_bptt);
     tcase_add_test(tc, test_sharing_elman);
     tcase_add_test(tc, test_sharing_lstm);
     tcase_add_test(tc, test_lstm_hand_values);
+    tcase_add_test(tc, test_bidir_dependence);
+    tcase_add_test(tc, test_stack_equals_chain);
     tcase_add_test(tc, test_errors_unroll);
+    tcase_add_test(tc, test_errors_builders);
     suite_add_tcase(s, tc);
     return ur_test_run(s);
 }

@@ -1,0 +1,46 @@
+/* Bidirectional unroll: a forward pass over steps 0 .. T-1 and a backward pass over
+ * T-1 .. 0 of the same input, h joined per step: H[t] = [fw.h_t | bw.h_t]. Both unrolls are
+ * time-stacked and indexed by step, so the join is one column concat of the two stacked H. */
+#include "models/ur_models.h"
+
+#include <string.h>
+
+int ur_bidir_unroll(ur_tape *tp, const ur_cell *fw, const ur_cell *bw, ur_tensor *x_all, int T,
+                    ur_state init_fw, ur_state init_bw, ur_bidir_seq *out)
+{
+    if (!ur_op_begin(tp, "bidir_unroll", 1, x_all)) return -1;
+    if (!fw || !bw || !out) {
+        ur_tape_fail(tp, "bidir_unroll: both cells and the output must not be NULL");
+        return -1;
+    }
+    memset(out, 0, sizeof *out);
+    if (T <= 0 || x_all->rows % T != 0) {
+        ur_tape_fail(tp, "bidir_unroll: %d steps do not divide the %dx%d input", T, x_all->rows,
+                     x_all->cols);
+        return -1;
+    }
+    if (fw->in_dim != x_all->cols || bw->in_dim != x_all->cols) {
+        ur_tape_fail(tp, "bidir_unroll: input is %dx%d but the forward cell (%s) takes %d "
+                     "features and the backward cell (%s) %d", x_all->rows, x_all->cols,
+                     fw->kind, fw->in_dim, bw->kind, bw->in_dim);
+        return -1;
+    }
+    int B = x_all->rows / T;
+    const ur_cell *cells[2] = {fw, bw};
+    const ur_state inits[2] = {init_fw, init_bw};
+    for (int d = 0; d < 2; d++) {
+        const ur_tensor *given[2] = {inits[d].h, inits[d].c};
+        for (int k = 0; k < 2; k++)
+            if (given[k] && (given[k]->rows != B || given[k]->cols != cells[d]->hidden)) {
+                ur_tape_fail(tp, "bidir_unroll: %s cell (%s) initial %s is %dx%d, expected %dx%d",
+                             d ? "backward" : "forward", cells[d]->kind, k ? "c" : "h",
+                             given[k]->rows, given[k]->cols, B, cells[d]->hidden);
+                return -1;
+            }
+    }
+    if (ur_unroll(tp, fw, x_all, T, init_fw, 0, &out->fw) != 0) return -1;
+    if (ur_unroll(tp, bw, x_all, T, init_bw, 1, &out->bw) != 0) return -1;
+    ur_tensor *both[2] = {out->fw.H, out->bw.H};
+    out->H = ur_concat_cols(tp, 2, both);
+    return ur_tape_error(tp) ? -1 : 0;
+}
