@@ -35,12 +35,19 @@ ur_tensor *ur_model_param(ur_params *ps, const char *prefix, const char *name, i
 int ur_elman_cell(ur_cell *cell, ur_params *ps, const char *prefix, int in_dim, int hidden,
                   ur_rng *rng)
 {
-    if (!cell || !ps || !prefix || !rng || in_dim <= 0 || hidden <= 0) return -1;
+    if (!cell || !ps || !prefix || !rng)
+        return ur_model_fail("elman_cell: cell, params, prefix and rng must not be NULL");
+    if (in_dim <= 0 || hidden <= 0)
+        return ur_model_fail("elman_cell(%s): sizes must be positive, got in_dim %d, hidden %d",
+                             prefix, in_dim, hidden);
     float k = 1.0f / sqrtf((float)hidden);
     *cell = (ur_cell){.kind = "elman", .step = elman_step, .project = elman_project,
                       .in_dim = in_dim, .hidden = hidden};
     cell->p[U] = ur_model_param(ps, prefix, "U", in_dim, hidden, k, rng);
     cell->p[W] = ur_model_param(ps, prefix, "W", hidden, hidden, k, rng);
     cell->p[B] = ur_model_param(ps, prefix, "b", 1, hidden, k, rng);
-    return cell->p[U] && cell->p[W] && cell->p[B] ? 0 : -1;
+    if (!cell->p[U] || !cell->p[W] || !cell->p[B])
+        return ur_model_fail("elman_cell(%s): %s", prefix,
+                             ur_params_error(ps) ? ur_params_error(ps) : "cannot add parameters");
+    return 0;
 }
