@@ -159,7 +159,7 @@ typedef struct ur_jordan {
 } ur_jordan;
 
 /* Adds "<prefix>.U/W/b/V/c" to ps, uniform in +-1/sqrt(hidden) from rng, and fills m.
- * Returns 0, or -1 on a bad argument or when a parameter cannot be added. */
+ * Returns 0, or -1 with the reason in ur_model_error (bad argument, parameter not added). */
 int ur_jordan_init(ur_jordan *m, ur_params *ps, const char *prefix, int in_dim, int hidden,
                    int out_dim, ur_rng *rng);
 
@@ -173,6 +173,89 @@ int ur_jordan_init(ur_jordan *m, ur_params *ps, const char *prefix, int in_dim, 
 ur_tensor *ur_jordan_run(ur_tape *tp, const ur_jordan *m, ur_tensor *x_all, int T,
                          ur_tensor *targets, ur_tensor *y0, const ur_jordan_opts *opts,
                          ur_tensor **H, ur_tensor **fed);
+
+/* ---- Truncated BPTT ----------------------------------------------------------------------
+ * A long sequence of T steps is cut into chunks, each recorded on a fresh tape (after
+ * ur_tape_reset) and updated on its own. The state reached in one chunk starts the next one
+ * as a detached value: a leaf with the same numbers and no node, so the gradient stops at
+ * the chunk boundary while the values carry on. ur_tbptt keeps those values in memory it
+ * owns (the old tape's tensors are gone after the reset).
+ *
+ * TBPTT(k1, k2): an update every k1 steps, each backpropagating through k2 >= k1 steps
+ * (k2 = 0 means k2 = k1, plain non-overlapping chunks). Chunk j:
+ *     loss window   steps [j k1, min((j+1) k1, T))  -- each step is counted exactly once
+ *     reads         steps [start, end of the window), start = max(0, j k1 - (k2 - k1)),
+ *                   so len <= k2 (shorter at the beginning, where there is less history)
+ *     loss_from     = j k1 - start: chunk-relative index of the first step the loss counts
+ *     carry         the next chunk starts k1 steps later (at start' = max(0, (j+1) k1 -
+ *                   (k2 - k1))), so it starts from the state after step start' - 1 of the
+ *                   sequence: chunk-relative index carry = start' - start - 1, which is k1 - 1
+ *                   in the steady state (the state after the FIRST k1 steps of the chunk,
+ *                   not its last state, unless k1 = k2); -1 when start' = start (keep the
+ *                   carried state as it is).
+ * The first k2 - k1 steps of a chunk are read again by the next chunk: overlap costs k2 / k1
+ * times the forward work of plain chunks.
+ *
+ *     ur_tbptt tb;                                      // B sequences read in parallel
+ *     ur_tbptt_chunk ch;
+ *     if (ur_tbptt_init(&tb, T, k1, k2, B, cell.hidden, cell.has_c) != 0) ...;
+ *     while (ur_tbptt_next(&tb, &ch)) {
+ *         ur_tape_reset(tp);
+ *         ur_tensor *x = ur_input_from(tp, ch.len * B, in, xs + (size_t)ch.start * B * in);
+ *         ur_seq seq;
+ *         ur_unroll(tp, &cell, x, ch.len, ur_tbptt_state(&tb, tp), 0, &seq);
+ *         int n = (ch.len - ch.loss_from) * B;          // rows the loss counts
+ *         ur_tensor *y = ur_input_from(tp, n, out, ys + (size_t)(ch.start + ch.loss_from) * B * out);
+ *         ur_tensor *o = ur_linear(tp, ur_rows(tp, seq.H, ch.loss_from * B, n), V, c);
+ *         ur_tensor *loss = ur_mse(tp, o, y, UR_MEAN);
+ *         ur_params_zero_grad(ps);
+ *         if (ur_backward(tp, loss) != 0) break;        // message: ur_tape_error(tp)
+ *         ...optimizer step...
+ *         ur_tbptt_carry_from(&tb, &ch, seq.states);    // before the tape is reset
+ *     }
+ *     ur_tbptt_free(&tb);
+ * A stacked model keeps one ur_tbptt per layer; a Jordan network carries its fed-back vector
+ * (width out_dim) the same way. */
+
+/* Where chunk j of a T-step sequence lies (see above); all indices count steps, not rows. */
+typedef struct ur_tbptt_chunk {
+    int index;      /* j */
+    int start;      /* first step read (index in the whole sequence) */
+    int len;        /* number of steps read: rows [start*B, (start+len)*B) of the sequence */
+    int loss_from;  /* the loss counts chunk-relative steps [loss_from, len) */
+    int carry;      /* chunk-relative step whose state starts the next chunk; -1: keep */
+} ur_tbptt_chunk;
+
+/* Plans chunk j of TBPTT(k1, k2) over T steps (k2 = 0: k1). Returns 1 and fills ch when
+ * chunk j exists, 0 past the end, -1 on bad arguments (T, k1 < 1, 0 < k2 < k1, j < 0). */
+int ur_tbptt_plan(int T, int k1, int k2, int j, ur_tbptt_chunk *ch);
+
+/* The state carried between chunks and the chunk counter. */
+typedef struct ur_tbptt {
+    int T, k1, k2;        /* sequence length, update period, backpropagation length */
+    int B, width, has_c;  /* carried state: h (and c when has_c), B x width each */
+    int next;             /* index of the next chunk ur_tbptt_next returns */
+    float *h, *c;         /* carried values (owned; c NULL without has_c) */
+} ur_tbptt;
+
+/* Prepares TBPTT(k1, k2) over T steps with a zero state of B x width (and a c when has_c).
+ * Returns 0, or -1 on bad arguments or out of memory (tb is then safe to free). */
+int ur_tbptt_init(ur_tbptt *tb, int T, int k1, int k2, int B, int width, int has_c);
+/* Fills ch with the next chunk and returns 1; returns 0 once the sequence is done. */
+int ur_tbptt_next(ur_tbptt *tb, ur_tbptt_chunk *ch);
+/* The carried state as new leaves on tp (detached: no node, no gradient path), to start the
+ * next chunk from; c is NULL without has_c. */
+ur_state ur_tbptt_state(const ur_tbptt *tb, ur_tape *tp);
+/* Copies the values of s (B x width h, and c when has_c) as the state to carry. Returns 0,
+ * or -1 on a missing tensor or a shape mismatch (nothing is copied then). */
+int ur_tbptt_carry(ur_tbptt *tb, ur_state s);
+/* Carries states[ch->carry] (the states of the chunk, indexed by chunk-relative step, as in
+ * ur_seq.states), or keeps the state when ch->carry is -1. Returns 0 or -1 as above. */
+int ur_tbptt_carry_from(ur_tbptt *tb, const ur_tbptt_chunk *ch, const ur_state *states);
+/* Starts over at chunk 0 (a new epoch); zeroes the carried state unless keep_state. */
+void ur_tbptt_rewind(ur_tbptt *tb, int keep_state);
+/* Frees the carried values. NULL is ignored. */
+void ur_tbptt_free(ur_tbptt *tb);
 
 /* ---- GRU ----------------------------------------------------------------------------------
  * PyTorch's equations and gate order (r, z, n), so weights compare with torch.nn.GRU:

@@ -15,3 +15,8 @@ tests_test_models_CFLAGS = $(TEST_CFLAGS)
 tests_test_models_LDADD = $(TEST_LDADD)
 
 TESTS += $(check_PROGRAMS)
+
+check_PROGRAMS += tests/test_seq
+tests_test_seq_SOURCES = tests/test_seq.c tests/ur_test.h
+tests_test_seq_CFLAGS = $(TEST_CFLAGS)
+tests_test_seq_LDADD = $(TEST_LDADD)

@@ -1,0 +1,105 @@
+/* Truncated BPTT: chunk planning and the state carried, detached, from chunk to chunk.
+ * See the TBPTT section of ur_models.h for the chunk arithmetic, worked out in full. */
+#include "models/ur_models.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* start of chunk j: up to k2 - k1 steps of history before its loss window [j k1, ...). */
+static int chunk_start(int j, int k1, int k2)
+{
+    int s = j * k1 - (k2 - k1);
+    return s > 0 ? s : 0;
+}
+
+int ur_tbptt_plan(int T, int k1, int k2, int j, ur_tbptt_chunk *ch)
+{
+    if (k2 == 0) k2 = k1;
+    if (!ch || T < 1 || k1 < 1 || k2 < k1 || j < 0) return -1;
+    if (j > (T - 1) / k1) return 0;
+    int start = chunk_start(j, k1, k2);
+    int end = (j + 1) * k1 < T ? (j + 1) * k1 : T;
+    ch->index = j;
+    ch->start = start;
+    ch->len = end - start;
+    ch->loss_from = j * k1 - start;
+    ch->carry = end < T ? chunk_start(j + 1, k1, k2) - start - 1 : -1;
+    return 1;
+}
+
+int ur_tbptt_init(ur_tbptt *tb, int T, int k1, int k2, int B, int width, int has_c)
+{
+    if (!tb) return -1;
+    memset(tb, 0, sizeof *tb);
+    ur_tbptt_chunk probe;
+    if (ur_tbptt_plan(T, k1, k2, 0, &probe) != 1 || B < 1 || width < 1) return -1;
+    *tb = (ur_tbptt){.T = T, .k1 = k1, .k2 = k2 ? k2 : k1, .B = B, .width = width,
+                     .has_c = has_c != 0};
+    size_t n = (size_t)B * (size_t)width;
+    tb->h = calloc(n, sizeof *tb->h);
+    if (tb->has_c) tb->c = calloc(n, sizeof *tb->c);
+    if (!tb->h || (tb->has_c && !tb->c)) {
+        ur_tbptt_free(tb);
+        return -1;
+    }
+    return 0;
+}
+
+int ur_tbptt_next(ur_tbptt *tb, ur_tbptt_chunk *ch)
+{
+    if (!tb || !tb->h || ur_tbptt_plan(tb->T, tb->k1, tb->k2, tb->next, ch) != 1) return 0;
+    tb->next++;
+    return 1;
+}
+
+ur_state ur_tbptt_state(const ur_tbptt *tb, ur_tape *tp)
+{
+    ur_state s = {NULL, NULL};
+    if (!tb || !tb->h) {
+        s.h = ur_tape_fail(tp, "tbptt_state: the tbptt is NULL or not initialised");
+        return s;
+    }
+    s.h = ur_input_from(tp, tb->B, tb->width, tb->h);
+    if (tb->has_c) s.c = ur_input_from(tp, tb->B, tb->width, tb->c);
+    return s;
+}
+
+static int fits(const ur_tbptt *tb, const ur_tensor *t)
+{
+    return t && t->val && t->rows == tb->B && t->cols == tb->width;
+}
+
+int ur_tbptt_carry(ur_tbptt *tb, ur_state s)
+{
+    if (!tb || !tb->h || !fits(tb, s.h) || (tb->has_c && !fits(tb, s.c))) return -1;
+    size_t n = (size_t)tb->B * (size_t)tb->width;
+    memcpy(tb->h, s.h->val, n * sizeof *tb->h);
+    if (tb->has_c) memcpy(tb->c, s.c->val, n * sizeof *tb->c);
+    return 0;
+}
+
+int ur_tbptt_carry_from(ur_tbptt *tb, const ur_tbptt_chunk *ch, const ur_state *states)
+{
+    if (!tb || !ch || ch->carry >= ch->len) return -1;
+    if (ch->carry < 0) return 0;
+    if (!states) return -1;
+    return ur_tbptt_carry(tb, states[ch->carry]);
+}
+
+void ur_tbptt_rewind(ur_tbptt *tb, int keep_state)
+{
+    if (!tb || !tb->h) return;
+    tb->next = 0;
+    if (keep_state) return;
+    size_t n = (size_t)tb->B * (size_t)tb->width;
+    memset(tb->h, 0, n * sizeof *tb->h);
+    if (tb->c) memset(tb->c, 0, n * sizeof *tb->c);
+}
+
+void ur_tbptt_free(ur_tbptt *tb)
+{
+    if (!tb) return;
+    free(tb->h);
+    free(tb->c);
+    tb->h = tb->c = NULL;
+}
