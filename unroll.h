@@ -3,6 +3,7 @@
 #ifndef UNROLL_H
 #define UNROLL_H
 #include "graph/ur_graph.h"
+#include "graph/ur_train.h"
 #include "ops/ur_ops.h"
 #include "models/ur_models.h"
 #endif

@@ -16,6 +16,11 @@ tests_test_models_LDADD = $(TEST_LDADD)
 
 TESTS += $(check_PROGRAMS)
 
+check_PROGRAMS += tests/test_train
+tests_test_train_SOURCES = tests/test_train.c tests/ur_test.h
+tests_test_train_CFLAGS = $(TEST_CFLAGS)
+tests_test_train_LDADD = $(TEST_LDADD)
+
 check_PROGRAMS += tests/test_seq
 tests_test_seq_SOURCES = tests/test_seq.c tests/ur_test.h
 tests_test_seq_CFLAGS = $(TEST_CFLAGS)
