@@ -513,29 +513,45 @@ END_TEST
 
 /* ---- Model files ------------------------------------------------------------------------ */
 
-static char tmpdir[64];
+/* Each test gets its own directory tmpdir inside rootdir. rootdir belongs to the test case
+ * (an unchecked fixture, run by the parent process), so it is removed even when a test
+ * fails and its forked process exits early. */
+static char rootdir[64], tmpdir[128];
+
+/* Removes path and, if it is a directory, everything below it. */
+static void remove_tree(const char *path)
+{
+    DIR *d = opendir(path);
+    if (d) {
+        struct dirent *e;
+        char p[512];
+        while ((e = readdir(d)) != NULL) {
+            if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
+            snprintf(p, sizeof p, "%s/%.255s", path, e->d_name);
+            remove_tree(p);
+        }
+        closedir(d);
+        rmdir(path);
+    } else {
+        unlink(path);
+    }
+}
+
+static void io_root_setup(void)
+{
+    strcpy(rootdir, "/tmp/ur_test_train.XXXXXX");
+    ck_assert(mkdtemp(rootdir) != NULL);
+}
+
+static void io_root_teardown(void) { remove_tree(rootdir); }
 
 static void io_setup(void)
 {
-    strcpy(tmpdir, "/tmp/ur_test_train.XXXXXX");
+    snprintf(tmpdir, sizeof tmpdir, "%s/t.XXXXXX", rootdir);
     ck_assert(mkdtemp(tmpdir) != NULL);
 }
 
-/* Removes every entry of tmpdir (files and empty directories), then tmpdir. */
-static void io_teardown(void)
-{
-    DIR *d = opendir(tmpdir);
-    if (!d) return;
-    struct dirent *e;
-    char p[sizeof tmpdir + 256];
-    while ((e = readdir(d)) != NULL) {
-        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
-        snprintf(p, sizeof p, "%s/%s", tmpdir, e->d_name);
-        if (unlink(p) != 0) rmdir(p);
-    }
-    closedir(d);
-    rmdir(tmpdir);
-}
+static void io_teardown(void) { remove_tree(tmpdir); }
 
 static const char *tmp_path(const char *name)
 {
@@ -1054,6 +1070,7 @@ static Suite *train_suite(void)
     suite_add_tcase(s, clip);
 
     TCase *io = tcase_create("modelio");
+    tcase_add_unchecked_fixture(io, io_root_setup, io_root_teardown);
     tcase_add_checked_fixture(io, io_setup, io_teardown);
     tcase_add_test(io, test_save_load_roundtrip);
     tcase_add_test(io, test_save_errors);
