@@ -3,6 +3,14 @@ noinst_LTLIBRARIES = examples/libexcommon.la
 examples_libexcommon_la_SOURCES = examples/common.c examples/common.h
 EX_LDADD = examples/libexcommon.la $(UR_LDADD)
 
+# char_lm: character-level language model with n-gram baselines (issue 5).
+noinst_PROGRAMS += examples/char_lm
+examples_char_lm_SOURCES = examples/char_lm.c examples/lm_model.c examples/lm_model.h \
+	examples/ngram.c examples/ngram.h examples/text.c examples/text.h
+examples_char_lm_LDADD = $(EX_LDADD)
+TESTS += examples/test-char-lm.sh
+EXTRA_DIST += examples/test-char-lm.sh
+
 # tutorial_cell: the program shown in doc/tutorial.md (an IRNN cell written as graph code).
 # A check program, so `make check` builds and runs it (TESTS += $(check_PROGRAMS) in
 # tests/local.mk) and the tutorial cannot rot.

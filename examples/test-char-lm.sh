@@ -1,0 +1,59 @@
+#!/bin/sh
+# char_lm in a short mode: training on a small text makes the loss fall, the model file
+# round-trips through `char_lm sample`, and bad input gives a message and a non-zero exit.
+set -u
+prog=./examples/char_lm
+dir=$(mktemp -d "${TMPDIR:-/tmp}/char-lm-test.XXXXXX") || exit 99
+trap 'rm -rf "$dir"' EXIT
+fail() { echo "FAIL: $*"; exit 1; }
+export OPENBLAS_NUM_THREADS=1
+
+# A small, repetitive text: a network learns it within a few dozen steps.
+i=0
+while [ $i -lt 40 ]; do
+    echo "the quick brown fox jumps over the lazy dog; the dog sleeps in the sun."
+    i=$((i + 1))
+done > "$dir/text.txt"
+
+$prog --data "$dir/text.txt" --steps 150 --hidden 64 --embed 16 --batch 8 --bptt 16 --lr 0.01 \
+    --report 0 --log "$dir/log.csv" --save "$dir/m.urm" --save-every 100 > "$dir/out.txt" 2>&1 \
+    || { cat "$dir/out.txt"; fail "training exited non-zero"; }
+grep -q "5-gram" "$dir/out.txt" || { cat "$dir/out.txt"; fail "no n-gram table"; }
+first=$(sed -n 2p "$dir/log.csv" | cut -d, -f2)
+last=$(tail -n 1 "$dir/log.csv" | cut -d, -f2)
+awk -v a="$first" -v b="$last" 'BEGIN { exit !(b < 0.5 * a) }' \
+    || fail "train loss did not fall enough: $first -> $last"
+echo "loss $first -> $last"
+
+# Resume for a few more steps; the step count continues from the checkpoint.
+$prog --data "$dir/text.txt" --steps 160 --batch 8 --bptt 16 --report 0 --resume "$dir/m.urm" \
+    --save "$dir/m2.urm" > "$dir/resume.txt" 2>&1 || { cat "$dir/resume.txt"; fail "resume failed"; }
+grep -q "at step 150" "$dir/resume.txt" || { cat "$dir/resume.txt"; fail "resume did not start at step 150"; }
+
+# Save -> sample round trip: the prime comes back followed by --length characters.
+out=$($prog sample --model "$dir/m2.urm" --prime "the " --length 40 --seed 3) || fail "sample failed"
+[ "${out#the }" != "$out" ] || fail "sample does not start with the prime: $out"
+[ ${#out} -eq 44 ] || fail "sample has ${#out} characters, expected 44: $out"
+again=$($prog sample --model "$dir/m2.urm" --prime "the " --length 40 --seed 3)
+[ "$out" = "$again" ] || fail "same seed, different samples"
+echo "sample: $out"
+
+# Errors: a message and a non-zero exit.
+expect_error() {  # expect_error WHAT PATTERN command...
+    what=$1 pattern=$2; shift 2
+    if "$@" > "$dir/err.txt" 2>&1; then fail "$what: exit status 0"; fi
+    grep -q "$pattern" "$dir/err.txt" || { cat "$dir/err.txt"; fail "$what: no message '$pattern'"; }
+}
+expect_error "missing file" "cannot open" $prog --data "$dir/none.txt" --steps 1
+expect_error "bad option" "unknown option" $prog --bogus 1
+expect_error "bad number" "not a number" $prog --hidden abc
+expect_error "bad cell" "not lstm, gru or elman" $prog --cell rnn
+expect_error "out of range" "outside" $prog --lr 5
+head -c 100 "$dir/m.urm" > "$dir/cut.urm"
+expect_error "truncated model" "cannot load" $prog sample --model "$dir/cut.urm"
+expect_error "missing model" "cannot load" $prog sample --model "$dir/none.urm"
+expect_error "no model" "required" $prog sample
+expect_error "prime outside vocabulary" "vocabulary" $prog sample --model "$dir/m.urm" --prime "XYZ"
+$prog --help > /dev/null || fail "--help exited non-zero"
+$prog sample --help > /dev/null || fail "sample --help exited non-zero"
+echo "PASS"
