@@ -208,7 +208,8 @@ int main(int argc, char **argv)
         {"cells", EX_STRING, &o.cells, 0, 0, "which cells to train: lstm, elman or both"},
         {"seed", EX_INT, &o.seed, 0, 2147483647, "random seed (data and initialisation)"},
         {"log", EX_STRING, &o.log, 0, 0, "CSV training log (cell,step,sequences,loss,...)"},
-        {"grad-csv", EX_STRING, &o.grad_csv, 0, 0, "CSV of ||dL/dh_t|| per step t at the start"},
+        {"grad-csv", EX_STRING, &o.grad_csv, 0, 0,
+         "CSV of ||dL/dh_t|| per step t, on the first and the last batch"},
         {"smoke", EX_FLAG, &o.smoke, 0, 0, "quick run for the tests: T 20, 3000 sequences"},
     };
     /* --smoke changes the defaults, so options given beside it still apply. */
@@ -222,7 +223,7 @@ int main(int argc, char **argv)
                       "Trains an LSTM and a tanh Elman network on the adding problem (sum of the "
                       "two marked values\nof a length-T sequence) and reports the test MSE against "
                       "the 1/6 baseline, and the\nper-step gradient norms ||dL/dh_t|| at the start "
-                      "of training.",
+                      "and the end of training.",
                       spec, (int)(sizeof spec / sizeof spec[0]));
     if (pc != 0) return pc > 0 ? 0 : 2;
     int want_lstm = strcmp(o.cells, "lstm") == 0 || strcmp(o.cells, "both") == 0;
