@@ -11,6 +11,14 @@ examples_char_lm_LDADD = $(EX_LDADD)
 TESTS += examples/test-char-lm.sh
 EXTRA_DIST += examples/test-char-lm.sh
 
+# jordan, bitag, seq2seq: exposure bias, bidirectional tagging, encoder-decoder (issue 5).
+noinst_PROGRAMS += examples/jordan examples/bitag examples/seq2seq
+examples_jordan_LDADD = $(EX_LDADD)
+examples_bitag_LDADD = $(EX_LDADD)
+examples_seq2seq_LDADD = $(EX_LDADD)
+TESTS += examples/test-examples-2.sh
+EXTRA_DIST += examples/test-examples-2.sh
+
 # tutorial_cell: the program shown in doc/tutorial.md (an IRNN cell written as graph code).
 # A check program, so `make check` builds and runs it (TESTS += $(check_PROGRAMS) in
 # tests/local.mk) and the tutorial cannot rot.

@@ -1,0 +1,52 @@
+#!/bin/sh
+# Smoke runs of the jordan, bitag and seq2seq examples (run by make check from the build
+# directory): each must print --help, reject bad arguments with exit status 2, finish its
+# --smoke run, write its CSV log, and show its training loss falling (the "result:" line has
+# last_loss < first_loss). A second --smoke run with the same seed must print the same
+# result line (reproducibility).
+set -u
+# The smoke models are tiny: OpenBLAS threads would only wait on each other.
+OPENBLAS_NUM_THREADS=${OPENBLAS_NUM_THREADS:-1}
+export OPENBLAS_NUM_THREADS
+dir=$(mktemp -d "${TMPDIR:-/tmp}/ur-examples2.XXXXXX") || exit 99
+trap 'rm -rf "$dir"' EXIT
+fail=0
+
+# check NAME BAD_ARG [EXTRA SMOKE ARGS]: one example's checks; BAD_ARG is an argument of the
+# right form but an invalid value that the program must reject.
+check() {
+    prog="./examples/$1"
+    name=$1
+    bad=$2
+    shift 2
+    if ! "$prog" --help >/dev/null; then echo "FAIL $name: --help"; fail=1; fi
+    for args in "--seed -1" "--no-such-option" "--steps 1.5" "$bad"; do
+        # shellcheck disable=SC2086
+        "$prog" $args >/dev/null 2>&1
+        rc=$?
+        if [ "$rc" -ne 2 ]; then echo "FAIL $name: '$args' exited $rc, expected 2"; fail=1; fi
+    done
+    if ! "$prog" --smoke --log "$dir/$name.csv" "$@" >"$dir/$name.out" 2>&1; then
+        echo "FAIL $name: the --smoke run failed:"; cat "$dir/$name.out"; fail=1; return
+    fi
+    if [ "$(wc -l <"$dir/$name.csv")" -lt 3 ]; then echo "FAIL $name: the log is empty"; fail=1; fi
+    grep '^result:' "$dir/$name.out"
+    if ! awk '/^result:/ {
+                n++
+                for (i = 2; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
+                if (!(v["last_loss"] + 0 < v["first_loss"] + 0)) bad = 1
+              }
+              END { exit (n > 0 && !bad) ? 0 : 1 }' "$dir/$name.out"; then
+        echo "FAIL $name: the loss did not fall"; fail=1
+    fi
+    "$prog" --smoke --log "$dir/$name-2.csv" "$@" >"$dir/$name-2.out" 2>&1
+    # seconds= is wall time and may differ between runs.
+    a=$(grep '^result:' "$dir/$name.out" | sed 's/ seconds=[^ ]*//')
+    b=$(grep '^result:' "$dir/$name-2.out" | sed 's/ seconds=[^ ]*//')
+    if [ "$a" != "$b" ]; then echo "FAIL $name: two runs with the same seed differ"; fail=1; fi
+}
+
+check jordan "--a2 0.9" --trace "$dir/jordan-trace.csv"
+check bitag "--delay 24"
+check seq2seq "--min-len 9 --max-len 3"
+exit $fail
