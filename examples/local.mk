@@ -11,6 +11,14 @@ examples_char_lm_LDADD = $(EX_LDADD)
 TESTS += examples/test-char-lm.sh
 EXTRA_DIST += examples/test-char-lm.sh
 
+# adding, classify, xor: long-range memory (LSTM vs Elman) and Elman's temporal XOR (issue 5).
+noinst_PROGRAMS += examples/adding examples/classify examples/xor
+examples_adding_LDADD = $(EX_LDADD)
+examples_classify_LDADD = $(EX_LDADD)
+examples_xor_LDADD = $(EX_LDADD)
+TESTS += examples/test-examples-1.sh
+EXTRA_DIST += examples/test-examples-1.sh examples/check-results
+
 # jordan, bitag, seq2seq: exposure bias, bidirectional tagging, encoder-decoder (issue 5).
 noinst_PROGRAMS += examples/jordan examples/bitag examples/seq2seq
 examples_jordan_LDADD = $(EX_LDADD)
