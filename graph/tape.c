@@ -217,6 +217,13 @@ ur_node *ur_record_array(ur_tape *tp, const ur_op *op, ur_tensor *out, int n_in,
     return n;
 }
 
+void ur_record_second_output(ur_node *node, ur_tensor *out2)
+{
+    node->out2 = out2;
+    out2->node = node;
+    out2->requires_grad = 1;
+}
+
 #define MAX_VA_INPUTS 8
 ur_node *ur_record(ur_tape *tp, const ur_op *op, ur_tensor *out, int n_in, ...)
 {
@@ -250,9 +257,12 @@ int ur_backward(ur_tape *tp, ur_tensor *loss)
     if (!g) return -1;
     /* Make every gradient buffer first, so that no backward can meet an allocation failure
      * half-way; a node whose output received no gradient is still skipped below. */
-    for (ur_node *n = tp->last; n; n = n->prev)
+    for (ur_node *n = tp->last; n; n = n->prev) {
         for (int k = 0; k < n->n_in; k++)
             if (n->in[k]->requires_grad && !ur_grad(n->in[k])) return -1;
+        /* A two-output node sees both gradients, zero where nothing flowed. */
+        if (n->out2 && (!ur_grad(n->out) || !ur_grad(n->out2))) return -1;
+    }
     g[0] += 1.0f;
     for (ur_node *n = tp->last; n; n = n->prev)
         if (n->out->grad) n->op->backward(n);

@@ -109,6 +109,7 @@ typedef struct ur_op {
 struct ur_node {
     const ur_op *op;
     ur_tensor *out;
+    ur_tensor *out2;         /* a second output (set with ur_record_second_output) or NULL */
     ur_tensor **in;          /* n_in inputs, in the order the op recorded them */
     int n_in;
     float f[UR_NODE_SCALARS];/* a few saved scalars (scale factor, reduction, ...) */
@@ -134,6 +135,10 @@ ur_node *ur_record(ur_tape *tp, const ur_op *op, ur_tensor *out, int n_in, ...);
 /* Same, with the inputs in an array (for ops with many inputs such as concat). */
 ur_node *ur_record_array(ur_tape *tp, const ur_op *op, ur_tensor *out, int n_in,
                          ur_tensor *const *in);
+
+/* Gives node a second output (for fused ops such as LSTM gates that produce h and c). Its
+ * backward always finds both outputs' gradients allocated (zero where nothing flowed). */
+void ur_record_second_output(ur_node *node, ur_tensor *out2);
 
 /* ---- Parameters ------------------------------------------------------------------------- */
 

@@ -7,8 +7,10 @@
  *     h_t = o * tanh(c_t)
  *
  * x_t Wx + b does not depend on the recurrence, so it is projected for all T steps by one
- * GEMM before the loop; each step adds h_{t-1} Wh to its rows (ur_addmm). Backward needs no
- * LSTM-specific code: every op above records its own. */
+ * GEMM before the loop; each step adds h_{t-1} Wh to its rows (ur_addmm), and the gate
+ * nonlinearities and the c/h update run as one fused op (ur_lstm_gates, ops/gates.c; its
+ * test checks it against the same equations written with ur_sigmoid, ur_tanh, ur_mul and
+ * ur_add). Backward through time needs no LSTM code: every op records its own backward. */
 #include "models/ur_models.h"
 
 #include <math.h>
@@ -22,19 +24,9 @@ static ur_tensor *lstm_project(ur_tape *tp, const ur_cell *cell, ur_tensor *x_al
 
 static ur_state lstm_step(ur_tape *tp, const ur_cell *cell, ur_tensor *zx, ur_state prev)
 {
-    ur_state s = {NULL, NULL};
-    ur_tensor *gate[4]; /* i, f, g, o pre-activations */
+    ur_state s;
     ur_tensor *z = ur_addmm(tp, zx, prev.h, cell->p[WH]);
-    if (ur_split_cols(tp, z, 4, gate) != 0) {
-        s.h = s.c = ur_tape_poison(tp);
-        return s;
-    }
-    ur_tensor *i = ur_sigmoid(tp, gate[0]);
-    ur_tensor *f = ur_sigmoid(tp, gate[1]);
-    ur_tensor *g = ur_tanh(tp, gate[2]);
-    ur_tensor *o = ur_sigmoid(tp, gate[3]);
-    s.c = ur_add(tp, ur_mul(tp, f, prev.c), ur_mul(tp, i, g));
-    s.h = ur_mul(tp, o, ur_tanh(tp, s.c));
+    ur_lstm_gates(tp, z, prev.c, &s.h, &s.c);
     return s;
 }
 

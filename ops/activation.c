@@ -4,13 +4,6 @@
 
 #include "ops/fastmath.h"
 
-/* The loops below are compiled for AVX-512, AVX2 and plain x86-64, chosen at load time. */
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
-#define UR_VECTOR_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
-#else
-#define UR_VECTOR_CLONES
-#endif
-
 UR_VECTOR_CLONES static void tanh_kernel(float *restrict y, const float *restrict x, size_t n)
 {
     for (size_t k = 0; k < n; k++) y[k] = ur_tanh1(x[k]);

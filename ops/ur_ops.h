@@ -75,6 +75,13 @@ ur_tensor *ur_sigmoid_xent(ur_tape *tp, ur_tensor *logits, ur_tensor *target, ur
 /* Softmax of each row (no gradient path; for sampling and accuracy). Writes B x K probs. */
 int ur_softmax_rows(const ur_tensor *logits, float *probs);
 
+/* ---- Fused gates ----------------------------------------------------------------------- */
+
+/* The element-wise half of an LSTM step in one op: z (B x 4H) holds the pre-activations
+ * [i | f | g | o] (PyTorch's order); c = sigmoid(f) c_prev + sigmoid(i) tanh(g) and
+ * h = sigmoid(o) tanh(c), both B x H. Returns 0, or -1 with the tape failed. */
+int ur_lstm_gates(ur_tape *tp, ur_tensor *z, ur_tensor *c_prev, ur_tensor **h, ur_tensor **c);
+
 /* ---- Regularisation ------------------------------------------------------------------- */
 
 /* Inverted dropout: each element is zeroed with probability p and the rest scaled by

@@ -436,6 +436,58 @@ START_TEST(test_mse_xent)
 }
 END_TEST
 
+/* ---- Fused LSTM gates ----------------------------------------------------------------- */
+
+/* The same step written with the generic ops, as the reference. */
+static void gates_by_hand(ur_tape *tp, ur_tensor *z, ur_tensor *cp, ur_tensor **h, ur_tensor **c)
+{
+    ur_tensor *g[4];
+    ur_split_cols(tp, z, 4, g);
+    ur_tensor *i = ur_sigmoid(tp, g[0]), *f = ur_sigmoid(tp, g[1]);
+    ur_tensor *gg = ur_tanh(tp, g[2]), *o = ur_sigmoid(tp, g[3]);
+    *c = ur_add(tp, ur_mul(tp, f, cp), ur_mul(tp, i, gg));
+    *h = ur_mul(tp, o, ur_tanh(tp, *c));
+}
+static int g_gates_out; /* 0: loss on h and c, 1: on h only, 2: on c only */
+static ur_tensor *op_gates(ur_tape *tp, ur_params *ps)
+{
+    ur_tensor *h, *c;
+    ur_lstm_gates(tp, P(ps, "a"), P(ps, "b"), &h, &c);
+    if (g_gates_out == 1) return h;
+    if (g_gates_out == 2) return c;
+    ur_tensor *hc[2] = {h, c};
+    return ur_concat_cols(tp, 2, hc);
+}
+START_TEST(test_lstm_gates)
+{
+    ur_params *ps = params2(3, 8, 3, 2);
+    ur_rng rng;
+    ur_rng_seed(&rng, 3);
+    ur_test_fill(P(ps, "a"), &rng, -3, 3);
+    ur_test_fill(P(ps, "b"), &rng, -2, 2);
+    ur_tape *tp = ur_tape_new(0);
+    ur_tensor *h, *c, *h2, *c2;
+    ck_assert_int_eq(ur_lstm_gates(tp, P(ps, "a"), P(ps, "b"), &h, &c), 0);
+    gates_by_hand(tp, P(ps, "a"), P(ps, "b"), &h2, &c2);
+    for (int k = 0; k < 6; k++) {
+        ck_assert_float_eq_tol(h->val[k], h2->val[k], 1e-6);
+        ck_assert_float_eq_tol(c->val[k], c2->val[k], 1e-6);
+    }
+    /* Hand-computed: z = [0 0 0 0], c_prev = 1: i = f = o = 0.5, g = 0, c = 0.5,
+     * h = 0.5 tanh(0.5) = 0.23105858. */
+    ur_tensor *z0 = ur_input(tp, 1, 4), *c1 = ur_input_from(tp, 1, 1, (float[]){1});
+    ur_lstm_gates(tp, z0, c1, &h, &c);
+    ck_assert_float_eq_tol(c->val[0], 0.5f, 1e-7);
+    ck_assert_float_eq_tol(h->val[0], 0.23105858f, 1e-7);
+    ck_assert_int_eq(ur_lstm_gates(tp, P(ps, "a"), P(ps, "a"), &h, &c), -1);
+    ck_assert_ptr_eq(h, ur_tape_poison(tp));
+    ck_assert_str_eq(ur_tape_error(tp), "lstm_gates: z must be B x 4H and c_prev B x H: 3x8 and 3x8");
+    ur_tape_free(tp);
+    for (g_gates_out = 0; g_gates_out < 3; g_gates_out++) check_op(ps, op_gates, 1e-2);
+    ur_params_free(ps);
+}
+END_TEST
+
 /* ---- Dropout -------------------------------------------------------------------------- */
 
 static ur_tensor *op_dropout(ur_tape *tp, ur_params *ps)
@@ -489,6 +541,7 @@ int main(void)
     tcase_add_test(tc, test_softmax_nll);
     tcase_add_test(tc, test_mse_xent);
     tcase_add_test(tc, test_dropout);
+    tcase_add_test(tc, test_lstm_gates);
     suite_add_tcase(s, tc);
     return ur_test_run(s);
 }
