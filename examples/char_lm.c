@@ -40,6 +40,10 @@ static const char *train_usage =
     "from the checkpoint (--cell, --layers, --hidden, --embed, --dropout are then ignored).\n"
     "--steps counts from the start of the first run, so a resumed run continues the same\n"
     "learning-rate schedule; Adam's moments start afresh on resume.\n"
+    "The n-gram alpha is chosen per order from {0.001, 0.003, ..., 1} by fitting on the\n"
+    "first 90% of the training text and scoring its last 10%: the validation text is\n"
+    "never used to tune anything.\n"
+    "Small models run fastest with OPENBLAS_NUM_THREADS=1, above all on a busy machine.\n"
     "Sampling: char_lm sample --model FILE [--prime TEXT] [--temperature T] [--length N]\n"
     "[--top-k K] [--seed S] (see char_lm sample --help).";
 
@@ -321,18 +325,24 @@ static int final_report(lm_model *m, ur_tape *tp, const dataset *d, const run_st
 
 static int cmd_train(int argc, char **argv)
 {
-    train_opts o = {.cell = "lstm", .val_frac = 0.1f, .lr = 3e-3f, .clip = 1.0f,
-                    .dropout = 0.0f, .minutes = 0.0f, .report = 2.0f, .layers = 1,
-                    .hidden = 256, .embed = 32, .batch = 32, .bptt = 64, .steps = 1500,
+    /* Defaults measured on the license texts (OPENBLAS_NUM_THREADS=1): 1500 steps beat the
+     * best n-gram (the 4-gram) by ~0.06 bpc. Hidden 128 runs 2.5x faster but overfits this
+     * 213 kB text after ~500 steps (val 2.36 after 1500); hidden 256 without dropout levels
+     * off near the 4-gram; lr 0.003 learns markedly slower than 0.005-0.01. */
+    train_opts o = {.cell = "lstm", .val_frac = 0.1f, .lr = 5e-3f, .clip = 1.0f,
+                    .dropout = 0.2f, .minutes = 0.0f, .report = 2.0f, .layers = 1,
+                    .hidden = 256, .embed = 32, .batch = 64, .bptt = 32, .steps = 1500,
                     .seed = 1, .eval_chars = 8192, .save_every = 500};
     const ex_opt opts[] = {
         {"data", EX_STRING, &o.data, 0, 0, "text file to train on (default: " LICENSE_DIR "/*)"},
-        {"val-frac", EX_FLOAT, &o.val_frac, 0.01, 0.5, "fraction held out at the end for validation"},
+        {"val-frac", EX_FLOAT, &o.val_frac, 0.01, 0.5,
+         "fraction held out at the end for validation"},
         {"cell", EX_STRING, &o.cell, 0, 0, "recurrent cell: lstm, gru or elman"},
         {"layers", EX_INT, &o.layers, 1, LM_MAX_LAYERS, "stacked recurrent layers"},
         {"hidden", EX_INT, &o.hidden, 1, 4096, "hidden units per layer"},
         {"embed", EX_INT, &o.embed, 1, 4096, "character embedding size"},
-        {"dropout", EX_FLOAT, &o.dropout, 0, 0.9, "dropout between layers and before the head (training only)"},
+        {"dropout", EX_FLOAT, &o.dropout, 0, 0.9,
+         "dropout between layers and before the head (training only)"},
         {"batch", EX_INT, &o.batch, 1, 4096, "parallel streams of the text per step"},
         {"bptt", EX_INT, &o.bptt, 1, 10000, "truncated BPTT length: time steps per update"},
         {"lr", EX_FLOAT, &o.lr, 1e-7, 1, "Adam learning rate (cosine decay to lr/10)"},
@@ -348,7 +358,8 @@ static int cmd_train(int argc, char **argv)
         {"save-every", EX_INT, &o.save_every, 0, 1e7, "steps between saves (0: at the end only)"},
         {"resume", EX_STRING, &o.resume, 0, 0, "continue training the model in this file"},
     };
-    int prc = ex_parse(argc, argv, 1, "char_lm", train_usage, opts, (int)(sizeof opts / sizeof opts[0]));
+    int prc = ex_parse(argc, argv, 1, "char_lm", train_usage, opts,
+                       (int)(sizeof opts / sizeof opts[0]));
     if (prc != 0) return prc > 0 ? 0 : 2;
     int cell = lm_cell_kind(o.cell);
     if (cell < 0) {
@@ -390,8 +401,8 @@ static int cmd_train(int argc, char **argv)
     }
     fprintf(stderr, "%s: %zu bytes, vocabulary %d; %zu for training, %zu held out\n",
             o.data ? o.data : LICENSE_DIR, d.n, d.vocab.size, d.n_train, d.n - d.n_train);
-    fprintf(stderr, "model: %s, %d layer(s) of %d, embedding %d, %zu parameters; batch %d, bptt %d, "
-            "lr %g\n", lm_cell_name(m.cfg.cell), m.cfg.layers, m.cfg.hidden, m.cfg.embed,
+    fprintf(stderr, "model: %s, %d layer(s) of %d, embedding %d, %zu parameters; batch %d, "
+            "bptt %d, lr %g\n", lm_cell_name(m.cfg.cell), m.cfg.layers, m.cfg.hidden, m.cfg.embed,
             ur_params_numel(m.ps), o.batch, o.bptt, o.lr);
 
     ur_optim_config oc = ur_optim_defaults(UR_OPTIM_ADAM);

@@ -55,9 +55,10 @@ int lm_build(lm_model *m, const lm_config *cfg, const unsigned char *vocab, ur_r
         char prefix[32];
         snprintf(prefix, sizeof prefix, "layer%d", l);
         int in = l == 0 ? cfg->embed : cfg->hidden, rc;
-        if (cfg->cell == LM_LSTM) rc = ur_lstm_cell(&m->cells[l], m->ps, prefix, in, cfg->hidden, rng);
-        else if (cfg->cell == LM_GRU) rc = ur_gru_cell(&m->cells[l], m->ps, prefix, in, cfg->hidden, rng);
-        else rc = ur_elman_cell(&m->cells[l], m->ps, prefix, in, cfg->hidden, rng);
+        ur_cell *c = &m->cells[l];
+        if (cfg->cell == LM_LSTM) rc = ur_lstm_cell(c, m->ps, prefix, in, cfg->hidden, rng);
+        else if (cfg->cell == LM_GRU) rc = ur_gru_cell(c, m->ps, prefix, in, cfg->hidden, rng);
+        else rc = ur_elman_cell(c, m->ps, prefix, in, cfg->hidden, rng);
         if (rc != 0) return build_fail(m, prefix, err, errlen);
     }
     float k = 1.0f / sqrtf((float)cfg->hidden);
@@ -177,7 +178,8 @@ static void carriers_free(ur_tbptt *tb, const lm_model *m)
 double lm_eval_bpc(lm_model *m, ur_tape *tp, const int *ids, size_t n, int B, int T, char *err,
                    size_t errlen)
 {
-    if (B < 1 || T < 1 || n < 2 || (n - 1) / (size_t)B < 1 || (n - 1) / (size_t)B > (size_t)1 << 30) {
+    if (B < 1 || T < 1 || n < 2 || (n - 1) / (size_t)B < 1 ||
+        (n - 1) / (size_t)B > (size_t)1 << 30) {
         snprintf(err, errlen, "evaluation: %zu characters cannot make %d streams", n, B);
         return -1;
     }
