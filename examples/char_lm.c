@@ -304,6 +304,8 @@ static int final_report(lm_model *m, ur_tape *tp, const dataset *d, const run_st
            (int)(8 - strlen(lm_cell_name(m->cfg.cell))), "", net,
            net < bpc[best] ? "beats" : "trails", best + 1, fabs(bpc[best] - net));
     double tps = r->train_time > 0 ? (double)r->tokens / r->train_time : 0;
+    printf("result: val_bpc=%.4f trigram_bpc=%.4f best_ngram_bpc=%.4f best_ngram=%d "
+           "tokens_per_s=%.0f\n", net, bpc[2], bpc[best], best + 1, tps);
     printf("training: %ld tokens in %s of training (%.0f tokens/s), %s wall; full evaluation "
            "%.1fs\n", r->tokens, fmt_time(r->train_time, t1, sizeof t1), tps,
            fmt_time(ex_elapsed(&r->prog), t1, sizeof t1), eval_time);
