@@ -3,7 +3,8 @@
  * softmax + NLL, fused: for a row x with target t,
  *     loss = logsumexp(x) - x_t = m + log sum_j exp(x_j - m) - x_t,   m = max_j x_j
  *     dloss/dx_j = softmax(x)_j - [j == t]
- * Subtracting the row max keeps exp() in (0, 1], so logits of 1e4 are fine.
+ * Subtracting the row max keeps exp() in (0, 1], so logits of 1e4 are fine; the exps come
+ * from the vectorised ur_exp (ops/fastmath.h) and are summed in double.
  * Sigmoid cross-entropy with target z: loss = max(x, 0) - x z + log(1 + exp(-|x|)),
  *     dloss/dx = sigmoid(x) - z,   dloss/dz = -x.
  * Mean squared error: loss = (x - z)^2,  dloss/dx = 2 (x - z) = -dloss/dz.
@@ -13,25 +14,36 @@
 #include <math.h>
 #include <string.h>
 
+#include "ops/fastmath.h"
+
 static float reduce(double total, size_t count, ur_reduction red)
 {
     if (red == UR_SUM) return (float)total;
     return count ? (float)(total / (double)count) : 0.0f;
 }
 
+/* One row: p = softmax(x), returns log sum_j exp(x_j - max x) (double accumulation). */
+UR_VECTOR_CLONES static double softmax_row(int k, const float *restrict x, float *restrict p,
+                                           float *max_out)
+{
+    float m = x[0];
+    for (int j = 1; j < k; j++) m = x[j] > m ? x[j] : m;
+    for (int j = 0; j < k; j++) p[j] = ur_exp(x[j] - m);
+    double s = 0;
+    for (int j = 0; j < k; j++) s += p[j];
+    float inv = (float)(1.0 / s);
+    for (int j = 0; j < k; j++) p[j] *= inv;
+    *max_out = m;
+    return log(s);
+}
+
 int ur_softmax_rows(const ur_tensor *logits, float *probs)
 {
     if (!logits || !probs) return -1;
-    for (int r = 0; r < logits->rows; r++) {
-        const float *x = logits->val + (size_t)r * logits->cols;
-        float *p = probs + (size_t)r * logits->cols;
-        float m = x[0];
-        for (int j = 1; j < logits->cols; j++) m = x[j] > m ? x[j] : m;
-        double s = 0;
-        for (int j = 0; j < logits->cols; j++) s += (p[j] = expf(x[j] - m));
-        float inv = (float)(1.0 / s);
-        for (int j = 0; j < logits->cols; j++) p[j] *= inv;
-    }
+    float m;
+    for (int r = 0; r < logits->rows; r++)
+        softmax_row(logits->cols, logits->val + (size_t)r * logits->cols,
+                    probs + (size_t)r * logits->cols, &m);
     return 0;
 }
 
@@ -69,16 +81,12 @@ ur_tensor *ur_softmax_nll(ur_tape *tp, ur_tensor *logits, const int *targets, ur
     ur_tensor *y = ur_tensor_new(tp, 1, 1);
     float *probs = ur_tape_alloc(tp, ur_numel(logits) * sizeof(float) + (size_t)rows * sizeof(int));
     if (!y || !probs) return ur_tape_poison(tp);
-    ur_softmax_rows(logits, probs);
     double total = 0;
     for (int r = 0; r < rows; r++) {
-        if (targets[r] < 0) continue;
         const float *x = logits->val + (size_t)r * k;
-        float m = x[0];
-        for (int j = 1; j < k; j++) m = x[j] > m ? x[j] : m;
-        double s = 0;
-        for (int j = 0; j < k; j++) s += exp((double)x[j] - m);
-        total += (double)m + log(s) - x[targets[r]];
+        float m;
+        double lse = softmax_row(k, x, probs + (size_t)r * k, &m);
+        if (targets[r] >= 0) total += lse - ((double)x[targets[r]] - m);
     }
     y->val[0] = reduce(total, count, red);
     ur_node *nd = ur_record(tp, &softmax_nll_op, y, 1, logits);

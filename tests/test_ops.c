@@ -102,6 +102,39 @@ START_TEST(test_matmul_grad)
 }
 END_TEST
 
+/* Products with one row, one column or k = 1 take the sgemv / sger paths: every transpose
+ * combination of each, forward against a plain triple loop and backward by gradient check. */
+START_TEST(test_matmul_vector_shapes)
+{
+    static const int shapes[3][3] = {{1, 4, 5}, {3, 4, 1}, {3, 1, 5}}; /* m, k, n */
+    const int *mkn = shapes[_i / 4];
+    g_ta = _i & 1;
+    g_tb = (_i >> 1) & 1;
+    int m = mkn[0], k = mkn[1], n = mkn[2];
+    ur_params *ps = params2(g_ta ? k : m, g_ta ? m : k, g_tb ? n : k, g_tb ? k : n);
+    ur_rng rng;
+    ur_rng_seed(&rng, (uint64_t)_i);
+    ur_test_fill(P(ps, "a"), &rng, -1, 1);
+    ur_test_fill(P(ps, "b"), &rng, -1, 1);
+    ur_tape *tp = ur_tape_new(0);
+    ur_tensor *c = op_matmul(tp, ps);
+    ck_assert_int_eq(c->rows, m);
+    ck_assert_int_eq(c->cols, n);
+    const ur_tensor *a = P(ps, "a"), *b = P(ps, "b");
+    for (int i = 0; i < m; i++)
+        for (int j = 0; j < n; j++) {
+            double want = 0;
+            for (int q = 0; q < k; q++)
+                want += (double)(g_ta ? a->val[q * a->cols + i] : a->val[i * a->cols + q]) *
+                        (g_tb ? b->val[j * b->cols + q] : b->val[q * b->cols + j]);
+            ck_assert_double_eq_tol(c->val[i * n + j], want, 1e-5);
+        }
+    ur_tape_free(tp);
+    check_op(ps, op_matmul, 1e-2);
+    ur_params_free(ps);
+}
+END_TEST
+
 static ur_tensor *op_addmm(ur_tape *tp, ur_params *ps)
 {
     return ur_addmm(tp, P(ps, "c"), P(ps, "a"), P(ps, "b"));
@@ -530,6 +563,7 @@ int main(void)
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, test_matmul_forward);
     tcase_add_loop_test(tc, test_matmul_grad, 0, 4);
+    tcase_add_loop_test(tc, test_matmul_vector_shapes, 0, 12);
     tcase_add_test(tc, test_addmm);
     tcase_add_test(tc, test_linear);
     tcase_add_test(tc, test_elementwise);
