@@ -16,7 +16,7 @@ static ur_tensor *elman_project(ur_tape *tp, const ur_cell *cell, ur_tensor *x_a
 
 static ur_state elman_step(ur_tape *tp, const ur_cell *cell, ur_tensor *xu, ur_state prev)
 {
-    ur_state s = {ur_tanh(tp, ur_addmm(tp, xu, prev.h, cell->p[W])), NULL};
+    ur_state s = {ur_tanh(tp, ur_cell_addmm(tp, cell, xu, prev.h)), NULL}; /* xu + h W */
     return s;
 }
 
@@ -49,5 +49,6 @@ int ur_elman_cell(ur_cell *cell, ur_params *ps, const char *prefix, int in_dim, 
     if (!cell->p[U] || !cell->p[W] || !cell->p[B])
         return ur_model_fail("elman_cell(%s): %s", prefix,
                              ur_params_error(ps) ? ur_params_error(ps) : "cannot add parameters");
+    cell->recurrent_w = cell->p[W];
     return 0;
 }

@@ -41,12 +41,17 @@ int ur_unroll(ur_tape *tp, const ur_cell *cell, ur_tensor *x_all, int T, ur_stat
     if (!s.h || (cell->has_c && !s.c)) return -1;
 
     ur_tensor *xin = cell->project ? cell->project(tp, cell, x_all) : x_all;
+    /* The step sees a private copy of the cell that knows the step index and, when the cell
+     * names its recurrent weight, the context that sums that weight's gradient in one GEMM. */
+    ur_cell at = *cell;
+    at.rec = cell->recurrent_w ? ur_recurrent_begin(tp, cell->recurrent_w, T, B) : NULL;
     ur_state *states = ur_tape_alloc(tp, (size_t)T * sizeof *states);
     ur_tensor **hs = ur_tape_alloc(tp, (size_t)T * sizeof *hs);
     if (!states || !hs || ur_tape_error(tp)) return -1;
     for (int k = 0; k < T; k++) {
         int t = reverse ? T - 1 - k : k;
-        s = cell->step(tp, cell, ur_rows(tp, xin, t * B, B), s);
+        at.t = t;
+        s = cell->step(tp, &at, ur_rows(tp, xin, t * B, B), s);
         if (ur_tape_error(tp)) return -1;
         states[t] = s;
         hs[t] = s.h;
@@ -66,4 +71,12 @@ int ur_unroll_steps(ur_tape *tp, const ur_cell *cell, int T, ur_tensor *const *x
     ur_tensor *x_all = ur_concat_rows(tp, T, x);
     if (ur_tape_error(tp)) return -1;
     return ur_unroll(tp, cell, x_all, T, init, reverse, out);
+}
+
+ur_tensor *ur_cell_addmm(ur_tape *tp, const ur_cell *cell, ur_tensor *c, ur_tensor *h)
+{
+    if (!cell || !cell->recurrent_w)
+        return ur_tape_fail(tp, "cell_addmm: the cell has no recurrent_w");
+    if (cell->rec) return ur_recurrent_addmm(tp, cell->rec, cell->t, c, h);
+    return ur_addmm(tp, c, h, cell->recurrent_w);
 }

@@ -45,7 +45,17 @@ struct ur_cell {
     int has_c;                 /* 1 if the state has a cell state c */
     ur_tensor *p[UR_CELL_MAX_PARAMS]; /* parameters, meaning defined by the cell kind */
     void *user;                /* free for user cells */
+    ur_tensor *recurrent_w;    /* optional: the W of the step's h_{t-1} W (see ur_cell_addmm) */
+    /* Set by ur_unroll on the copy of the cell it passes to step: the step index and the
+     * recurrent product context (NULL when the step is called outside ur_unroll). */
+    ur_recurrent *rec;
+    int t;
 };
+
+/* c + h_{t-1} W with W = cell->recurrent_w, for use inside a step: under ur_unroll the
+ * product joins the unroll's recurrent context, so W's gradient is one GEMM over all steps;
+ * called elsewhere it is ur_addmm(c, h, W). */
+ur_tensor *ur_cell_addmm(ur_tape *tp, const ur_cell *cell, ur_tensor *c, ur_tensor *h);
 
 /* ---- Built-in cells ----------------------------------------------------------------------
  * Each adds its parameters to ps under "<prefix>.<name>" and initialises them from rng

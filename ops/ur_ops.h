@@ -75,6 +75,19 @@ ur_tensor *ur_sigmoid_xent(ur_tape *tp, ur_tensor *logits, ur_tensor *target, ur
 /* Softmax of each row (no gradient path; for sampling and accuracy). Writes B x K probs. */
 int ur_softmax_rows(const ur_tensor *logits, float *probs);
 
+/* ---- Recurrent products ---------------------------------------------------------------- */
+
+/* The weight W of a product used at every time step, z_t = c_t + h_{t-1} W, with W's gradient
+ * computed once as one GEMM over all steps (sum_t h_{t-1}^T dz_t) instead of once per step.
+ * ur_unroll sets one up for a cell that names its recurrent_w; cells call ur_cell_addmm. */
+typedef struct ur_recurrent ur_recurrent;
+
+/* Starts a recurrent product over steps steps of rows rows each; NULL with the tape failed. */
+ur_recurrent *ur_recurrent_begin(ur_tape *tp, ur_tensor *w, int steps, int rows);
+/* c + h W for step t (0 <= t < steps); the result is row block t of one time-stacked tensor.
+ * Each step t may be recorded once, in any order. */
+ur_tensor *ur_recurrent_addmm(ur_tape *tp, ur_recurrent *r, int t, ur_tensor *c, ur_tensor *h);
+
 /* ---- Fused gates ----------------------------------------------------------------------- */
 
 /* The element-wise half of an LSTM step in one op: z (B x 4H) holds the pre-activations

@@ -469,6 +469,62 @@ START_TEST(test_mse_xent)
 }
 END_TEST
 
+/* ---- Recurrent product ---------------------------------------------------------------- */
+
+/* Three steps h_t = tanh(c_t + h_{t-1} W) through ur_recurrent_addmm; W's gradient is one GEMM
+ * over the steps. The same with ur_addmm must give the same values and gradients. */
+static int g_use_recurrent;
+static ur_tensor *op_recurrent(ur_tape *tp, ur_params *ps)
+{
+    ur_tensor *w = P(ps, "a"), *c = P(ps, "b"), *h = P(ps, "h0");
+    ur_recurrent *r = g_use_recurrent ? ur_recurrent_begin(tp, w, 3, 2) : NULL;
+    ur_tensor *hs[3];
+    for (int t = 2; t >= 0; t--) { /* steps may be recorded in any order */
+        ur_tensor *ct = ur_rows(tp, c, 2 * t, 2);
+        h = ur_tanh(tp, r ? ur_recurrent_addmm(tp, r, t, ct, h) : ur_addmm(tp, ct, h, w));
+        hs[t] = h;
+    }
+    return ur_concat_rows(tp, 3, hs);
+}
+START_TEST(test_recurrent_addmm)
+{
+    ur_params *ps = params2(4, 4, 6, 4);
+    ur_params_add(ps, "h0", 2, 4);
+    ur_rng rng;
+    ur_rng_seed(&rng, 11);
+    for (int k = 0; k < 3; k++) ur_test_fill(ur_params_at(ps, k), &rng, -0.8f, 0.8f);
+    float grads[2][3][24];
+    float vals[2][24];
+    for (g_use_recurrent = 0; g_use_recurrent < 2; g_use_recurrent++) {
+        ur_tape *tp = ur_tape_new(0);
+        ur_params_zero_grad(ps);
+        ur_tensor *y = op_recurrent(tp, ps);
+        memcpy(vals[g_use_recurrent], y->val, 24 * sizeof(float));
+        ck_assert_int_eq(ur_backward(tp, ur_sum(tp, ur_mul(tp, y, y))), 0);
+        for (int k = 0; k < 3; k++)
+            memcpy(grads[g_use_recurrent][k], ur_params_at(ps, k)->grad,
+                   ur_numel(ur_params_at(ps, k)) * sizeof(float));
+        ur_tape_free(tp);
+    }
+    for (int j = 0; j < 24; j++) ck_assert_float_eq_tol(vals[1][j], vals[0][j], 1e-6);
+    for (int k = 0; k < 3; k++)
+        for (size_t j = 0; j < ur_numel(ur_params_at(ps, k)); j++)
+            ck_assert_float_eq_tol(grads[1][k][j], grads[0][k][j], 1e-5);
+    g_use_recurrent = 1;
+    check_op(ps, op_recurrent, 1e-2);
+    ur_tape *tp = ur_tape_new(0);
+    ur_recurrent *r = ur_recurrent_begin(tp, P(ps, "a"), 3, 2);
+    ur_recurrent_addmm(tp, r, 3, ur_rows(tp, P(ps, "b"), 0, 2), P(ps, "h0"));
+    ck_assert_str_eq(ur_tape_error(tp), "recurrent_addmm: step 3 is outside [0, 3)");
+    ur_tape_reset(tp);
+    r = ur_recurrent_begin(tp, P(ps, "a"), 3, 2);
+    ur_recurrent_addmm(tp, r, 0, ur_rows(tp, P(ps, "b"), 0, 2), P(ps, "b"));
+    ck_assert_str_eq(ur_tape_error(tp), "recurrent_addmm: h and W do not chain: 6x4 and 4x4");
+    ur_tape_free(tp);
+    ur_params_free(ps);
+}
+END_TEST
+
 /* ---- Fused LSTM gates ----------------------------------------------------------------- */
 
 /* The same step written with the generic ops, as the reference. */
@@ -576,6 +632,7 @@ int main(void)
     tcase_add_test(tc, test_mse_xent);
     tcase_add_test(tc, test_dropout);
     tcase_add_test(tc, test_lstm_gates);
+    tcase_add_test(tc, test_recurrent_addmm);
     suite_add_tcase(s, tc);
     return ur_test_run(s);
 }
