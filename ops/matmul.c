@@ -7,28 +7,15 @@
  */
 #include "ops/ur_ops.h"
 
-#include <cblas.h>
 #include <string.h>
 
-#define T(flag) ((flag) ? CblasTrans : CblasNoTrans)
+#include "ops/blas.h"
 
-/* out (m x n) = op_x(X) op_y(Y) + beta out, X and Y stored row-major with their own cols.
- * A product with one row or one column is a matrix-vector product, and one with k = 1 an
- * outer product: sgemv and sger do those without sgemm's per-call packing of the whole
- * matrix, which dominates at batch size 1 (sampling, min-char-rnn). */
+/* out (m x n) = op_x(X) op_y(Y) + beta out, X and Y stored row-major with their own cols. */
 static void gemm_acc(int tx, int ty, int m, int n, int k, const ur_tensor *x, const float *xv,
                      const ur_tensor *y, const float *yv, float *out, float beta)
 {
-    if (m == 1) /* out^T = op(Y)^T x^T; x is contiguous whether stored 1 x k or k x 1 */
-        cblas_sgemv(CblasRowMajor, ty ? CblasNoTrans : CblasTrans, y->rows, y->cols, 1.0f, yv,
-                    y->cols, xv, 1, beta, out, 1);
-    else if (n == 1) /* out = op(X) y */
-        cblas_sgemv(CblasRowMajor, T(tx), x->rows, x->cols, 1.0f, xv, x->cols, yv, 1, beta, out, 1);
-    else if (k == 1 && beta == 1.0f) /* out += x y^T, both contiguous vectors */
-        cblas_sger(CblasRowMajor, m, n, 1.0f, xv, 1, yv, 1, out, n);
-    else
-        cblas_sgemm(CblasRowMajor, T(tx), T(ty), m, n, k, 1.0f, xv, x->cols, yv, y->cols, beta,
-                    out, n);
+    ur_blas_gemm(tx, ty, m, n, k, xv, x->cols, yv, y->cols, beta, out, n);
 }
 
 /* Gradients of C = op(A) op(B) given dC, into A and B (those that need them). */

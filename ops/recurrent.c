@@ -11,8 +11,9 @@
  */
 #include "ops/ur_ops.h"
 
-#include <cblas.h>
 #include <string.h>
+
+#include "ops/blas.h"
 
 struct ur_recurrent {
     ur_tensor *w;    /* in x out */
@@ -26,8 +27,8 @@ static void recurrent_weight_backward(ur_node *n)
 {
     const ur_recurrent *r = n->aux;
     ur_tensor *w = r->w;
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, w->rows, w->cols, r->z->rows, 1.0f,
-                r->a->val, w->rows, r->z->grad, w->cols, 1.0f, ur_grad(w), w->cols);
+    ur_blas_gemm(1, 0, w->rows, w->cols, r->z->rows, r->a->val, w->rows, r->z->grad, w->cols,
+                 1.0f, ur_grad(w), w->cols);
 }
 static const ur_op recurrent_weight_op = {"recurrent_weight", recurrent_weight_backward};
 
@@ -58,8 +59,8 @@ static void recurrent_step_backward(ur_node *n)
         for (size_t k = 0; k < ur_numel(y); k++) dc[k] += y->grad[k];
     }
     if (h->requires_grad)
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, h->rows, h->cols, y->cols, 1.0f,
-                    y->grad, y->cols, w->val, w->cols, 1.0f, ur_grad(h), h->cols);
+        ur_blas_gemm(0, 1, h->rows, h->cols, y->cols, y->grad, y->cols, w->val, w->cols, 1.0f,
+                     ur_grad(h), h->cols);
 }
 static const ur_op recurrent_step_op = {"recurrent_addmm", recurrent_step_backward};
 
@@ -77,8 +78,8 @@ ur_tensor *ur_recurrent_addmm(ur_tape *tp, ur_recurrent *r, int t, ur_tensor *c,
     ur_tensor *y = ur_rows(tp, r->z, t * r->rows, r->rows);
     if (ur_tape_error(tp)) return ur_tape_poison(tp);
     memcpy(y->val, c->val, ur_numel(y) * sizeof(float));
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, h->rows, r->w->cols, h->cols, 1.0f,
-                h->val, h->cols, r->w->val, r->w->cols, 1.0f, y->val, y->cols);
+    ur_blas_gemm(0, 0, h->rows, r->w->cols, h->cols, h->val, h->cols, r->w->val, r->w->cols,
+                 1.0f, y->val, y->cols);
     memcpy(r->a->val + (size_t)t * r->rows * h->cols, h->val, ur_numel(h) * sizeof(float));
     ur_node *nd = ur_record(tp, &recurrent_step_op, y, 2, c, h);
     if (nd) nd->aux = r->w;
