@@ -49,6 +49,7 @@ int ur_elman_cell(ur_cell *cell, ur_params *ps, const char *prefix, int in_dim, 
     if (!cell->p[U] || !cell->p[W] || !cell->p[B])
         return ur_model_fail("elman_cell(%s): %s", prefix,
                              ur_params_error(ps) ? ur_params_error(ps) : "cannot add parameters");
+    cell->project_owned = 1; /* ur_linear's output, read only by the steps */
     cell->recurrent_w = cell->p[W];
     return 0;
 }

@@ -26,7 +26,7 @@ static ur_state lstm_step(ur_tape *tp, const ur_cell *cell, ur_tensor *zx, ur_st
 {
     ur_state s;
     ur_tensor *z = ur_cell_addmm(tp, cell, zx, prev.h); /* zx + h Wh */
-    ur_lstm_gates(tp, z, prev.c, &s.h, &s.c);
+    ur_lstm_gates_inplace(tp, z, prev.c, &s.h, &s.c); /* z is read by nothing else */
     return s;
 }
 
@@ -49,6 +49,7 @@ int ur_lstm_cell(ur_cell *cell, ur_params *ps, const char *prefix, int in_dim, i
     if (!cell->p[WX] || !cell->p[WH] || !cell->p[B])
         return ur_model_fail("lstm_cell(%s): %s", prefix,
                              ur_params_error(ps) ? ur_params_error(ps) : "cannot add parameters");
+    cell->project_owned = 1; /* ur_linear's output, read only by the steps */
     cell->recurrent_w = cell->p[WH];
     for (int j = hidden; j < 2 * hidden; j++) cell->p[B]->val[j] = 1.0f; /* forget gate */
     return 0;

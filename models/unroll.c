@@ -44,7 +44,8 @@ int ur_unroll(ur_tape *tp, const ur_cell *cell, ur_tensor *x_all, int T, ur_stat
     /* The step sees a private copy of the cell that knows the step index and, when the cell
      * names its recurrent weight, the context that sums that weight's gradient in one GEMM. */
     ur_cell at = *cell;
-    at.rec = cell->recurrent_w ? ur_recurrent_begin(tp, cell->recurrent_w, T, B) : NULL;
+    ur_tensor *into = cell->project && cell->project_owned && xin != x_all ? xin : NULL;
+    at.rec = cell->recurrent_w ? ur_recurrent_begin(tp, cell->recurrent_w, T, B, into) : NULL;
     ur_state *states = ur_tape_alloc(tp, (size_t)T * sizeof *states);
     ur_tensor **hs = ur_tape_alloc(tp, (size_t)T * sizeof *hs);
     if (!states || !hs || ur_tape_error(tp)) return -1;

@@ -46,6 +46,9 @@ struct ur_cell {
     ur_tensor *p[UR_CELL_MAX_PARAMS]; /* parameters, meaning defined by the cell kind */
     void *user;                /* free for user cells */
     ur_tensor *recurrent_w;    /* optional: the W of the step's h_{t-1} W (see ur_cell_addmm) */
+    int project_owned;         /* 1: project returns a fresh tensor that only the steps read and
+                                  whose producer's backward ignores its value (ur_linear does):
+                                  ur_cell_addmm may then accumulate into it in place */
     /* Set by ur_unroll on the copy of the cell it passes to step: the step index and the
      * recurrent product context (NULL when the step is called outside ur_unroll). */
     ur_recurrent *rec;

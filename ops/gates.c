@@ -19,8 +19,9 @@
 #include "ops/fastmath.h"
 
 /* One row: a receives the activations [i | f | g | o]. */
-UR_VECTOR_CLONES static void gates_row(int H, const float *restrict z, const float *restrict cp,
-                                       float *restrict a, float *restrict c, float *restrict h)
+/* a may be z itself (in place): every a[j] depends only on z[j]. */
+UR_VECTOR_CLONES static void gates_row(int H, const float *z, const float *restrict cp, float *a,
+                                       float *restrict c, float *restrict h)
 {
     for (int j = 0; j < 2 * H; j++) a[j] = ur_sigmoid1(z[j]);
     for (int j = 2 * H; j < 3 * H; j++) a[j] = ur_tanh1(z[j]);
@@ -71,7 +72,8 @@ static void lstm_gates_backward(ur_node *n)
 }
 static const ur_op lstm_gates_op = {"lstm_gates", lstm_gates_backward};
 
-int ur_lstm_gates(ur_tape *tp, ur_tensor *z, ur_tensor *c_prev, ur_tensor **h, ur_tensor **c)
+static int lstm_gates(ur_tape *tp, ur_tensor *z, ur_tensor *c_prev, ur_tensor **h, ur_tensor **c,
+                      int in_place)
 {
     if (h) *h = ur_tape_poison(tp);
     if (c) *c = ur_tape_poison(tp);
@@ -83,7 +85,7 @@ int ur_lstm_gates(ur_tape *tp, ur_tensor *z, ur_tensor *c_prev, ur_tensor **h, u
     }
     int B = z->rows, H = c_prev->cols;
     ur_tensor *hh = ur_tensor_new(tp, B, H), *cc = ur_tensor_new(tp, B, H);
-    float *acts = ur_tape_alloc(tp, ur_numel(z) * sizeof *acts);
+    float *acts = in_place ? z->val : ur_tape_alloc(tp, ur_numel(z) * sizeof *acts);
     if (!hh || !cc || !acts) return -1;
     for (int r = 0; r < B; r++)
         gates_row(H, z->val + (size_t)r * 4 * H, c_prev->val + (size_t)r * H,
@@ -96,4 +98,15 @@ int ur_lstm_gates(ur_tape *tp, ur_tensor *z, ur_tensor *c_prev, ur_tensor **h, u
     *h = hh;
     *c = cc;
     return 0;
+}
+
+int ur_lstm_gates(ur_tape *tp, ur_tensor *z, ur_tensor *c_prev, ur_tensor **h, ur_tensor **c)
+{
+    return lstm_gates(tp, z, c_prev, h, c, 0);
+}
+
+int ur_lstm_gates_inplace(ur_tape *tp, ur_tensor *z, ur_tensor *c_prev, ur_tensor **h,
+                          ur_tensor **c)
+{
+    return lstm_gates(tp, z, c_prev, h, c, 1);
 }

@@ -8,6 +8,10 @@
  * writes all of dW). So: every step's output z_t is a row block of one time-stacked Z, each
  * step copies its h_{t-1} into the rows of A, and a node recorded *before* the steps (so
  * that backward reaches it after all of them) computes A^T dZ.
+ *
+ * When the c_t are the row blocks of one tensor that nothing else reads (an input projection
+ * x U + b made for the recurrence), Z can be that tensor: each step adds h W into its rows in
+ * place, and y_t and c_t share their gradient, so neither a copy nor dc += dy is needed.
  */
 #include "ops/ur_ops.h"
 
@@ -17,7 +21,8 @@
 
 struct ur_recurrent {
     ur_tensor *w;    /* in x out */
-    ur_tensor *z;    /* steps*rows x out: the steps' outputs */
+    ur_tensor *z;    /* steps*rows x out: the steps' outputs (the caller's, when in place) */
+    int in_place;    /* 1: z_t = c_t + h W is accumulated into c_t, a row block of z */
     ur_tensor *a;    /* steps*rows x in: the steps' previous states */
     int steps, rows;
 };
@@ -32,29 +37,37 @@ static void recurrent_weight_backward(ur_node *n)
 }
 static const ur_op recurrent_weight_op = {"recurrent_weight", recurrent_weight_backward};
 
-ur_recurrent *ur_recurrent_begin(ur_tape *tp, ur_tensor *w, int steps, int rows)
+ur_recurrent *ur_recurrent_begin(ur_tape *tp, ur_tensor *w, int steps, int rows, ur_tensor *into)
 {
     if (!ur_op_begin(tp, "recurrent_begin", 1, w)) return NULL;
     if (steps <= 0 || rows <= 0) {
         ur_tape_fail(tp, "recurrent_begin: needs steps > 0 and rows > 0, got %d and %d", steps, rows);
         return NULL;
     }
+    if (into && (into->rows != steps * rows || into->cols != w->cols || into->base)) {
+        ur_tape_fail(tp, "recurrent_begin: accumulator is %dx%d, expected a %dx%d tensor (not a view)",
+                     into->rows, into->cols, steps * rows, w->cols);
+        return NULL;
+    }
     ur_recurrent *r = ur_tape_alloc(tp, sizeof *r);
-    ur_tensor *z = ur_tensor_new(tp, steps * rows, w->cols);
+    ur_tensor *z = into ? into : ur_tensor_new(tp, steps * rows, w->cols);
     ur_tensor *a = ur_tensor_new(tp, steps * rows, w->rows);
     if (!r || !z || !a) return NULL;
-    *r = (ur_recurrent){w, z, a, steps, rows};
+    *r = (ur_recurrent){w, z, into != NULL, a, steps, rows};
+    ur_node *producer = z->node;
     ur_node *nd = ur_record(tp, &recurrent_weight_op, z, 1, w);
     if (nd) nd->aux = r;
+    if (into) z->node = producer; /* the accumulator still names the op that made it */
     return r;
 }
 
-/* y = c + h W (W's gradient left to the node above):  dc += dy,  dh += dy W^T */
+/* y = c + h W (W's gradient left to the node above):  dc += dy,  dh += dy W^T. In place,
+ * y and c are the same rows of the accumulator and share their gradient: only dh is left. */
 static void recurrent_step_backward(ur_node *n)
 {
     ur_tensor *y = n->out, *c = n->in[0], *h = n->in[1];
     const ur_tensor *w = n->aux;
-    if (c->requires_grad) {
+    if (c->requires_grad && n->i[0] == 0) {
         float *dc = ur_grad(c);
         for (size_t k = 0; k < ur_numel(y); k++) dc[k] += y->grad[k];
     }
@@ -77,11 +90,17 @@ ur_tensor *ur_recurrent_addmm(ur_tape *tp, ur_recurrent *r, int t, ur_tensor *c,
                             h->rows, r->w->cols);
     ur_tensor *y = ur_rows(tp, r->z, t * r->rows, r->rows);
     if (ur_tape_error(tp)) return ur_tape_poison(tp);
-    memcpy(y->val, c->val, ur_numel(y) * sizeof(float));
+    if (!r->in_place) memcpy(y->val, c->val, ur_numel(y) * sizeof(float));
+    else if (c->val != y->val)
+        return ur_tape_fail(tp, "recurrent_addmm: in place, c of step %d must be rows [%d, %d) of "
+                            "the accumulator", t, t * r->rows, (t + 1) * r->rows);
     ur_blas_gemm(0, 0, h->rows, r->w->cols, h->cols, h->val, h->cols, r->w->val, r->w->cols,
                  1.0f, y->val, y->cols);
     memcpy(r->a->val + (size_t)t * r->rows * h->cols, h->val, ur_numel(h) * sizeof(float));
     ur_node *nd = ur_record(tp, &recurrent_step_op, y, 2, c, h);
-    if (nd) nd->aux = r->w;
+    if (nd) {
+        nd->aux = r->w;
+        nd->i[0] = r->in_place;
+    }
     return y;
 }

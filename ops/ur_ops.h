@@ -82,8 +82,10 @@ int ur_softmax_rows(const ur_tensor *logits, float *probs);
  * ur_unroll sets one up for a cell that names its recurrent_w; cells call ur_cell_addmm. */
 typedef struct ur_recurrent ur_recurrent;
 
-/* Starts a recurrent product over steps steps of rows rows each; NULL with the tape failed. */
-ur_recurrent *ur_recurrent_begin(ur_tape *tp, ur_tensor *w, int steps, int rows);
+/* Starts a recurrent product over steps steps of rows rows each; NULL with the tape failed.
+ * into (steps*rows x W's cols, or NULL): accumulate in place into it; every step's c must then
+ * be its row block t, and into's values must not be needed by anything else afterwards. */
+ur_recurrent *ur_recurrent_begin(ur_tape *tp, ur_tensor *w, int steps, int rows, ur_tensor *into);
 /* c + h W for step t (0 <= t < steps); the result is row block t of one time-stacked tensor.
  * Each step t may be recorded once, in any order. */
 ur_tensor *ur_recurrent_addmm(ur_tape *tp, ur_recurrent *r, int t, ur_tensor *c, ur_tensor *h);
@@ -94,6 +96,10 @@ ur_tensor *ur_recurrent_addmm(ur_tape *tp, ur_recurrent *r, int t, ur_tensor *c,
  * [i | f | g | o] (PyTorch's order); c = sigmoid(f) c_prev + sigmoid(i) tanh(g) and
  * h = sigmoid(o) tanh(c), both B x H. Returns 0, or -1 with the tape failed. */
 int ur_lstm_gates(ur_tape *tp, ur_tensor *z, ur_tensor *c_prev, ur_tensor **h, ur_tensor **c);
+/* The same, storing the activations over z's values (saving B x 4H floats per step): z must
+ * be a temporary that no other op reads afterwards (as in an LSTM step). */
+int ur_lstm_gates_inplace(ur_tape *tp, ur_tensor *z, ur_tensor *c_prev, ur_tensor **h,
+                          ur_tensor **c);
 
 /* ---- Regularisation ------------------------------------------------------------------- */
 

@@ -473,11 +473,13 @@ END_TEST
 
 /* Three steps h_t = tanh(c_t + h_{t-1} W) through ur_recurrent_addmm; W's gradient is one GEMM
  * over the steps. The same with ur_addmm must give the same values and gradients. */
-static int g_use_recurrent;
+static int g_use_recurrent; /* 0: ur_addmm, 1: ur_recurrent_addmm, 2: the same in place */
 static ur_tensor *op_recurrent(ur_tape *tp, ur_params *ps)
 {
     ur_tensor *w = P(ps, "a"), *c = P(ps, "b"), *h = P(ps, "h0");
-    ur_recurrent *r = g_use_recurrent ? ur_recurrent_begin(tp, w, 3, 2) : NULL;
+    if (g_use_recurrent == 2) c = ur_scale(tp, c, 1); /* a temporary only the steps read */
+    ur_tensor *into = g_use_recurrent == 2 ? c : NULL;
+    ur_recurrent *r = g_use_recurrent ? ur_recurrent_begin(tp, w, 3, 2, into) : NULL;
     ur_tensor *hs[3];
     for (int t = 2; t >= 0; t--) { /* steps may be recorded in any order */
         ur_tensor *ct = ur_rows(tp, c, 2 * t, 2);
@@ -493,9 +495,9 @@ START_TEST(test_recurrent_addmm)
     ur_rng rng;
     ur_rng_seed(&rng, 11);
     for (int k = 0; k < 3; k++) ur_test_fill(ur_params_at(ps, k), &rng, -0.8f, 0.8f);
-    float grads[2][3][24];
-    float vals[2][24];
-    for (g_use_recurrent = 0; g_use_recurrent < 2; g_use_recurrent++) {
+    float grads[3][3][24];
+    float vals[3][24];
+    for (g_use_recurrent = 0; g_use_recurrent < 3; g_use_recurrent++) {
         ur_tape *tp = ur_tape_new(0);
         ur_params_zero_grad(ps);
         ur_tensor *y = op_recurrent(tp, ps);
@@ -506,18 +508,20 @@ START_TEST(test_recurrent_addmm)
                    ur_numel(ur_params_at(ps, k)) * sizeof(float));
         ur_tape_free(tp);
     }
-    for (int j = 0; j < 24; j++) ck_assert_float_eq_tol(vals[1][j], vals[0][j], 1e-6);
-    for (int k = 0; k < 3; k++)
-        for (size_t j = 0; j < ur_numel(ur_params_at(ps, k)); j++)
-            ck_assert_float_eq_tol(grads[1][k][j], grads[0][k][j], 1e-5);
-    g_use_recurrent = 1;
-    check_op(ps, op_recurrent, 1e-2);
+    for (int v = 1; v < 3; v++) {
+        for (int j = 0; j < 24; j++) ck_assert_float_eq_tol(vals[v][j], vals[0][j], 1e-6);
+        for (int k = 0; k < 3; k++)
+            for (size_t j = 0; j < ur_numel(ur_params_at(ps, k)); j++)
+                ck_assert_float_eq_tol(grads[v][k][j], grads[0][k][j], 1e-5);
+    }
+    for (g_use_recurrent = 1; g_use_recurrent < 3; g_use_recurrent++)
+        check_op(ps, op_recurrent, 1e-2);
     ur_tape *tp = ur_tape_new(0);
-    ur_recurrent *r = ur_recurrent_begin(tp, P(ps, "a"), 3, 2);
+    ur_recurrent *r = ur_recurrent_begin(tp, P(ps, "a"), 3, 2, NULL);
     ur_recurrent_addmm(tp, r, 3, ur_rows(tp, P(ps, "b"), 0, 2), P(ps, "h0"));
     ck_assert_str_eq(ur_tape_error(tp), "recurrent_addmm: step 3 is outside [0, 3)");
     ur_tape_reset(tp);
-    r = ur_recurrent_begin(tp, P(ps, "a"), 3, 2);
+    r = ur_recurrent_begin(tp, P(ps, "a"), 3, 2, NULL);
     ur_recurrent_addmm(tp, r, 0, ur_rows(tp, P(ps, "b"), 0, 2), P(ps, "b"));
     ck_assert_str_eq(ur_tape_error(tp), "recurrent_addmm: h and W do not chain: 6x4 and 4x4");
     ur_tape_free(tp);
@@ -538,10 +542,12 @@ static void gates_by_hand(ur_tape *tp, ur_tensor *z, ur_tensor *cp, ur_tensor **
     *h = ur_mul(tp, o, ur_tanh(tp, *c));
 }
 static int g_gates_out; /* 0: loss on h and c, 1: on h only, 2: on c only */
+static int g_gates_inplace; /* 1: ur_lstm_gates_inplace on a temporary copy of a */
 static ur_tensor *op_gates(ur_tape *tp, ur_params *ps)
 {
     ur_tensor *h, *c;
-    ur_lstm_gates(tp, P(ps, "a"), P(ps, "b"), &h, &c);
+    if (g_gates_inplace) ur_lstm_gates_inplace(tp, ur_scale(tp, P(ps, "a"), 1), P(ps, "b"), &h, &c);
+    else ur_lstm_gates(tp, P(ps, "a"), P(ps, "b"), &h, &c);
     if (g_gates_out == 1) return h;
     if (g_gates_out == 2) return c;
     ur_tensor *hc[2] = {h, c};
@@ -572,7 +578,9 @@ START_TEST(test_lstm_gates)
     ck_assert_ptr_eq(h, ur_tape_poison(tp));
     ck_assert_str_eq(ur_tape_error(tp), "lstm_gates: z must be B x 4H and c_prev B x H: 3x8 and 3x8");
     ur_tape_free(tp);
-    for (g_gates_out = 0; g_gates_out < 3; g_gates_out++) check_op(ps, op_gates, 1e-2);
+    for (g_gates_inplace = 0; g_gates_inplace < 2; g_gates_inplace++)
+        for (g_gates_out = 0; g_gates_out < 3; g_gates_out++) check_op(ps, op_gates, 1e-2);
+    g_gates_inplace = 0;
     ur_params_free(ps);
 }
 END_TEST
