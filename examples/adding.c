@@ -126,9 +126,8 @@ static int train(const opts *o, const char *kind, const float *tx, const float *
         fprintf(stderr, "adding: %s\n", err);
         goto done;
     }
-    long window = steps / 20 > 0 ? steps / 20 : 1; /* first/last loss: mean over 5% of steps */
-    double first = 0.0, last = 0.0, recent = 0.0;
-    int n_recent = 0;
+    ex_loss_track lt; /* first/last loss: mean over 5% of steps */
+    ex_loss_start(&lt, steps, steps / 20 > 0 ? steps / 20 : 1, 0.05);
     ex_progress pr;
     ex_progress_start(&pr, steps, 2.0);
     printf("training %s (H = %d, %ld parameters): %ld steps of %d sequences, T = %d\n", kind,
@@ -139,25 +138,18 @@ static int train(const opts *o, const char *kind, const float *tx, const float *
         ur_seq seq;
         ur_tensor *pred = model_forward(tp, &m, x, T, B, &seq);
         ur_tensor *loss = ur_mse(tp, pred, ur_input_from(tp, B, 1, y), UR_MEAN);
-        ur_params_zero_grad(m.ps);
-        if (ur_backward(tp, loss) != 0) {
-            fprintf(stderr, "adding: %s\n", ur_tape_error(tp));
-            goto done;
-        }
-        if (step == 0 || step + 1 == steps) /* the gradient picture, first and last batch */
+        double gn;
+        if (ex_update(tp, loss, m.ps, opt, o->clip, o->lr, "adding", &gn) != 0) goto done;
+        /* The gradient picture, first and last batch (the step leaves the states' gradients). */
+        if (step == 0 || step + 1 == steps)
             for (int t = 0; t < T; t++) {
                 const float *g = ur_grad(seq.states[t].h);
                 double s = 0.0;
                 for (int j = 0; j < B * o->hidden; j++) s += (double)g[j] * g[j];
                 res->gnorm[(step == 0 ? 0 : T) + t] = sqrt(s);
             }
-        double gn = ur_clip_grad_norm(m.ps, o->clip);
-        ur_optim_step(opt);
         double l = loss->val[0];
-        if (step < window) first += l / (double)window;
-        if (step >= steps - window) last += l / (double)window;
-        recent += l;
-        n_recent++;
+        ex_loss_add(&lt, step, l);
         int eval = (step + 1) % (steps / 10 > 0 ? steps / 10 : 1) == 0 || step + 1 == steps;
         double mse = eval ? test_mse(tp, &m, tx, ty, n_test_b, T, B) : NAN;
         if (log) {
@@ -169,18 +161,16 @@ static int train(const opts *o, const char *kind, const float *tx, const float *
         if (ex_progress_due(&pr, step) || eval) {
             double el = ex_elapsed(&pr);
             printf("  %s step %ld/%ld  loss %.4f  %.0f seq/s  ETA %.0fs", kind, step + 1, steps,
-                   recent / n_recent, (double)(step + 1) * B / (el > 0 ? el : 1e-9),
+                   ex_loss_recent(&lt), (double)(step + 1) * B / (el > 0 ? el : 1e-9),
                    ex_eta(&pr, step));
             if (eval) printf("  test MSE %.4f", mse);
             printf("\n");
             fflush(stdout);
-            recent = 0.0;
-            n_recent = 0;
         }
         if (eval && step + 1 == steps) res->test_mse = mse;
     }
-    res->first_loss = first;
-    res->last_loss = last;
+    res->first_loss = lt.first;
+    res->last_loss = lt.last;
     res->seconds = ex_elapsed(&pr);
     rc = 0;
 done:

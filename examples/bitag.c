@@ -165,8 +165,8 @@ static int train(model *m, const config *cfg, FILE *log, ur_rng *rng, outcome *r
 
     /* The first and last losses are averages over a window, so one lucky batch cannot
      * fake progress. */
-    int window = cfg->steps >= 50 ? 10 : 1;
-    double first = 0.0, last = 0.0, running = 0.0;
+    ex_loss_track lt;
+    ex_loss_start(&lt, cfg->steps, cfg->steps >= 50 ? 10 : 1, 0.05);
     ex_progress pr;
     ex_progress_start(&pr, cfg->steps, 2.0);
     for (long step = 0; step < cfg->steps; step++) {
@@ -174,29 +174,23 @@ static int train(model *m, const config *cfg, FILE *log, ur_rng *rng, outcome *r
         ur_tape_reset(tp);
         ur_tensor *logits = forward(tp, m, cfg, x);
         ur_tensor *loss = ur_softmax_nll(tp, logits, targets, UR_MEAN);
-        ur_params_zero_grad(m->ps);
-        if (ur_backward(tp, loss) != 0) {
-            fprintf(stderr, "bitag: %s\n", ur_tape_error(tp));
+        if (ex_update(tp, loss, m->ps, opt, cfg->clip,
+                      ur_lr_cosine(cfg->lr, step, cfg->steps, 0, 0.1f * cfg->lr), "bitag",
+                      NULL) != 0)
             goto done;
-        }
-        ur_clip_grad_norm(m->ps, cfg->clip);
-        ur_optim_set_lr(opt, ur_lr_cosine(cfg->lr, step, cfg->steps, 0, 0.1f * cfg->lr));
-        ur_optim_step(opt);
 
         double l = loss->val[0];
-        if (step < window) first += l / window;
-        if (step >= cfg->steps - window) last += l / window;
-        running = step == 0 ? l : 0.95 * running + 0.05 * l;
+        ex_loss_add(&lt, step, l);
         double el = ex_elapsed(&pr);
         if (log)
             fprintf(log, "%s,%ld,%.6f,%.2f\n", m->name, step + 1, l, el);
         if (ex_progress_due(&pr, step))
             printf("%-13s step %5ld/%d  loss %.4f  %7.0f seq/s  elapsed %5.1fs  ETA %5.1fs\n",
-                   m->name, step + 1, cfg->steps, running, (step + 1) * B / (el > 0 ? el : 1e-9),
+                   m->name, step + 1, cfg->steps, lt.running, (step + 1) * B / (el > 0 ? el : 1e-9),
                    el, ex_eta(&pr, step));
     }
-    res->first_loss = first;
-    res->last_loss = last;
+    res->first_loss = lt.first;
+    res->last_loss = lt.last;
     res->seconds = ex_elapsed(&pr);
     /* The held-out sequences come from their own stream, the same for both models. */
     res->accuracy = evaluate(tp, m, cfg, (uint64_t)cfg->seed * 7919u + 17u, ids, x, targets);

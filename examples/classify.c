@@ -166,9 +166,8 @@ static int train(const opts *o, const char *kind, const test_seq *ts, FILE *log,
         fprintf(stderr, "classify: %s\n", err);
         goto done;
     }
-    long window = steps / 20 > 0 ? steps / 20 : 1;
-    double first = 0.0, last = 0.0, recent = 0.0;
-    int n_recent = 0;
+    ex_loss_track lt;
+    ex_loss_start(&lt, steps, steps / 20 > 0 ? steps / 20 : 1, 0.05);
     ex_progress pr;
     ex_progress_start(&pr, steps, 2.0);
     printf("training %s (H = %d, %ld parameters): %ld steps of %d sequences, length %d..%d\n",
@@ -182,19 +181,12 @@ static int train(const opts *o, const char *kind, const test_seq *ts, FILE *log,
         one_hot(ptrs, L, B, x);
         ur_tape_reset(tp);
         ur_tensor *loss = ur_softmax_nll(tp, model_forward(tp, &m, x, L, B), labels, UR_MEAN);
-        ur_params_zero_grad(m.ps);
-        if (ur_backward(tp, loss) != 0) {
-            fprintf(stderr, "classify: %s\n", ur_tape_error(tp));
+        double gn;
+        if (ex_update(tp, loss, m.ps, opt, o->clip, ur_lr_cosine(o->lr, step, steps, 0, 0.0f),
+                      "classify", &gn) != 0)
             goto done;
-        }
-        double gn = ur_clip_grad_norm(m.ps, o->clip);
-        ur_optim_set_lr(opt, ur_lr_cosine(o->lr, step, steps, 0, 0.0f));
-        ur_optim_step(opt);
         double l = loss->val[0];
-        if (step < window) first += l / (double)window;
-        if (step >= steps - window) last += l / (double)window;
-        recent += l;
-        n_recent++;
+        ex_loss_add(&lt, step, l);
         int eval = (step + 1) % (steps / 10 > 0 ? steps / 10 : 1) == 0 || step + 1 == steps;
         double acc = eval ? test_accuracy(tp, &m, ts, o->test, x, ptrs, res->right, res->total)
                           : NAN;
@@ -207,18 +199,16 @@ static int train(const opts *o, const char *kind, const test_seq *ts, FILE *log,
         if (ex_progress_due(&pr, step) || eval) {
             double el = ex_elapsed(&pr);
             printf("  %s step %ld/%ld  loss %.4f  %.0f seq/s  ETA %.0fs", kind, step + 1, steps,
-                   recent / n_recent, (double)(step + 1) * B / (el > 0 ? el : 1e-9),
+                   ex_loss_recent(&lt), (double)(step + 1) * B / (el > 0 ? el : 1e-9),
                    ex_eta(&pr, step));
             if (eval) printf("  test accuracy %.1f%%", 100.0 * acc);
             printf("\n");
             fflush(stdout);
-            recent = 0.0;
-            n_recent = 0;
         }
         if (step + 1 == steps) res->test_acc = acc;
     }
-    res->first_loss = first;
-    res->last_loss = last;
+    res->first_loss = lt.first;
+    res->last_loss = lt.last;
     res->seconds = ex_elapsed(&pr);
     rc = 0;
 done:

@@ -152,3 +152,43 @@ void ex_blas_notice(void)
                 "matrix products can be ~4x faster with\n      OPENBLAS_CORETYPE=%s\n",
                 core, avx512 ? "AVX-512" : "AVX2", avx512 ? "SkylakeX" : "Haswell");
 }
+
+int ex_update(ur_tape *tp, ur_tensor *loss, ur_params *ps, ur_optim *opt, float clip, float lr,
+              const char *prog, double *gnorm)
+{
+    ur_params_zero_grad(ps);
+    if (ur_backward(tp, loss) != 0) {
+        fprintf(stderr, "%s: %s\n", prog, ur_tape_error(tp));
+        return -1;
+    }
+    double gn = clip > 0 ? ur_clip_grad_norm(ps, clip) : 0.0;
+    if (gnorm) *gnorm = gn;
+    ur_optim_set_lr(opt, lr);
+    ur_optim_step(opt);
+    return 0;
+}
+
+void ex_loss_start(ex_loss_track *lt, long total, long window, double ema)
+{
+    memset(lt, 0, sizeof *lt);
+    lt->total = total;
+    lt->window = window;
+    lt->ema = ema;
+}
+
+void ex_loss_add(ex_loss_track *lt, long step, double loss)
+{
+    if (step < lt->window) lt->first += loss / (double)lt->window;
+    if (step >= lt->total - lt->window) lt->last += loss / (double)lt->window;
+    lt->running = step == 0 ? loss : (1.0 - lt->ema) * lt->running + lt->ema * loss;
+    lt->recent_sum += loss;
+    lt->recent_n++;
+}
+
+double ex_loss_recent(ex_loss_track *lt)
+{
+    double mean = lt->recent_n > 0 ? lt->recent_sum / (double)lt->recent_n : 0.0;
+    lt->recent_sum = 0.0;
+    lt->recent_n = 0;
+    return mean;
+}

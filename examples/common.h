@@ -1,9 +1,12 @@
 /* Shared plumbing of the example programs: option parsing with validation and --help,
- * wall-clock time and progress lines with ETA, CSV logs, and the OpenBLAS kernel notice. */
+ * wall-clock time and progress lines with ETA, CSV logs, the OpenBLAS kernel notice, one
+ * optimisation step and the training-loss bookkeeping. */
 #ifndef UR_EXAMPLES_COMMON_H
 #define UR_EXAMPLES_COMMON_H
 
 #include <stdio.h>
+
+#include "graph/ur_train.h"
 
 /* One command-line option: --name VALUE (or a bare --name for flags). */
 typedef enum { EX_INT, EX_FLOAT, EX_STRING, EX_FLAG } ex_type;
@@ -45,5 +48,27 @@ FILE *ex_csv_open(const char *path, const char *header);
 /* Tells the user once, on stderr, when OpenBLAS runs its slow generic kernel on a processor
  * that has AVX2 or AVX-512, and how to get the fast one (OPENBLAS_CORETYPE). */
 void ex_blas_notice(void);
+
+/* One optimisation step on loss: zero ps's gradients, backpropagate, clip the global gradient
+ * norm to clip (not when clip <= 0), set the learning rate to lr and step opt. Returns 0 (and
+ * the norm before clipping in *gnorm when not NULL), or -1 after printing "prog: <tape error>". */
+int ex_update(ur_tape *tp, ur_tensor *loss, ur_params *ps, ur_optim *opt, float clip, float lr,
+              const char *prog, double *gnorm);
+
+/* Training-loss bookkeeping over a run of total steps. */
+typedef struct ex_loss_track {
+    long total, window;   /* steps in the run; steps averaged at each end */
+    double ema;           /* weight of the newest loss in the running average */
+    double first, last;   /* mean loss of the first and of the last window steps */
+    double running;       /* exponential moving average of the loss (the first loss at step 0) */
+    double recent_sum;    /* losses added since the last ex_loss_recent, and their count */
+    long recent_n;
+} ex_loss_track;
+/* Starts the bookkeeping for total steps, window steps at each end, running-average weight ema. */
+void ex_loss_start(ex_loss_track *lt, long total, long window, double ema);
+/* Adds the loss of step (0-based). */
+void ex_loss_add(ex_loss_track *lt, long step, double loss);
+/* Mean loss since the previous call (or the start), and starts a new such mean. */
+double ex_loss_recent(ex_loss_track *lt);
 
 #endif

@@ -141,8 +141,8 @@ static int train(model *m, const config *cfg, int scheduled, FILE *log, uint64_t
     ur_rng data, coins;
     ur_rng_seed(&data, data_seed);
     ur_rng_seed(&coins, data_seed ^ 0x5eedu);
-    int window = cfg->steps >= 100 ? 20 : 5;
-    double first = 0.0, last = 0.0, running = 0.0;
+    ex_loss_track lt;
+    ex_loss_start(&lt, cfg->steps, cfg->steps >= 100 ? 20 : 5, 0.05);
     ex_progress pg;
     ex_progress_start(&pg, cfg->steps, 2.0);
     for (long step = 0; step < cfg->steps; step++) {
@@ -152,28 +152,22 @@ static int train(model *m, const config *cfg, int scheduled, FILE *log, uint64_t
         ur_tensor *o = run(tp, m, T, B, y0, targets,
                            scheduled ? UR_JORDAN_SCHEDULED : UR_JORDAN_TEACHER, p, &coins);
         ur_tensor *loss = ur_mse(tp, o, ur_input_from(tp, T * B, 2, targets), UR_MEAN);
-        ur_params_zero_grad(m->ps);
-        if (ur_backward(tp, loss) != 0) {
-            fprintf(stderr, "jordan: %s\n", ur_tape_error(tp));
+        if (ex_update(tp, loss, m->ps, opt, cfg->clip,
+                      ur_lr_cosine(cfg->lr, step, cfg->steps, 0, 0.05f * cfg->lr), "jordan",
+                      NULL) != 0)
             goto done;
-        }
-        ur_clip_grad_norm(m->ps, cfg->clip);
-        ur_optim_set_lr(opt, ur_lr_cosine(cfg->lr, step, cfg->steps, 0, 0.05f * cfg->lr));
-        ur_optim_step(opt);
 
         double l = loss->val[0];
-        if (step < window) first += l / window;
-        if (step >= cfg->steps - window) last += l / window;
-        running = step == 0 ? l : 0.95 * running + 0.05 * l;
+        ex_loss_add(&lt, step, l);
         double el = ex_elapsed(&pg);
         fprintf(log, "%s,%ld,%.6g,%.3f,%.2f\n", m->name, step + 1, l, p, el);
         if (ex_progress_due(&pg, step))
             printf("%-19s step %5ld/%d  loss %.5f  p(truth) %.2f  %6.0f seq/s  elapsed %5.1fs  "
-                   "ETA %5.1fs\n", m->name, step + 1, cfg->steps, running, p,
+                   "ETA %5.1fs\n", m->name, step + 1, cfg->steps, lt.running, p,
                    (step + 1) * B / (el > 0 ? el : 1e-9), el, ex_eta(&pg, step));
     }
-    res->first_loss = first;
-    res->last_loss = last;
+    res->first_loss = lt.first;
+    res->last_loss = lt.last;
     res->seconds = ex_elapsed(&pg);
     if (evaluate(tp, m, cfg, &res->err, y0, targets) != 0) {
         fprintf(stderr, "jordan: %s\n", ur_tape_error(tp));

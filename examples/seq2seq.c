@@ -248,8 +248,10 @@ int main(int argc, char **argv)
            "%d steps of %d\n", cfg.min_len, cfg.max_len, cfg.cell, cfg.hidden,
            ur_params_numel(m.ps), cfg.steps, cfg.batch);
 
-    int window = cfg.steps >= 100 ? 20 : 5, rc = 1;
-    double first = 0.0, last = 0.0, running = 0.0, seqs = 0.0;
+    int rc = 1;
+    double seqs = 0.0;
+    ex_loss_track lt;
+    ex_loss_start(&lt, cfg.steps, cfg.steps >= 100 ? 20 : 5, 0.02);
     ex_progress pg;
     ex_progress_start(&pg, cfg.steps, 2.0);
     for (long step = 0; step < cfg.steps; step++) {
@@ -257,20 +259,14 @@ int main(int argc, char **argv)
         draw_strings(&rng, L, cfg.batch, 0, src);
         ur_tape_reset(tp);
         ur_tensor *loss = teacher_forced_loss(tp, &m, src, L, cfg.batch, dec_in, dec_out);
-        ur_params_zero_grad(m.ps);
-        if (ur_backward(tp, loss) != 0) {
-            fprintf(stderr, "seq2seq: %s\n", ur_tape_error(tp));
+        if (ex_update(tp, loss, m.ps, opt, cfg.clip,
+                      ur_lr_cosine(cfg.lr, step, cfg.steps, 100, 0.1f * cfg.lr), "seq2seq",
+                      NULL) != 0)
             goto done;
-        }
-        ur_clip_grad_norm(m.ps, cfg.clip);
-        ur_optim_set_lr(opt, ur_lr_cosine(cfg.lr, step, cfg.steps, 100, 0.1f * cfg.lr));
-        ur_optim_step(opt);
 
         double l = loss->val[0];
         seqs += cfg.batch;
-        if (step < window) first += l / window;
-        if (step >= cfg.steps - window) last += l / window;
-        running = step == 0 ? l : 0.98 * running + 0.02 * l;
+        ex_loss_add(&lt, step, l);
         double acc = -1.0;
         if (cfg.eval_every > 0 && (step + 1) % cfg.eval_every == 0 && step + 1 < cfg.steps) {
             int n_check = cfg.test / 5 > 0 ? cfg.test / 5 : 1;
@@ -285,7 +281,7 @@ int main(int argc, char **argv)
         else fprintf(log, "%ld,%.6f,,%.2f\n", step + 1, l, el);
         if (ex_progress_due(&pg, step) || acc >= 0) {
             printf("step %5ld/%d  loss %.4f  %6.0f seq/s  elapsed %5.1fs  ETA %5.1fs", step + 1,
-                   cfg.steps, running, seqs / (el > 0 ? el : 1e-9), el, ex_eta(&pg, step));
+                   cfg.steps, lt.running, seqs / (el > 0 ? el : 1e-9), el, ex_eta(&pg, step));
             if (acc >= 0) printf("  held-out exact match %.1f%%", 100 * acc);
             printf("\n");
             fflush(stdout);
@@ -297,14 +293,14 @@ int main(int argc, char **argv)
         fprintf(stderr, "seq2seq: %s\n", ur_tape_error(tp));
         goto done;
     }
-    fprintf(log, "%d,%.6f,%.4f,%.2f\n", cfg.steps, last, exact, ex_elapsed(&pg));
+    fprintf(log, "%d,%.6f,%.4f,%.2f\n", cfg.steps, lt.last, exact, ex_elapsed(&pg));
     printf("\ngreedy exact match on %d held-out strings per length:\n", cfg.test);
     for (int L = cfg.min_len; L <= cfg.max_len; L++)
         printf("  length %2d  %6.2f%%\n", L, 100 * per_len[L]);
     printf("  overall    %6.2f%%   (training %.1fs)\n", 100 * exact, train_s);
     printf("log written to %s\n", cfg.log);
-    printf("result: exact=%.4f first_loss=%.4f last_loss=%.4f seconds=%.1f\n", exact, first, last,
-           train_s);
+    printf("result: exact=%.4f first_loss=%.4f last_loss=%.4f seconds=%.1f\n", exact, lt.first,
+           lt.last, train_s);
     rc = 0;
 done:
     fclose(log);

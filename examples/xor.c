@@ -239,9 +239,9 @@ int main(int argc, char **argv)
                                    "elapsed_s,test_acc_xor_bits,test_acc_other_bits")))
         goto done;
 
-    long steps = o.steps, window = steps / 20 > 0 ? steps / 20 : 1;
-    double first = 0.0, last = 0.0, recent = 0.0;
-    int n_recent = 0;
+    long steps = o.steps;
+    ex_loss_track lt;
+    ex_loss_start(&lt, steps, steps / 20 > 0 ? steps / 20 : 1, 0.05);
     tally tr = {0}, te = {0};
     ex_progress pr;
     ex_progress_start(&pr, steps, 2.0);
@@ -257,21 +257,16 @@ int main(int argc, char **argv)
         ur_tensor *logits = chunk_forward(tp, &m, &f, ur_tbptt_state(&tb, tp), &seq);
         ur_tensor *y = ur_input_from(tp, o.bptt * o.streams, 1, f.y);
         ur_tensor *loss = ur_sigmoid_xent(tp, logits, y, UR_MEAN);
-        ur_params_zero_grad(m.ps);
-        if (ur_backward(tp, loss) != 0 || ur_tbptt_carry_from(&tb, &ch, seq.states) != 0) {
-            fprintf(stderr, "xor: %s\n", ur_tape_error(tp) ? ur_tape_error(tp) : "tbptt carry");
+        if (ex_update(tp, loss, m.ps, opt, o.clip, o.lr, "xor", NULL) != 0) goto done;
+        if (ur_tbptt_carry_from(&tb, &ch, seq.states) != 0) {
+            fprintf(stderr, "xor: tbptt carry\n");
             goto done;
         }
-        ur_clip_grad_norm(m.ps, o.clip);
-        ur_optim_step(opt);
         tally chunk = {0};
         tally_add(&chunk, &f, logits);
         tally_add(&tr, &f, logits);
         double l = loss->val[0];
-        if (step < window) first += l / (double)window;
-        if (step >= steps - window) last += l / (double)window;
-        recent += l;
-        n_recent++;
+        ex_loss_add(&lt, step, l);
         int eval = (step + 1) % (steps / 10 > 0 ? steps / 10 : 1) == 0 || step + 1 == steps;
         if (eval) {
             if (evaluate(&o, &m, eval_tp, &te) != 0) {
@@ -289,15 +284,13 @@ int main(int argc, char **argv)
             double el = ex_elapsed(&pr);
             printf("  step %ld/%ld  loss %.4f  XOR bits %.1f%%  other bits %.1f%%  "
                    "%.0f bits/s  ETA %.0fs",
-                   step + 1, steps, recent / n_recent, 100.0 * acc_pred(&tr),
+                   step + 1, steps, ex_loss_recent(&lt), 100.0 * acc_pred(&tr),
                    100.0 * acc_unpred(&tr),
                    (double)(step + 1) * o.bptt * o.streams / (el > 0 ? el : 1e-9),
                    ex_eta(&pr, step));
             if (eval) printf("  test: XOR bits %.1f%%", 100.0 * acc_pred(&te));
             printf("\n");
             fflush(stdout);
-            recent = 0.0;
-            n_recent = 0;
             memset(&tr, 0, sizeof tr);
         }
     }
@@ -312,7 +305,7 @@ int main(int argc, char **argv)
            100.0 * acc_pred(&te), 100.0 * acc_unpred(&te), seconds);
     printf("log: %s\n", o.log);
     printf("result: first_loss=%.6f last_loss=%.6f acc_xor=%.6f acc_other=%.6f seconds=%.1f\n",
-           first, last, acc_pred(&te), acc_unpred(&te), seconds);
+           lt.first, lt.last, acc_pred(&te), acc_unpred(&te), seconds);
     rc = 0;
 done:
     if (log) fclose(log);
