@@ -14,6 +14,11 @@ tests_test_models_SOURCES = tests/test_models.c tests/ur_test.h
 tests_test_models_CFLAGS = $(TEST_CFLAGS)
 tests_test_models_LDADD = $(TEST_LDADD)
 
+check_PROGRAMS += tests/test_modelio
+tests_test_modelio_SOURCES = tests/test_modelio.c tests/ur_test.h
+tests_test_modelio_CFLAGS = $(TEST_CFLAGS)
+tests_test_modelio_LDADD = $(TEST_LDADD)
+
 TESTS += $(check_PROGRAMS)
 
 check_PROGRAMS += tests/test_train
