@@ -253,7 +253,11 @@ static int train_loop(lm_model *m, ur_optim *opt, ur_tape *tp, const dataset *d,
         /* Cosine decay from --lr to --lr / 10 over the run (steps, or time with --minutes). */
         double frac = r->limit > 0 ? elapsed / r->limit : (double)r->step / o->steps;
         ur_optim_set_lr(opt, ur_lr_cosine(o->lr, (long)(frac * 1e6), 1000000, 0, o->lr / 10));
-        ur_optim_step(opt);
+        if (ur_optim_step(opt) != 0) {
+            fprintf(stderr, "char_lm: step %ld: %s; try a lower --lr or --clip\n", r->step + 1,
+                    ur_optim_error(opt));
+            goto out;
+        }
         for (int l = 0; l < L; l++) ur_tbptt_carry_from(&tb[l], &ch, seq.layer[l].states);
 
         r->loss_sum += loss->val[0];

@@ -164,7 +164,10 @@ int ex_update(ur_tape *tp, ur_tensor *loss, ur_params *ps, ur_optim *opt, float 
     double gn = clip > 0 ? ur_clip_grad_norm(ps, clip) : 0.0;
     if (gnorm) *gnorm = gn;
     ur_optim_set_lr(opt, lr);
-    ur_optim_step(opt);
+    if (ur_optim_step(opt) != 0) { /* a NaN or Inf gradient: training diverged */
+        fprintf(stderr, "%s: %s; try a lower --lr\n", prog, ur_optim_error(opt));
+        return -1;
+    }
     return 0;
 }
 

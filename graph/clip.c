@@ -37,8 +37,10 @@ double ur_grad_norm(const ur_params *ps)
 /* g <- g * (max_norm / norm) when norm > max_norm, so that the new global norm is max_norm. */
 double ur_clip_grad_norm(ur_params *ps, double max_norm)
 {
+    if (!(max_norm > 0.0) || !isfinite(max_norm)) return -1.0;
     double norm = ur_grad_norm(ps);
-    if (!isfinite(norm) || !(max_norm > 0.0) || norm <= max_norm) return norm;
+    if (!isfinite(norm)) return -1.0;
+    if (norm <= max_norm) return norm;
     double scale = max_norm / norm;
     for (int i = 0; i < ur_params_count(ps); i++) {
         ur_tensor *t = ur_params_at(ps, i);

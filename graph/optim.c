@@ -26,6 +26,7 @@ struct ur_optim {
     float *slot[2];   /* per-scalar state: momentum / accumulator / first and second moment */
     float *slab;
     long t;           /* steps taken */
+    char err[192];    /* why the last step was refused */
 };
 
 ur_optim_config ur_optim_defaults(ur_optim_kind kind)
@@ -147,6 +148,7 @@ void ur_optim_set_lr(ur_optim *opt, float lr)
 float ur_optim_lr(const ur_optim *opt) { return opt ? opt->cfg.lr : 0.0f; }
 
 long ur_optim_steps(const ur_optim *opt) { return opt ? opt->t : 0; }
+const char *ur_optim_error(const ur_optim *opt) { return opt && opt->err[0] ? opt->err : NULL; }
 
 /* Each update below works on one parameter: n scalars p, their gradients g and the state
  * arrays at the same offset. */
@@ -205,11 +207,41 @@ static void adam_update(const ur_optim_config *c, size_t n, float *p, const floa
     }
 }
 
+/* Index of the first NaN or Inf in g[0..n), or n. A vectorisable screen (g - g is 0 for
+ * every finite g) first, the search only when it fails. */
+static size_t first_non_finite(const float *g, size_t n)
+{
+    float acc = 0.0f;
+    for (size_t k = 0; k < n; k++) acc += g[k] - g[k];
+    if (acc == 0.0f) return n;
+    for (size_t k = 0; k < n; k++)
+        if (!isfinite(g[k])) return k;
+    return n;
+}
+
 int ur_optim_step(ur_optim *opt)
 {
-    if (!opt || ur_params_count(opt->ps) != opt->n_params ||
-        ur_params_numel(opt->ps) != opt->numel)
+    if (!opt) return -1;
+    opt->err[0] = '\0';
+    if (ur_params_count(opt->ps) != opt->n_params || ur_params_numel(opt->ps) != opt->numel) {
+        snprintf(opt->err, sizeof opt->err, "optim_step: the parameter set changed since the "
+                 "optimizer was made (%d parameters then, %d now)", opt->n_params,
+                 ur_params_count(opt->ps));
         return -1;
+    }
+    /* A non-finite gradient would write NaN into every parameter it touches (and, through
+     * Adam's moments, into every later step): refuse it before changing anything. */
+    for (int i = 0; i < opt->n_params; i++) {
+        const ur_tensor *t = ur_params_at(opt->ps, i);
+        size_t n = ur_numel(t), at = first_non_finite(t->grad, n);
+        if (at < n) {
+            snprintf(opt->err, sizeof opt->err, "optim_step: the gradient of %s holds %s at "
+                     "[%zu,%zu]; no parameter was changed", t->name,
+                     isnan(t->grad[at]) ? "NaN" : "Inf", at / (size_t)t->cols,
+                     at % (size_t)t->cols);
+            return -1;
+        }
+    }
     const ur_optim_config *c = &opt->cfg;
     opt->t++;
     float step_size = 0.0f, inv_sqrt_bc2 = 0.0f;

@@ -15,19 +15,37 @@
 
 typedef struct chunk {
     struct chunk *next;
-    size_t size;     /* usable bytes after the header */
+    size_t size;     /* usable bytes */
     size_t used;
     unsigned char *data;
 } chunk;
 
-struct ur_tape {
+/* A list of chunks with bump allocation; reset rewinds it and keeps every chunk. */
+typedef struct arena {
     chunk *first, *cur;
     size_t chunk_bytes;
     size_t reserved;       /* bytes of every chunk's data */
     size_t used_before;    /* bytes used in the chunks before cur */
+} arena;
+
+/* Tensor headers live apart from values, in HEADER_POOLS pools used in turn, one per
+ * generation: a header of one of the last HEADER_POOLS - 1 generations is never overwritten,
+ * so its generation stamp still tells it is stale (see ur_tensor_is_live). */
+#define HEADER_POOLS 4
+#define HEADER_CHUNK ((size_t)64 << 10)
+
+struct ur_tape {
+    arena main;
+    arena hdr[HEADER_POOLS];
+    unsigned gen;          /* generation: 1 at creation, + 1 per reset */
     ur_node *last;
     int n_nodes;
     int failed;
+    int backward_runs;     /* backward passes since the last reset */
+    int retained;          /* the last backward allowed another one */
+    int check_finite;
+    const char *ctx_what;  /* recording context (ur_tape_set_context) */
+    int ctx_step;
     char err[ERR_LEN];
     float poison_val;
     ur_tensor poison;
@@ -45,19 +63,86 @@ static chunk *chunk_new(size_t size)
     return c;
 }
 
+static int arena_init(arena *a, size_t chunk_bytes)
+{
+    memset(a, 0, sizeof *a);
+    a->chunk_bytes = chunk_bytes;
+    a->first = a->cur = chunk_new(chunk_bytes);
+    if (!a->first) return -1;
+    a->reserved = chunk_bytes;
+    return 0;
+}
+
+static void arena_free(arena *a)
+{
+    for (chunk *c = a->first, *next; c; c = next) {
+        next = c->next;
+        free(c->data);
+        free(c);
+    }
+    a->first = a->cur = NULL;
+}
+
+static void arena_reset(arena *a)
+{
+    for (chunk *c = a->first; c; c = c->next) c->used = 0;
+    a->cur = a->first;
+    a->used_before = 0;
+}
+
+static size_t arena_used(const arena *a) { return a->used_before + a->cur->used; }
+
+/* need: a multiple of ARENA_ALIGN. NULL when the system has no memory. */
+static void *arena_alloc(arena *a, size_t need, size_t *failed_size)
+{
+    chunk *c = a->cur;
+    /* Move on through the chunks kept from earlier steps before asking the system. */
+    while (c->size - c->used < need) {
+        if (c->next && c->next->size >= need) {
+            a->used_before += c->used;
+            c = a->cur = c->next;
+            continue;
+        }
+        size_t size = need > a->chunk_bytes ? need : a->chunk_bytes;
+        chunk *fresh = chunk_new(size);
+        if (!fresh) { *failed_size = size; return NULL; }
+        /* Insert after c: later chunks stay available for later steps. */
+        fresh->next = c->next;
+        c->next = fresh;
+        a->reserved += size;
+        a->used_before += c->used;
+        c = a->cur = fresh;
+    }
+    void *p = c->data + c->used;
+    c->used += need;
+    return p;
+}
+
+/* Largest chunk size asked for: far beyond any real tape, and safe from overflow. */
+#define MAX_CHUNK ((size_t)1 << 40)
+
 ur_tape *ur_tape_new(size_t chunk_bytes)
 {
+    if (chunk_bytes == 0) chunk_bytes = DEFAULT_CHUNK;
+    if (chunk_bytes > MAX_CHUNK) return NULL;
     ur_tape *tp = calloc(1, sizeof *tp);
     if (!tp) return NULL;
-    if (chunk_bytes == 0) chunk_bytes = DEFAULT_CHUNK;
-    tp->chunk_bytes = (chunk_bytes + ARENA_ALIGN - 1) / ARENA_ALIGN * ARENA_ALIGN;
-    tp->first = tp->cur = chunk_new(tp->chunk_bytes);
-    if (!tp->first) { free(tp); return NULL; }
-    tp->reserved = tp->chunk_bytes;
+    chunk_bytes = (chunk_bytes + ARENA_ALIGN - 1) / ARENA_ALIGN * ARENA_ALIGN;
+    int ok = arena_init(&tp->main, chunk_bytes) == 0;
+    for (int k = 0; k < HEADER_POOLS; k++) ok = ok && arena_init(&tp->hdr[k], HEADER_CHUNK) == 0;
+    if (!ok) {
+        arena_free(&tp->main);
+        for (int k = 0; k < HEADER_POOLS; k++) arena_free(&tp->hdr[k]);
+        free(tp);
+        return NULL;
+    }
+    tp->gen = 1;
+    tp->ctx_step = -1;
     tp->poison_val = NAN;
     tp->poison.rows = tp->poison.cols = 1;
     tp->poison.val = &tp->poison_val;
     tp->poison.tape = tp;
+    tp->poison.gen = tp->gen;
     tp->poison.name = "poison";
     return tp;
 }
@@ -65,33 +150,53 @@ ur_tape *ur_tape_new(size_t chunk_bytes)
 void ur_tape_free(ur_tape *tp)
 {
     if (!tp) return;
-    for (chunk *c = tp->first, *next; c; c = next) {
-        next = c->next;
-        free(c->data);
-        free(c);
-    }
+    arena_free(&tp->main);
+    for (int k = 0; k < HEADER_POOLS; k++) arena_free(&tp->hdr[k]);
     free(tp);
 }
 
 void ur_tape_reset(ur_tape *tp)
 {
     if (!tp) return;
-    for (chunk *c = tp->first; c; c = c->next) c->used = 0;
-    tp->cur = tp->first;
-    tp->used_before = 0;
+    arena_reset(&tp->main);
+    tp->gen = tp->gen + 1 ? tp->gen + 1 : 1;
+    arena_reset(&tp->hdr[tp->gen % HEADER_POOLS]);
     tp->last = NULL;
     tp->n_nodes = 0;
     tp->failed = 0;
+    tp->backward_runs = 0;
+    tp->retained = 0;
+    tp->ctx_what = NULL;
+    tp->ctx_step = -1;
     tp->err[0] = '\0';
     tp->poison_val = NAN;
     tp->poison.grad = NULL;
+    tp->poison.gen = tp->gen;
 }
 
-size_t ur_tape_arena_bytes(const ur_tape *tp) { return tp ? tp->reserved : 0; }
-size_t ur_tape_used_bytes(const ur_tape *tp) { return tp ? tp->used_before + tp->cur->used : 0; }
+size_t ur_tape_arena_bytes(const ur_tape *tp)
+{
+    if (!tp) return 0;
+    size_t n = tp->main.reserved;
+    for (int k = 0; k < HEADER_POOLS; k++) n += tp->hdr[k].reserved;
+    return n;
+}
+size_t ur_tape_used_bytes(const ur_tape *tp)
+{
+    return tp ? arena_used(&tp->main) + arena_used(&tp->hdr[tp->gen % HEADER_POOLS]) : 0;
+}
 int ur_tape_node_count(const ur_tape *tp) { return tp ? tp->n_nodes : 0; }
 const char *ur_tape_error(const ur_tape *tp) { return tp && tp->failed ? tp->err : NULL; }
 ur_tensor *ur_tape_poison(ur_tape *tp) { return tp ? &tp->poison : NULL; }
+unsigned ur_tape_generation(const ur_tape *tp) { return tp ? tp->gen : 0; }
+void ur_tape_check_finite(ur_tape *tp, int on) { if (tp) tp->check_finite = on != 0; }
+
+void ur_tape_set_context(ur_tape *tp, const char *what, int step)
+{
+    if (!tp) return;
+    tp->ctx_what = what;
+    tp->ctx_step = what ? step : -1;
+}
 
 ur_tensor *ur_tape_fail(ur_tape *tp, const char *fmt, ...)
 {
@@ -106,32 +211,38 @@ ur_tensor *ur_tape_fail(ur_tape *tp, const char *fmt, ...)
     return &tp->poison;
 }
 
-void *ur_tape_alloc(ur_tape *tp, size_t bytes)
+static void *tape_alloc(ur_tape *tp, arena *a, size_t bytes)
 {
     if (!tp || tp->failed) return NULL;
     size_t need = (bytes + ARENA_ALIGN - 1) / ARENA_ALIGN * ARENA_ALIGN;
-    if (need < bytes) { ur_tape_fail(tp, "tape: allocation of %zu bytes overflows", bytes); return NULL; }
-    chunk *c = tp->cur;
-    /* Move on through the chunks kept from earlier steps before asking the system. */
-    while (c->size - c->used < need) {
-        if (c->next && c->next->size >= need) {
-            tp->used_before += c->used;
-            c = tp->cur = c->next;
-            continue;
-        }
-        size_t size = need > tp->chunk_bytes ? need : tp->chunk_bytes;
-        chunk *fresh = chunk_new(size);
-        if (!fresh) { ur_tape_fail(tp, "tape: out of memory allocating %zu bytes", size); return NULL; }
-        /* Insert after c: later chunks stay available for later steps. */
-        fresh->next = c->next;
-        c->next = fresh;
-        tp->reserved += size;
-        tp->used_before += c->used;
-        c = tp->cur = fresh;
+    if (need < bytes || need > MAX_CHUNK) {
+        ur_tape_fail(tp, "tape: allocation of %zu bytes is too large", bytes);
+        return NULL;
     }
-    void *p = c->data + c->used;
-    c->used += need;
+    size_t size = 0;
+    void *p = arena_alloc(a, need, &size);
+    if (!p) ur_tape_fail(tp, "tape: out of memory allocating %zu bytes", size);
     return p;
+}
+
+void *ur_tape_alloc(ur_tape *tp, size_t bytes) { return tp ? tape_alloc(tp, &tp->main, bytes) : NULL; }
+
+ur_tensor *ur_tensor_header(ur_tape *tp)
+{
+    if (!tp) return NULL;
+    if (tp->failed) return NULL;
+    size_t size = 0, need = (sizeof(ur_tensor) + 15) / 16 * 16;
+    ur_tensor *t = arena_alloc(&tp->hdr[tp->gen % HEADER_POOLS], need, &size);
+    if (!t) { ur_tape_fail(tp, "tape: out of memory allocating %zu bytes", size); return NULL; }
+    memset(t, 0, sizeof *t);
+    t->tape = tp;
+    t->gen = tp->gen;
+    return t;
+}
+
+int ur_tensor_is_live(const ur_tensor *t)
+{
+    return t && (!t->tape || t->gen == t->tape->gen);
 }
 
 ur_tensor *ur_tensor_new(ur_tape *tp, int rows, int cols)
@@ -143,14 +254,12 @@ ur_tensor *ur_tensor_new(ur_tape *tp, int rows, int cols)
     }
     size_t n = (size_t)rows * (size_t)cols;
     if (n > ((size_t)1 << 34)) { ur_tape_fail(tp, "tensor: size %dx%d is too large", rows, cols); return NULL; }
-    ur_tensor *t = ur_tape_alloc(tp, sizeof *t);
+    ur_tensor *t = ur_tensor_header(tp);
     float *v = ur_tape_alloc(tp, n * sizeof *v);
     if (!t || !v) return NULL;
-    memset(t, 0, sizeof *t);
     t->rows = rows;
     t->cols = cols;
     t->val = v;
-    t->tape = tp;
     return t;
 }
 
@@ -169,6 +278,27 @@ float *ur_grad(ur_tensor *t)
     return g;
 }
 
+/* 0 after failing the tape when input k (1-based) of op cannot be used on tp. */
+static int check_input(ur_tape *tp, const char *op, int k, const ur_tensor *t)
+{
+    if (!t) {
+        ur_tape_fail(tp, "%s: input %d is NULL", op, k);
+        return 0;
+    }
+    if (!t->tape) return 1; /* a parameter (or a tensor the caller owns) */
+    if (t->tape != tp) {
+        ur_tape_fail(tp, "%s: input %d (%dx%d) belongs to another tape", op, k, t->rows, t->cols);
+        return 0;
+    }
+    if (t->gen != tp->gen) {
+        ur_tape_fail(tp, "%s: input %d is stale: it was recorded before the last ur_tape_reset "
+                     "(generation %u, the tape is at %u); carry values across a reset with "
+                     "ur_detach or ur_input_from before resetting", op, k, t->gen, tp->gen);
+        return 0;
+    }
+    return 1;
+}
+
 int ur_op_begin(ur_tape *tp, const char *op, int n, ...)
 {
     if (!tp) return 0;
@@ -176,16 +306,21 @@ int ur_op_begin(ur_tape *tp, const char *op, int n, ...)
     va_list ap;
     va_start(ap, n);
     int ok = 1;
-    for (int k = 0; k < n; k++) {
-        ur_tensor *t = va_arg(ap, ur_tensor *);
-        if (!t) {
-            ur_tape_fail(tp, "%s: input %d is NULL", op, k + 1);
-            ok = 0;
-            break;
-        }
-    }
+    for (int k = 0; k < n && ok; k++) ok = check_input(tp, op, k + 1, va_arg(ap, ur_tensor *));
     va_end(ap);
     return ok;
+}
+
+int ur_op_begin_array(ur_tape *tp, const char *op, int n, ur_tensor *const *x)
+{
+    if (!tp || tp->failed) return 0;
+    if (n <= 0 || !x) {
+        ur_tape_fail(tp, "%s: needs at least one tensor, got %d", op, x ? n : 0);
+        return 0;
+    }
+    for (int k = 0; k < n; k++)
+        if (!check_input(tp, op, k + 1, x[k])) return 0;
+    return 1;
 }
 
 ur_tensor *ur_shape_error(ur_tape *tp, const char *op, const char *what,
@@ -195,9 +330,59 @@ ur_tensor *ur_shape_error(ur_tape *tp, const char *op, const char *what,
                         b->cols);
 }
 
+/* ---- The non-finite trap ----------------------------------------------------------------- */
+
+/* Index of the first NaN or Inf in v[0..n), or n when all are finite. */
+static size_t first_non_finite(const float *v, size_t n)
+{
+    /* A vectorisable screen first (x - x is 0 for finite x, NaN otherwise), then the search. */
+    float acc = 0.0f;
+    for (size_t k = 0; k < n; k++) acc += v[k] - v[k];
+    if (acc == 0.0f) return n;
+    for (size_t k = 0; k < n; k++)
+        if (!isfinite(v[k])) return k;
+    return n;
+}
+
+static void describe_context(char *buf, size_t len, const char *what, int step)
+{
+    if (what && step >= 0) snprintf(buf, len, "; recorded in '%s' at time step %d", what, step);
+    else if (what) snprintf(buf, len, "; recorded in '%s'", what);
+    else buf[0] = '\0';
+}
+
+/* Fails the tape when v (t's values or gradient) holds a NaN or Inf. input: 0 for an op's
+ * output in forward, else the 1-based input whose gradient a backward produced. */
+static int trap(ur_tape *tp, const ur_tensor *t, const float *v, const char *op, int node,
+                const char *what, int step, int input)
+{
+    size_t n = ur_numel(t), at = first_non_finite(v, n);
+    if (at == n) return 0;
+    char ctx[160];
+    describe_context(ctx, sizeof ctx, what, step);
+    const char *kind = isnan(v[at]) ? "NaN" : v[at] > 0 ? "+Inf" : "-Inf";
+    size_t row = at / (size_t)t->cols, col = at % (size_t)t->cols;
+    if (input)
+        ur_tape_fail(tp, "non-finite value: backward of op '%s' (node %d) gave %s in the "
+                     "gradient of input %d (%dx%d) at [%zu,%zu]%s", op, node, kind, input,
+                     t->rows, t->cols, row, col, ctx);
+    else
+        ur_tape_fail(tp, "non-finite value: forward of op '%s' (node %d) gave %s in its %dx%d "
+                     "output at [%zu,%zu]%s", op, node, kind, t->rows, t->cols, row, col, ctx);
+    return -1;
+}
+
+static void check_forward(ur_tape *tp, const ur_op *op, const ur_tensor *out)
+{
+    if (tp->check_finite)
+        trap(tp, out, out->val, op->name, tp->n_nodes, tp->ctx_what, tp->ctx_step, 0);
+}
+
 ur_node *ur_record_array(ur_tape *tp, const ur_op *op, ur_tensor *out, int n_in,
                          ur_tensor *const *in)
 {
+    if (!tp || tp->failed) return NULL;
+    check_forward(tp, op, out);
     int needs = 0;
     for (int k = 0; k < n_in; k++) needs |= in[k]->requires_grad;
     if (!needs || tp->failed) return NULL;
@@ -209,6 +394,9 @@ ur_node *ur_record_array(ur_tape *tp, const ur_op *op, ur_tensor *out, int n_in,
     n->n_in = n_in;
     n->op = op;
     n->out = out;
+    n->index = tp->n_nodes;
+    n->ctx_what = tp->ctx_what;
+    n->ctx_step = tp->ctx_step;
     n->prev = tp->last;
     tp->last = n;
     tp->n_nodes++;
@@ -219,6 +407,10 @@ ur_node *ur_record_array(ur_tape *tp, const ur_op *op, ur_tensor *out, int n_in,
 
 void ur_record_second_output(ur_node *node, ur_tensor *out2)
 {
+    ur_tape *tp = out2->tape;
+    if (tp && tp->check_finite)
+        trap(tp, out2, out2->val, node->op->name, node->index, node->ctx_what, node->ctx_step,
+             0);
     node->out2 = out2;
     out2->node = node;
     out2->requires_grad = 1;
@@ -240,17 +432,36 @@ ur_node *ur_record(ur_tape *tp, const ur_op *op, ur_tensor *out, int n_in, ...)
     return ur_record_array(tp, op, out, n_in, in);
 }
 
-int ur_backward(ur_tape *tp, ur_tensor *loss)
+/* ---- Backward ---------------------------------------------------------------------------- */
+
+/* Zeroes the gradients of every op's outputs (not of parameters and leaves), so that a
+ * backward run again on the same recording starts from clean intermediate gradients. */
+static void zero_intermediate_grads(ur_tape *tp)
+{
+    for (ur_node *n = tp->last; n; n = n->prev) {
+        if (n->out->grad) memset(n->out->grad, 0, ur_numel(n->out) * sizeof(float));
+        if (n->out2 && n->out2->grad) memset(n->out2->grad, 0, ur_numel(n->out2) * sizeof(float));
+    }
+}
+
+static int backward(ur_tape *tp, ur_tensor *loss, int retain)
 {
     if (!tp) return -1;
     if (tp->failed) return -1;
     if (!loss) { ur_tape_fail(tp, "backward: loss is NULL"); return -1; }
+    if (!check_input(tp, "backward", 1, loss)) return -1;
     if (loss->rows != 1 || loss->cols != 1) {
         ur_tape_fail(tp, "backward: loss must be 1x1, got %dx%d", loss->rows, loss->cols);
         return -1;
     }
     if (!loss->requires_grad) {
         ur_tape_fail(tp, "backward: the loss does not depend on any parameter");
+        return -1;
+    }
+    if (tp->backward_runs > 0 && !tp->retained) {
+        ur_tape_fail(tp, "backward: this recording was already back-propagated; ur_tape_reset "
+                     "and record the forward pass again, or use ur_backward_retain to allow "
+                     "another backward (the gradients then add up)");
         return -1;
     }
     float *g = ur_grad(loss);
@@ -263,8 +474,23 @@ int ur_backward(ur_tape *tp, ur_tensor *loss)
         /* A two-output node sees both gradients, zero where nothing flowed. */
         if (n->out2 && (!ur_grad(n->out) || !ur_grad(n->out2))) return -1;
     }
+    if (tp->backward_runs > 0) zero_intermediate_grads(tp);
+    tp->backward_runs++;
+    tp->retained = retain;
     g[0] += 1.0f;
-    for (ur_node *n = tp->last; n; n = n->prev)
-        if (n->out->grad) n->op->backward(n);
+    for (ur_node *n = tp->last; n && !tp->failed; n = n->prev) {
+        if (!n->out->grad) continue;
+        n->op->backward(n);
+        if (!tp->check_finite) continue;
+        for (int k = 0; k < n->n_in; k++) {
+            ur_tensor *x = n->in[k];
+            if (x->requires_grad && x->grad &&
+                trap(tp, x, x->grad, n->op->name, n->index, n->ctx_what, n->ctx_step, k + 1))
+                break;
+        }
+    }
     return tp->failed ? -1 : 0;
 }
+
+int ur_backward(ur_tape *tp, ur_tensor *loss) { return backward(tp, loss, 0); }
+int ur_backward_retain(ur_tape *tp, ur_tensor *loss) { return backward(tp, loss, 1); }

@@ -30,7 +30,12 @@ ur_tensor *ur_requires_grad(ur_tensor *t)
 
 ur_tensor *ur_detach(ur_tape *tp, const ur_tensor *t)
 {
-    if (!ur_op_begin(tp, "detach", 1, t)) return ur_tape_poison(tp);
+    if (!ur_op_begin(tp, "detach", 0)) return ur_tape_poison(tp);
+    if (!t) return ur_tape_fail(tp, "detach: input 1 is NULL");
+    /* t may live on another tape (the previous chunk's), but must still be live there. */
+    if (!ur_tensor_is_live(t))
+        return ur_tape_fail(tp, "detach: input 1 is stale: its tape was reset after it was "
+                            "recorded, so its values are gone");
     return ur_input_from(tp, t->rows, t->cols, t->val);
 }
 
@@ -40,15 +45,13 @@ ur_tensor *ur_rows(ur_tape *tp, ur_tensor *x, int row0, int n)
     if (row0 < 0 || n <= 0 || row0 > x->rows - n)
         return ur_tape_fail(tp, "rows: rows [%d, %d) are outside a %dx%d tensor", row0, row0 + n,
                             x->rows, x->cols);
-    ur_tensor *v = ur_tape_alloc(tp, sizeof *v);
+    ur_tensor *v = ur_tensor_header(tp);
     if (!v) return ur_tape_poison(tp);
-    memset(v, 0, sizeof *v);
     v->rows = n;
     v->cols = x->cols;
     v->offset = (size_t)row0 * (size_t)x->cols;
     v->val = x->val + v->offset;
     v->base = x;
-    v->tape = tp;
     v->requires_grad = x->requires_grad;
     if (x->grad) v->grad = x->grad + v->offset;
     return v;

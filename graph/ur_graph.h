@@ -44,6 +44,7 @@ struct ur_tensor {
     size_t offset;       /* for a row view: index of its first element in base */
     int requires_grad;   /* 1 if a gradient must flow into it */
     const char *name;    /* parameter name or NULL */
+    unsigned gen;        /* the tape's generation when it was made (see ur_tensor_is_live) */
 };
 
 /* Number of elements, rows * cols. */
@@ -52,12 +53,20 @@ static inline size_t ur_numel(const ur_tensor *t) { return (size_t)t->rows * (si
 /* ---- Tape ------------------------------------------------------------------------------ */
 
 /* Makes an empty tape whose arena grows in chunks of at least chunk_bytes (0: 1 MiB).
- * Returns NULL when out of memory. */
+ * Returns NULL when out of memory or when chunk_bytes is absurd (over 1 TiB). */
 ur_tape *ur_tape_new(size_t chunk_bytes);
 /* Frees the tape, its arena and every tensor recorded on it. NULL is ignored. */
 void ur_tape_free(ur_tape *tp);
-/* Forgets every node and tensor and clears the error; keeps the arena's memory for reuse. */
+/* Forgets every node and tensor and clears the error; keeps the arena's memory for reuse.
+ * Starts a new generation: an op given a tensor recorded before the reset fails the tape
+ * ("input k is stale"), instead of reading memory that now holds other tensors. This is
+ * always detected for the last three generations, and for older ones unless the tensor's
+ * header slot has since been reused. Tensors of another tape are refused the same way. */
 void ur_tape_reset(ur_tape *tp);
+/* The tape's generation: 1 when made, one more after every ur_tape_reset. */
+unsigned ur_tape_generation(const ur_tape *tp);
+/* 1 when t may be used: a parameter (no tape), or a tensor of its tape's current generation. */
+int ur_tensor_is_live(const ur_tensor *t);
 /* Bytes the arena has reserved from the system (constant once training reaches steady state). */
 size_t ur_tape_arena_bytes(const ur_tape *tp);
 /* Bytes of the arena in use since the last reset (tensors, gradients, nodes). */
@@ -77,8 +86,26 @@ ur_tensor *ur_tape_poison(ur_tape *tp);
 
 /* Seeds d(loss)/d(loss) = 1 and runs every recorded op's backward in reverse order,
  * accumulating into the gradients of parameters and of leaves that require them.
- * loss must be 1 x 1. Returns 0, or -1 with the tape's error set. */
+ * loss must be 1 x 1. Once per recording: a second call before ur_tape_reset is an error
+ * (it would add the gradients again), unless the previous one was ur_backward_retain.
+ * Returns 0, or -1 with the tape's error set. */
 int ur_backward(ur_tape *tp, ur_tensor *loss);
+/* ur_backward that allows another backward on the same recording (like PyTorch's
+ * retain_graph=True): each later call first zeroes the ops' intermediate gradients, so every
+ * call adds exactly one d(loss)/dp to the gradients of parameters and leaves, whichever
+ * 1 x 1 loss of the recording it starts from. */
+int ur_backward_retain(ur_tape *tp, ur_tensor *loss);
+
+/* Turns the non-finite trap on or off (off when a tape is made; kept across resets). When
+ * on, every op checks its output as it records it, and backward checks each gradient an
+ * op's backward produced; the first NaN or Inf fails the tape with the op's name, its node
+ * index, forward or backward, the element and, inside ur_unroll, the cell and time step.
+ * Cost: one extra pass over each output and each gradient written (see bench/bench_trap). */
+void ur_tape_check_finite(ur_tape *tp, int on);
+/* Names what is being recorded (e.g. a cell's kind; the string must outlive the recording)
+ * and the time step (-1: none) for the trap's messages; what = NULL clears it. ur_unroll
+ * sets it to the cell's kind and the step around each step. */
+void ur_tape_set_context(ur_tape *tp, const char *what, int step);
 
 /* ---- Tensors on a tape ------------------------------------------------------------------ */
 
@@ -116,11 +143,17 @@ struct ur_node {
     int i[UR_NODE_SCALARS];  /* a few saved integers */
     void *aux;               /* op-specific saved data, allocated on the tape */
     ur_node *prev;           /* the node recorded before this one */
+    int index;               /* 0 for the first node recorded since the last reset */
+    const char *ctx_what;    /* the recording context (ur_tape_set_context) */
+    int ctx_step;
 };
 
-/* 1 if the tape may record: tp not NULL, no error so far, and every tensor given non-NULL.
- * Otherwise records "<op>: ..." (unless an error exists) and returns 0. */
+/* 1 if the tape may record: tp not NULL, no error so far, and every tensor given non-NULL,
+ * a parameter or live on tp (not stale, not of another tape). Otherwise records
+ * "<op>: input k ..." (unless an error exists) and returns 0. */
 int ur_op_begin(ur_tape *tp, const char *op, int n, ...);
+/* The same for n >= 1 inputs in an array (ops such as concat). */
+int ur_op_begin_array(ur_tape *tp, const char *op, int n, ur_tensor *const *x);
 /* Records a shape error "<op>: <what>: a is RxC, b is RxC" and returns the poison tensor. */
 ur_tensor *ur_shape_error(ur_tape *tp, const char *op, const char *what,
                           const ur_tensor *a, const ur_tensor *b);
@@ -129,6 +162,9 @@ ur_tensor *ur_shape_error(ur_tape *tp, const char *op, const char *what,
 ur_tensor *ur_tensor_new(ur_tape *tp, int rows, int cols);
 /* Bump-allocates bytes (64-byte aligned) from the tape's arena; NULL and failed on overflow. */
 void *ur_tape_alloc(ur_tape *tp, size_t bytes);
+/* A zeroed tensor header of tp's current generation (no values): for ops that make views.
+ * NULL with the tape failed when memory runs out. */
+ur_tensor *ur_tensor_header(ur_tape *tp);
 /* Records a node for op with output out and n_in inputs (ur_tensor *...). If no input needs a
  * gradient, records nothing and returns NULL; otherwise marks out as needing one. */
 ur_node *ur_record(ur_tape *tp, const ur_op *op, ur_tensor *out, int n_in, ...);

@@ -58,8 +58,11 @@ ur_optim_config ur_optim_defaults(ur_optim_kind kind);
  * with a message in err on a bad configuration or out of memory. */
 ur_optim *ur_optim_new(ur_params *ps, const ur_optim_config *cfg, char *err, size_t errlen);
 /* Applies one update from the parameters' gradients (it does not zero them) and allocates
- * nothing. Returns 0, or -1 if opt is NULL or parameters were added to the set since. */
+ * nothing. Returns 0, or -1 (nothing changed; reason in ur_optim_error) if opt is NULL,
+ * parameters were added to the set since, or a gradient holds a NaN or Inf. */
 int ur_optim_step(ur_optim *opt);
+/* Why the last ur_optim_step returned -1, or NULL when it succeeded. */
+const char *ur_optim_error(const ur_optim *opt);
 /* Sets the learning rate used by the next steps (for schedules); ignored if not finite or < 0. */
 void ur_optim_set_lr(ur_optim *opt, float lr);
 /* The current learning rate. */
@@ -86,7 +89,8 @@ float ur_lr_cosine(float base_lr, long step, long total_steps, long warmup, floa
 /* The L2 norm of all gradients of ps taken together, summed in double. */
 double ur_grad_norm(const ur_params *ps);
 /* Scales all gradients by max_norm / norm when the global norm exceeds max_norm > 0.
- * Returns the norm before clipping; a non-finite norm is returned and nothing is scaled. */
+ * Returns the norm before clipping (>= 0), or -1 when the norm is not finite (a NaN or Inf
+ * gradient; nothing is scaled) or max_norm is not a positive number. */
 double ur_clip_grad_norm(ur_params *ps, double max_norm);
 /* Clamps every gradient value to [-limit, limit] (NaN stays NaN). -1 if limit < 0 or NaN. */
 int ur_clip_grad_value(ur_params *ps, float limit);

@@ -1,15 +1,19 @@
 /* Unrolling: call a cell T times over a time-stacked sequence with the same parameters. */
 #include "models/ur_models.h"
 
+#include <stdio.h>
 #include <string.h>
 
 /* A zero state of the right shape for a missing initial h or c. */
 static ur_tensor *zeros_or(ur_tape *tp, ur_tensor *given, int rows, int cols, const char *what,
-                           const ur_cell *cell)
+                           const char *kind)
 {
     if (!given) return ur_input(tp, rows, cols);
+    char op[96];
+    snprintf(op, sizeof op, "unroll(%s): initial %s", kind, what);
+    if (!ur_op_begin(tp, op, 1, given)) return NULL;
     if (given->rows != rows || given->cols != cols) {
-        ur_tape_fail(tp, "unroll(%s): initial %s is %dx%d, expected %dx%d", cell->kind, what,
+        ur_tape_fail(tp, "unroll(%s): initial %s is %dx%d, expected %dx%d", kind, what,
                      given->rows, given->cols, rows, cols);
         return NULL;
     }
@@ -25,19 +29,20 @@ int ur_unroll(ur_tape *tp, const ur_cell *cell, ur_tensor *x_all, int T, ur_stat
         return -1;
     }
     memset(out, 0, sizeof *out);
+    const char *kind = cell->kind ? cell->kind : "cell";
     if (T <= 0 || x_all->rows % T != 0) {
-        ur_tape_fail(tp, "unroll(%s): %d steps do not divide the %dx%d input", cell->kind, T,
+        ur_tape_fail(tp, "unroll(%s): %d steps do not divide the %dx%d input", kind, T,
                      x_all->rows, x_all->cols);
         return -1;
     }
     if (x_all->cols != cell->in_dim) {
-        ur_tape_fail(tp, "unroll(%s): input is %dx%d but the cell takes %d features", cell->kind,
+        ur_tape_fail(tp, "unroll(%s): input is %dx%d but the cell takes %d features", kind,
                      x_all->rows, x_all->cols, cell->in_dim);
         return -1;
     }
     int B = x_all->rows / T;
-    ur_state s = {zeros_or(tp, init.h, B, cell->hidden, "h", cell), NULL};
-    if (cell->has_c) s.c = zeros_or(tp, init.c, B, cell->hidden, "c", cell);
+    ur_state s = {zeros_or(tp, init.h, B, cell->hidden, "h", kind), NULL};
+    if (cell->has_c) s.c = zeros_or(tp, init.c, B, cell->hidden, "c", kind);
     if (!s.h || (cell->has_c && !s.c)) return -1;
 
     ur_tensor *xin = cell->project ? cell->project(tp, cell, x_all) : x_all;
@@ -52,7 +57,9 @@ int ur_unroll(ur_tape *tp, const ur_cell *cell, ur_tensor *x_all, int T, ur_stat
     for (int k = 0; k < T; k++) {
         int t = reverse ? T - 1 - k : k;
         at.t = t;
+        ur_tape_set_context(tp, kind, t);
         s = cell->step(tp, &at, ur_rows(tp, xin, t * B, B), s);
+        ur_tape_set_context(tp, NULL, -1);
         if (ur_tape_error(tp)) return -1;
         states[t] = s;
         hs[t] = s.h;

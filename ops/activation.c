@@ -1,5 +1,5 @@
 /* Activations. Each backward uses the saved output: tanh' = 1 - y^2, sigmoid' = y (1 - y),
- * relu' = [y > 0]. */
+ * relu' = [y > 0]. NaN in gives NaN out, forward and backward. */
 #include "ops/ur_ops.h"
 
 #include "ops/fastmath.h"
@@ -61,7 +61,9 @@ static void relu_backward(ur_node *n)
 {
     const float *y = n->out->val, *dy = n->out->grad;
     float *dx = ur_grad(n->in[0]);
-    for (size_t k = 0; k < ur_numel(n->out); k++) dx[k] += y[k] > 0.0f ? dy[k] : 0.0f;
+    /* y is NaN where x was: the gradient is NaN there too, not a silent 0. */
+    for (size_t k = 0; k < ur_numel(n->out); k++)
+        dx[k] += y[k] > 0.0f ? dy[k] : y[k] == 0.0f ? 0.0f : y[k];
 }
 static const ur_op relu_op = {"relu", relu_backward};
 
@@ -69,7 +71,7 @@ ur_tensor *ur_relu(ur_tape *tp, ur_tensor *x)
 {
     ur_tensor *y = unary(tp, "relu", x);
     if (!y) return ur_tape_poison(tp);
-    for (size_t k = 0; k < ur_numel(y); k++) y->val[k] = x->val[k] > 0.0f ? x->val[k] : 0.0f;
+    for (size_t k = 0; k < ur_numel(y); k++) y->val[k] = x->val[k] < 0.0f ? 0.0f : x->val[k]; /* NaN stays */
     ur_record(tp, &relu_op, y, 1, x);
     return y;
 }

@@ -3,9 +3,12 @@
  *
  * exp(x) = 2^n e^r with n = round(x / ln 2) and |r| <= ln(2)/2; e^r by its degree-7 Taylor
  * polynomial (truncation error r^8/8! < 3e-9, below float's half-ulp) and 2^n by building
- * the float's exponent bits. x is clamped to [-87, 88] so 2^n stays a normal float;
- * exp(88) = 1.65e38 is then the largest value returned, and exp(-87) the smallest.
- * Measured against double-precision exp: at most 2 ulp over the whole range (tests/test_ops).
+ * the float's exponent bits, as the product of two powers 2^(n/2) 2^(n - n/2) so that each
+ * stays a normal float over the whole clamp range [-104, 89]: the product then overflows to
+ * +Inf above ln(FLT_MAX) = 88.72 and underflows through the subnormals to 0 below -103.9,
+ * as libm's expf does, and the conversion to an integer is always defined. NaN gives NaN
+ * (a select, which vectorises). Measured against double-precision exp: at most 2 ulp over
+ * the normal range (tests/test_ops).
  */
 #ifndef UR_FASTMATH_H
 #define UR_FASTMATH_H
@@ -20,10 +23,11 @@
 #define UR_VECTOR_CLONES
 #endif
 
-static inline float ur_exp(float x)
+static inline float ur_exp(float x_in)
 {
-    x = x < -87.0f ? -87.0f : x;
-    x = x > 88.0f ? 88.0f : x;
+    float x = x_in == x_in ? x_in : 0.0f; /* NaN: compute something defined, select below */
+    x = x < -104.0f ? -104.0f : x;
+    x = x > 89.0f ? 89.0f : x;
     const float shifter = 12582912.0f; /* 1.5 * 2^23: adding it rounds to an integer */
     float n = (x * 1.44269504088896341f + shifter) - shifter;
     float r = x - n * 0.693145751953125f;       /* ln 2, high part (exact product) */
@@ -36,10 +40,13 @@ static inline float ur_exp(float x)
     p = p * r + 0.5f;
     p = p * r + 1.0f;
     p = p * r + 1.0f;
-    int32_t bits = ((int32_t)n + 127) << 23;
-    float scale;
-    memcpy(&scale, &bits, sizeof scale);
-    return p * scale;
+    int32_t ni = (int32_t)n, half = ni / 2;  /* n in [-150, 129] */
+    int32_t bits_a = (half + 127) << 23, bits_b = (ni - half + 127) << 23;
+    float sa, sb;
+    memcpy(&sa, &bits_a, sizeof sa);
+    memcpy(&sb, &bits_b, sizeof sb);
+    float y = (p * sa) * sb;
+    return x_in == x_in ? y : x_in;
 }
 
 static inline float ur_sigmoid1(float x) { return 1.0f / (1.0f + ur_exp(-x)); }

@@ -5,7 +5,8 @@
  *     dloss/dx_j = softmax(x)_j - [j == t]
  * Subtracting the row max keeps exp() in (0, 1], so logits of 1e4 are fine; the exps come
  * from the vectorised ur_exp (ops/fastmath.h) and are summed in double.
- * Sigmoid cross-entropy with target z: loss = max(x, 0) - x z + log(1 + exp(-|x|)),
+ * Sigmoid cross-entropy with target z: loss = z softplus(-x) + (1 - z) softplus(x)
+ *     = max(x, 0) - x z + log(1 + exp(-|x|)),
  *     dloss/dx = sigmoid(x) - z,   dloss/dz = -x.
  * Mean squared error: loss = (x - z)^2,  dloss/dx = 2 (x - z) = -dloss/dz.
  */
@@ -164,7 +165,11 @@ ur_tensor *ur_sigmoid_xent(ur_tape *tp, ur_tensor *logits, ur_tensor *target, ur
     double total = 0;
     for (size_t k = 0; k < ur_numel(logits); k++) {
         double x = logits->val[k], z = target->val[k];
-        total += (x > 0 ? x : 0) - x * z + log1p(exp(-fabs(x)));
+        /* z softplus(-x) + (1 - z) softplus(x), a term left out when its weight is 0 so that
+         * an infinite logit with a 0/1 target gives Inf or 0, not Inf - Inf. */
+        double tail = log1p(exp(-fabs(x)));
+        if (z != 0) total += z * ((x < 0 ? -x : 0) + tail);
+        if (z != 1) total += (1 - z) * ((x > 0 ? x : 0) + tail);
     }
     y->val[0] = reduce(total, ur_numel(logits), red);
     ur_node *nd = ur_record(tp, &sigmoid_xent_op, y, 2, logits, target);

@@ -53,6 +53,9 @@ ur_recurrent *ur_recurrent_begin(ur_tape *tp, ur_tensor *w, int steps, int rows,
     ur_tensor *z = into ? into : ur_tensor_new(tp, steps * rows, w->cols);
     ur_tensor *a = ur_tensor_new(tp, steps * rows, w->rows);
     if (!r || !z || !a) return NULL;
+    /* Steps fill z's row blocks; until then it must hold numbers (the non-finite trap reads
+     * it when the node below is recorded). */
+    if (!into) memset(z->val, 0, ur_numel(z) * sizeof(float));
     *r = (ur_recurrent){w, z, into != NULL, a, steps, rows};
     ur_node *producer = z->node;
     ur_node *nd = ur_record(tp, &recurrent_weight_op, z, 1, w);

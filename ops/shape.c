@@ -26,11 +26,9 @@ static const ur_op concat_cols_op = {"concat_cols", concat_cols_backward};
 
 ur_tensor *ur_concat_cols(ur_tape *tp, int n, ur_tensor *const *x)
 {
-    if (!ur_op_begin(tp, "concat_cols", 0)) return ur_tape_poison(tp);
-    if (n <= 0 || !x) return ur_tape_fail(tp, "concat_cols: needs at least one tensor, got %d", n);
+    if (!ur_op_begin_array(tp, "concat_cols", n, x)) return ur_tape_poison(tp);
     int cols = 0;
     for (int i = 0; i < n; i++) {
-        if (!x[i]) return ur_tape_fail(tp, "concat_cols: input %d is NULL", i + 1);
         if (x[i]->rows != x[0]->rows)
             return ur_shape_error(tp, "concat_cols", "row counts differ", x[0], x[i]);
         cols += x[i]->cols;
@@ -107,11 +105,9 @@ static const ur_op concat_rows_op = {"concat_rows", concat_rows_backward};
 
 ur_tensor *ur_concat_rows(ur_tape *tp, int n, ur_tensor *const *x)
 {
-    if (!ur_op_begin(tp, "concat_rows", 0)) return ur_tape_poison(tp);
-    if (n <= 0 || !x) return ur_tape_fail(tp, "concat_rows: needs at least one tensor, got %d", n);
+    if (!ur_op_begin_array(tp, "concat_rows", n, x)) return ur_tape_poison(tp);
     int rows = 0;
     for (int i = 0; i < n; i++) {
-        if (!x[i]) return ur_tape_fail(tp, "concat_rows: input %d is NULL", i + 1);
         if (x[i]->cols != x[0]->cols)
             return ur_shape_error(tp, "concat_rows", "column counts differ", x[0], x[i]);
         rows += x[i]->rows;

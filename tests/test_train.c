@@ -343,7 +343,14 @@ START_TEST(test_clip_norm)
 
     /* A non-finite norm is reported and nothing is scaled. */
     b->grad[0] = NAN;
-    ck_assert(isnan(ur_clip_grad_norm(ps, 1.0)));
+    ck_assert(ur_clip_grad_norm(ps, 1.0) == -1.0);
+    ck_assert(fabs(a->grad[0] - 1.5) < 1e-6);
+    b->grad[0] = INFINITY;
+    ck_assert(ur_clip_grad_norm(ps, 1.0) == -1.0);
+    ck_assert(fabs(a->grad[0] - 1.5) < 1e-6);
+    b->grad[0] = 0;
+    ck_assert(ur_clip_grad_norm(ps, 0.0) == -1.0);
+    ck_assert(ur_clip_grad_norm(ps, NAN) == -1.0);
     ck_assert(fabs(a->grad[0] - 1.5) < 1e-6);
     ur_params_free(ps);
 }
