@@ -4,6 +4,7 @@
 
 #include <limits.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 /* LAPACK (shipped inside OpenBLAS), Fortran calling convention, 32-bit integers.
@@ -14,11 +15,32 @@ extern void sgeqrf_(const int *m, const int *n, float *a, const int *lda, float 
 extern void sorgqr_(const int *m, const int *n, const int *k, float *a, const int *lda,
                     const float *tau, float *work, const int *lwork, int *info);
 
-static int usable(const ur_tensor *t) { return t && t->val && t->rows > 0 && t->cols > 0; }
+static _Thread_local char init_error[160];
+
+const char *ur_init_error(void) { return init_error[0] ? init_error : NULL; }
+
+/* Records why initialiser fn refused its arguments; returns -1. */
+static int refuse(const char *fn, const char *why)
+{
+    snprintf(init_error, sizeof init_error, "%s: %s", fn, why);
+    return -1;
+}
+
+/* 1 when t can be filled, else records why (and init_error names fn). Clears the error. */
+static int usable_for(const char *fn, const ur_tensor *t)
+{
+    init_error[0] = '\0';
+    if (!t || !t->val) return refuse(fn, "the tensor is NULL") + 1;
+    if (t->rows <= 0 || t->cols <= 0) return refuse(fn, "the tensor has no elements") + 1;
+    return 1;
+}
+#define usable(t) usable_for(__func__, (t))
 
 int ur_init_uniform(ur_tensor *t, float lo, float hi, ur_rng *rng)
 {
-    if (!usable(t) || !rng || !isfinite(lo) || !isfinite(hi) || hi < lo) return -1;
+    if (!usable(t)) return -1;
+    if (!rng) return refuse(__func__, "rng is NULL");
+    if (!isfinite(lo) || !isfinite(hi) || hi < lo) return refuse(__func__, "needs finite lo <= hi");
     size_t n = ur_numel(t);
     for (size_t k = 0; k < n; k++) t->val[k] = lo + (hi - lo) * ur_rng_uniform(rng);
     return 0;
@@ -26,7 +48,10 @@ int ur_init_uniform(ur_tensor *t, float lo, float hi, ur_rng *rng)
 
 int ur_init_normal(ur_tensor *t, float mean, float std, ur_rng *rng)
 {
-    if (!usable(t) || !rng || !isfinite(mean) || !isfinite(std) || std < 0.0f) return -1;
+    if (!usable(t)) return -1;
+    if (!rng) return refuse(__func__, "rng is NULL");
+    if (!isfinite(mean) || !isfinite(std) || std < 0.0f)
+        return refuse(__func__, "needs a finite mean and a finite std >= 0");
     size_t n = ur_numel(t);
     for (size_t k = 0; k < n; k++) t->val[k] = mean + std * ur_rng_normal(rng);
     return 0;
@@ -34,14 +59,16 @@ int ur_init_normal(ur_tensor *t, float mean, float std, ur_rng *rng)
 
 int ur_init_xavier_uniform(ur_tensor *t, float gain, ur_rng *rng)
 {
-    if (!usable(t) || !isfinite(gain) || gain < 0.0f) return -1;
+    if (!usable(t)) return -1;
+    if (!isfinite(gain) || gain < 0.0f) return refuse(__func__, "needs a finite gain >= 0");
     float a = (float)(gain * sqrt(6.0 / ((double)t->rows + (double)t->cols)));
     return ur_init_uniform(t, -a, a, rng);
 }
 
 int ur_init_xavier_normal(ur_tensor *t, float gain, ur_rng *rng)
 {
-    if (!usable(t) || !isfinite(gain) || gain < 0.0f) return -1;
+    if (!usable(t)) return -1;
+    if (!isfinite(gain) || gain < 0.0f) return refuse(__func__, "needs a finite gain >= 0");
     float s = (float)(gain * sqrt(2.0 / ((double)t->rows + (double)t->cols)));
     return ur_init_normal(t, 0.0f, s, rng);
 }
@@ -52,7 +79,10 @@ int ur_init_xavier_normal(ur_tensor *t, float gain, ur_rng *rng)
  * with R_jj > 0, and then Q is Haar distributed. W is Q (tall) or Q^T (wide), times gain. */
 int ur_init_orthogonal(ur_tensor *t, float gain, ur_rng *rng)
 {
-    if (!usable(t) || !rng || !isfinite(gain) || ur_numel(t) > (size_t)INT_MAX) return -1;
+    if (!usable(t)) return -1;
+    if (!rng) return refuse(__func__, "rng is NULL");
+    if (!isfinite(gain)) return refuse(__func__, "needs a finite gain");
+    if (ur_numel(t) > (size_t)INT_MAX) return refuse(__func__, "the tensor is too large for LAPACK");
     const int tall = t->rows >= t->cols;
     const int m = tall ? t->rows : t->cols, n = tall ? t->cols : t->rows;
     float *a = malloc((size_t)m * (size_t)n * sizeof *a);
@@ -93,12 +123,14 @@ done:
     free(tau);
     free(sign);
     free(work);
+    if (rc != 0) refuse(__func__, info != 0 ? "LAPACK failed" : "out of memory");
     return rc;
 }
 
 int ur_init_identity(ur_tensor *t, float scale)
 {
-    if (!usable(t) || !isfinite(scale)) return -1;
+    if (!usable(t)) return -1;
+    if (!isfinite(scale)) return refuse(__func__, "needs a finite scale");
     int d = t->rows < t->cols ? t->rows : t->cols;
     ur_init_zeros(t);
     for (int i = 0; i < d; i++) t->val[(size_t)i * t->cols + i] = scale;

@@ -97,6 +97,10 @@ int ur_clip_grad_value(ur_params *ps, float limit);
 
 /* ---- Initialisers: fill t->val; 0 on success, -1 on a bad argument (t is then unchanged) - */
 
+/* Why the last initialiser called in this thread returned -1 ("ur_init_normal: needs ..."),
+ * or NULL when it succeeded: each initialiser clears it on entry. */
+const char *ur_init_error(void);
+
 /* Uniform in [lo, hi). */
 int ur_init_uniform(ur_tensor *t, float lo, float hi, ur_rng *rng);
 /* Normal with the given mean and standard deviation (std >= 0). */

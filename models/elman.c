@@ -25,9 +25,22 @@ ur_tensor *ur_model_param(ur_params *ps, const char *prefix, const char *name, i
                           float k, ur_rng *rng)
 {
     char full[64];
-    if (snprintf(full, sizeof full, "%s.%s", prefix, name) >= (int)sizeof full) return NULL;
+    if (!ps || !prefix || !name || !rng) {
+        if (!ur_model_error()) ur_model_fail("model_param: params, prefix, name and rng must not be NULL");
+        return NULL;
+    }
+    int len = snprintf(full, sizeof full, "%s.%s", prefix, name);
+    if (len < 0 || len >= (int)sizeof full) {
+        if (!ur_model_error())
+            ur_model_fail("model_param: name \"%s.%s\" has %d bytes, at most %d are allowed",
+                          prefix, name, len, (int)sizeof full - 1);
+        return NULL;
+    }
     ur_tensor *t = ur_params_add(ps, full, rows, cols);
-    if (!t) return NULL;
+    if (!t) {
+        if (!ur_model_error()) ur_model_fail("%s", ur_params_error(ps));
+        return NULL;
+    }
     for (size_t j = 0; j < ur_numel(t); j++) t->val[j] = k * (2.0f * ur_rng_uniform(rng) - 1.0f);
     return t;
 }
@@ -35,6 +48,7 @@ ur_tensor *ur_model_param(ur_params *ps, const char *prefix, const char *name, i
 int ur_elman_cell(ur_cell *cell, ur_params *ps, const char *prefix, int in_dim, int hidden,
                   ur_rng *rng)
 {
+    ur_model_clear_error();
     if (!cell || !ps || !prefix || !rng)
         return ur_model_fail("elman_cell: cell, params, prefix and rng must not be NULL");
     if (in_dim <= 0 || hidden <= 0)
@@ -48,7 +62,7 @@ int ur_elman_cell(ur_cell *cell, ur_params *ps, const char *prefix, int in_dim, 
     cell->p[B] = ur_model_param(ps, prefix, "b", 1, hidden, k, rng);
     if (!cell->p[U] || !cell->p[W] || !cell->p[B])
         return ur_model_fail("elman_cell(%s): %s", prefix,
-                             ur_params_error(ps) ? ur_params_error(ps) : "cannot add parameters");
+                             ur_model_error() ? ur_model_error() : "cannot add parameters");
     cell->project_owned = 1; /* ur_linear's output, read only by the steps */
     cell->recurrent_w = cell->p[W];
     return 0;

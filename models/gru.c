@@ -38,6 +38,7 @@ static ur_state gru_step(ur_tape *tp, const ur_cell *cell, ur_tensor *px, ur_sta
 int ur_gru_cell(ur_cell *cell, ur_params *ps, const char *prefix, int in_dim, int hidden,
                 ur_rng *rng)
 {
+    ur_model_clear_error();
     if (!cell || !ps || !prefix || !rng)
         return ur_model_fail("gru_cell: cell, params, prefix and rng must not be NULL");
     if (in_dim <= 0 || hidden <= 0)
@@ -54,6 +55,6 @@ int ur_gru_cell(ur_cell *cell, ur_params *ps, const char *prefix, int in_dim, in
     cell->p[BH] = ur_model_param(ps, prefix, "bh", 1, 3 * hidden, k, rng);
     if (!cell->p[WX] || !cell->p[BX] || !cell->p[WH] || !cell->p[BH])
         return ur_model_fail("gru_cell(%s): %s", prefix,
-                             ur_params_error(ps) ? ur_params_error(ps) : "cannot add parameters");
+                             ur_model_error() ? ur_model_error() : "cannot add parameters");
     return 0;
 }

@@ -102,6 +102,7 @@ static ur_tensor *scheduled_feed(ur_tape *tp, ur_tensor *o, ur_tensor *target,
 int ur_jordan_init(ur_jordan *m, ur_params *ps, const char *prefix, int in_dim, int hidden,
                    int out_dim, ur_rng *rng)
 {
+    ur_model_clear_error();
     if (!m || !ps || !prefix || !rng)
         return ur_model_fail("jordan: model, params, prefix and rng must not be NULL");
     if (in_dim <= 0 || hidden <= 0 || out_dim <= 0)
@@ -116,7 +117,7 @@ int ur_jordan_init(ur_jordan *m, ur_params *ps, const char *prefix, int in_dim, 
     m->c = ur_model_param(ps, prefix, "c", 1, out_dim, k, rng);
     if (!m->U || !m->W || !m->b || !m->V || !m->c)
         return ur_model_fail("jordan(%s): %s", prefix,
-                             ur_params_error(ps) ? ur_params_error(ps) : "cannot add parameters");
+                             ur_model_error() ? ur_model_error() : "cannot add parameters");
     return 0;
 }
 

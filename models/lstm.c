@@ -33,6 +33,7 @@ static ur_state lstm_step(ur_tape *tp, const ur_cell *cell, ur_tensor *zx, ur_st
 int ur_lstm_cell(ur_cell *cell, ur_params *ps, const char *prefix, int in_dim, int hidden,
                  ur_rng *rng)
 {
+    ur_model_clear_error();
     if (!cell || !ps || !prefix || !rng)
         return ur_model_fail("lstm_cell: cell, params, prefix and rng must not be NULL");
     if (in_dim <= 0 || hidden <= 0)
@@ -48,7 +49,7 @@ int ur_lstm_cell(ur_cell *cell, ur_params *ps, const char *prefix, int in_dim, i
     cell->p[B] = ur_model_param(ps, prefix, "b", 1, 4 * hidden, k, rng);
     if (!cell->p[WX] || !cell->p[WH] || !cell->p[B])
         return ur_model_fail("lstm_cell(%s): %s", prefix,
-                             ur_params_error(ps) ? ur_params_error(ps) : "cannot add parameters");
+                             ur_model_error() ? ur_model_error() : "cannot add parameters");
     cell->project_owned = 1; /* ur_linear's output, read only by the steps */
     cell->recurrent_w = cell->p[WH];
     for (int j = hidden; j < 2 * hidden; j++) cell->p[B]->val[j] = 1.0f; /* forget gate */

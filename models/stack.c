@@ -8,6 +8,7 @@
 
 int ur_stack_init(ur_stack *st, int layers, const ur_cell *cells, float dropout, ur_rng *rng)
 {
+    ur_model_clear_error();
     if (!st || !cells) return ur_model_fail("stack_init: stack and cells must not be NULL");
     if (layers < 1 || layers > UR_STACK_MAX_LAYERS)
         return ur_model_fail("stack_init: %d layers, expected 1 to %d", layers,

@@ -29,10 +29,15 @@ int ur_tbptt_plan(int T, int k1, int k2, int j, ur_tbptt_chunk *ch)
 
 int ur_tbptt_init(ur_tbptt *tb, int T, int k1, int k2, int B, int width, int has_c)
 {
-    if (!tb) return -1;
+    ur_model_clear_error();
+    if (!tb) return ur_model_fail("tbptt_init: tb must not be NULL");
     memset(tb, 0, sizeof *tb);
     ur_tbptt_chunk probe;
-    if (ur_tbptt_plan(T, k1, k2, 0, &probe) != 1 || B < 1 || width < 1) return -1;
+    if (ur_tbptt_plan(T, k1, k2, 0, &probe) != 1)
+        return ur_model_fail("tbptt_init: needs T >= 1, k1 >= 1 and k2 = 0 or k2 >= k1; got T %d, "
+                             "k1 %d, k2 %d", T, k1, k2);
+    if (B < 1 || width < 1)
+        return ur_model_fail("tbptt_init: needs B >= 1 and width >= 1, got %d and %d", B, width);
     *tb = (ur_tbptt){.T = T, .k1 = k1, .k2 = k2 ? k2 : k1, .B = B, .width = width,
                      .has_c = has_c != 0};
     size_t n = (size_t)B * (size_t)width;
@@ -40,7 +45,7 @@ int ur_tbptt_init(ur_tbptt *tb, int T, int k1, int k2, int B, int width, int has
     if (tb->has_c) tb->c = calloc(n, sizeof *tb->c);
     if (!tb->h || (tb->has_c && !tb->c)) {
         ur_tbptt_free(tb);
-        return -1;
+        return ur_model_fail("tbptt_init: out of memory for a carried %dx%d state", B, width);
     }
     return 0;
 }

@@ -70,7 +70,8 @@ int ur_elman_cell(ur_cell *cell, ur_params *ps, const char *prefix, int in_dim, 
                   ur_rng *rng);
 
 /* Adds parameter "<prefix>.<name>" (rows x cols) to ps, uniform in [-k, k] from rng; NULL
- * on failure (see ur_params_error). For cell constructors, built-in or user-written. */
+ * on failure, with the reason (name too long, duplicate, bad size, no memory) recorded in
+ * ur_model_error unless an earlier one is. For cell constructors, built-in or user-written. */
 ur_tensor *ur_model_param(ur_params *ps, const char *prefix, const char *name, int rows, int cols,
                           float k, ur_rng *rng);
 
@@ -108,11 +109,15 @@ int ur_lstm_cell(ur_cell *cell, ur_params *ps, const char *prefix, int in_dim, i
 
 /* ---- Constructor errors ------------------------------------------------------------------- */
 
-/* The reason the last model constructor (lstm, gru, stack, ...) in this thread returned -1,
- * or NULL when none has failed yet. */
+/* Constructors (cells, Jordan, stack, truncated BPTT) return 0 or -1, and on -1 this gives
+ * the reason: the first problem that call met (e.g. "params_add: l.Wh: out of memory"),
+ * prefixed by the constructor. Each constructor clears it on entry, so after a success it is
+ * NULL. Per thread. */
 const char *ur_model_error(void);
-/* Records a constructor's failure reason (printf format) for ur_model_error; returns -1. For
- * constructors of user-written cells as well. */
+/* Clears ur_model_error; a user-written cell constructor calls it first, as built-ins do. */
+void ur_model_clear_error(void);
+/* Records a constructor's failure reason (printf format; the arguments may include
+ * ur_model_error() itself) for ur_model_error; returns -1. For user-written constructors. */
 int ur_model_fail(const char *fmt, ...)
 #if defined(__GNUC__)
     __attribute__((format(printf, 1, 2)))
@@ -252,7 +257,8 @@ typedef struct ur_tbptt {
 } ur_tbptt;
 
 /* Prepares TBPTT(k1, k2) over T steps with a zero state of B x width (and a c when has_c).
- * Returns 0, or -1 on bad arguments or out of memory (tb is then safe to free). */
+ * Returns 0, or -1 on bad arguments or out of memory (reason in ur_model_error; tb is then
+ * safe to free). */
 int ur_tbptt_init(ur_tbptt *tb, int T, int k1, int k2, int B, int width, int has_c);
 /* Fills ch with the next chunk and returns 1; returns 0 once the sequence is done. */
 int ur_tbptt_next(ur_tbptt *tb, ur_tbptt_chunk *ch);

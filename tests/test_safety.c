@@ -482,6 +482,54 @@ START_TEST(test_absurd_sizes)
 }
 END_TEST
 
+/* ---- Errors of constructors and initialisers ----------------------------------------------- */
+
+START_TEST(test_constructor_keeps_first_error)
+{
+    ur_params *ps = ur_params_new();
+    ur_rng rng;
+    ur_rng_seed(&rng, 1);
+    ur_cell cell;
+    /* Only the first parameter's name is taken: the later ones are added fine, and the
+     * reason must still be the first failure, not a generic one. */
+    ck_assert_ptr_nonnull(ur_params_add(ps, "x.U", 2, 2));
+    ck_assert_int_eq(ur_elman_cell(&cell, ps, "x", 3, 4, &rng), -1);
+    ck_assert_msg(strstr(ur_model_error(), "elman_cell(x): params_add: x.U: name already used"),
+                  "%s", ur_model_error());
+    /* A success clears it. */
+    ck_assert_int_eq(ur_elman_cell(&cell, ps, "y", 3, 4, &rng), 0);
+    ck_assert_ptr_null(ur_model_error());
+    /* A name too long says so. */
+    char prefix[80];
+    memset(prefix, 'p', sizeof prefix - 1);
+    prefix[sizeof prefix - 1] = '\0';
+    ck_assert_int_eq(ur_lstm_cell(&cell, ps, prefix, 3, 4, &rng), -1);
+    ck_assert_msg(strstr(ur_model_error(), "lstm_cell(") && strstr(ur_model_error(), "at most 63"),
+                  "%s", ur_model_error());
+    ck_assert_ptr_null(ur_model_param(ps, prefix, "W", 2, 2, 0.1f, &rng));
+    /* Truncated BPTT explains itself. */
+    ur_tbptt tb;
+    ck_assert_int_eq(ur_tbptt_init(&tb, 10, 0, 0, 2, 3, 0), -1);
+    ck_assert_msg(strstr(ur_model_error(), "tbptt_init: needs T >= 1, k1 >= 1"), "%s",
+                  ur_model_error());
+    ck_assert_int_eq(ur_tbptt_init(&tb, 10, 2, 0, 0, 3, 0), -1);
+    ck_assert_msg(strstr(ur_model_error(), "B >= 1"), "%s", ur_model_error());
+    ck_assert_int_eq(ur_tbptt_init(&tb, 10, 2, 0, 2, 3, 0), 0);
+    ck_assert_ptr_null(ur_model_error());
+    ur_tbptt_free(&tb);
+    /* Initialisers too. */
+    ur_tensor *w = ur_params_get(ps, "y.W");
+    ck_assert_int_eq(ur_init_normal(w, 0.0f, -1.0f, &rng), -1);
+    ck_assert_msg(strstr(ur_init_error(), "ur_init_normal: needs a finite mean and a finite std"),
+                  "%s", ur_init_error());
+    ck_assert_int_eq(ur_init_uniform(w, 0.0f, 1.0f, NULL), -1);
+    ck_assert_msg(strstr(ur_init_error(), "rng is NULL"), "%s", ur_init_error());
+    ck_assert_int_eq(ur_init_orthogonal(w, 1.0f, &rng), 0);
+    ck_assert_ptr_null(ur_init_error());
+    ur_params_free(ps);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("safety");
@@ -499,6 +547,7 @@ int main(void)
     tcase_add_test(tc, test_nan_through_every_op);
     tcase_add_test(tc, test_optimizer_refuses_non_finite_gradient);
     tcase_add_test(tc, test_absurd_sizes);
+    tcase_add_test(tc, test_constructor_keeps_first_error);
     suite_add_tcase(s, tc);
     return ur_test_run(s);
 }
