@@ -27,7 +27,7 @@ static void print_allocs(const char *what, const bench_alloc_counts *a)
 int main(int argc, char **argv)
 {
     const char *config = "lstm-256";
-    int steps = 0, warmup = -1, quick = 0, seed = 1;
+    int steps = 0, warmup = -1, quick = 0, seed = 1, trap = 0;
     const ex_opt opts[] = {
         {"config", EX_STRING, &config, 0, 0,
          "lstm-256, lstm-512x2, elman-128, minchar or sample"},
@@ -35,6 +35,7 @@ int main(int argc, char **argv)
         {"warmup", EX_INT, &warmup, -1, 1e6, "untimed steps after the first (-1: steps / 10)"},
         {"quick", EX_FLAG, &quick, 0, 0, "a short run (a quarter of the default steps)"},
         {"seed", EX_INT, &seed, 0, 1e9, "random seed"},
+        {"check-finite", EX_FLAG, &trap, 0, 0, "turn the tape's non-finite trap on"},
     };
     int rc = ex_parse(argc, argv, 1, "bench_train",
                       "Times training steps (or sampling) of a character model on random tokens; "
@@ -58,6 +59,7 @@ int main(int argc, char **argv)
         bench_model_free(&m);
         return 1;
     }
+    ur_tape_check_finite(m.tp, trap);
     double *times = malloc((size_t)steps * sizeof *times);
     if (!times) { fprintf(stderr, "bench_train: out of memory\n"); return 1; }
 

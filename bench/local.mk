@@ -7,4 +7,4 @@ bench_bench_train_SOURCES = bench/bench_train.c bench/alloc_count.c bench/alloc_
 bench_bench_train_LDADD = $(EX_LDADD)
 bench_bench_sgemm_SOURCES = bench/bench_sgemm.c $(BENCH_COMMON)
 bench_bench_sgemm_LDADD = $(EX_LDADD)
-EXTRA_DIST += bench/run bench/bench_torch.py
+EXTRA_DIST += bench/run bench/bench_torch.py bench/trap

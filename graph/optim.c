@@ -13,6 +13,8 @@
  */
 #include "graph/ur_train.h"
 
+#include "graph/finite.h"
+
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -207,17 +209,6 @@ static void adam_update(const ur_optim_config *c, size_t n, float *p, const floa
     }
 }
 
-/* Index of the first NaN or Inf in g[0..n), or n. A vectorisable screen (g - g is 0 for
- * every finite g) first, the search only when it fails. */
-static size_t first_non_finite(const float *g, size_t n)
-{
-    float acc = 0.0f;
-    for (size_t k = 0; k < n; k++) acc += g[k] - g[k];
-    if (acc == 0.0f) return n;
-    for (size_t k = 0; k < n; k++)
-        if (!isfinite(g[k])) return k;
-    return n;
-}
 
 int ur_optim_step(ur_optim *opt)
 {
@@ -233,7 +224,7 @@ int ur_optim_step(ur_optim *opt)
      * Adam's moments, into every later step): refuse it before changing anything. */
     for (int i = 0; i < opt->n_params; i++) {
         const ur_tensor *t = ur_params_at(opt->ps, i);
-        size_t n = ur_numel(t), at = first_non_finite(t->grad, n);
+        size_t n = ur_numel(t), at = ur_first_non_finite(t->grad, n);
         if (at < n) {
             snprintf(opt->err, sizeof opt->err, "optim_step: the gradient of %s holds %s at "
                      "[%zu,%zu]; no parameter was changed", t->name,

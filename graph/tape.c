@@ -3,6 +3,8 @@
  * loop that records the same graph each step stops allocating after its first step. */
 #include "graph/ur_graph.h"
 
+#include "graph/finite.h"
+
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -332,17 +334,6 @@ ur_tensor *ur_shape_error(ur_tape *tp, const char *op, const char *what,
 
 /* ---- The non-finite trap ----------------------------------------------------------------- */
 
-/* Index of the first NaN or Inf in v[0..n), or n when all are finite. */
-static size_t first_non_finite(const float *v, size_t n)
-{
-    /* A vectorisable screen first (x - x is 0 for finite x, NaN otherwise), then the search. */
-    float acc = 0.0f;
-    for (size_t k = 0; k < n; k++) acc += v[k] - v[k];
-    if (acc == 0.0f) return n;
-    for (size_t k = 0; k < n; k++)
-        if (!isfinite(v[k])) return k;
-    return n;
-}
 
 static void describe_context(char *buf, size_t len, const char *what, int step)
 {
@@ -356,7 +347,7 @@ static void describe_context(char *buf, size_t len, const char *what, int step)
 static int trap(ur_tape *tp, const ur_tensor *t, const float *v, const char *op, int node,
                 const char *what, int step, int input)
 {
-    size_t n = ur_numel(t), at = first_non_finite(v, n);
+    size_t n = ur_numel(t), at = ur_first_non_finite(v, n);
     if (at == n) return 0;
     char ctx[160];
     describe_context(ctx, sizeof ctx, what, step);

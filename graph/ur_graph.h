@@ -100,7 +100,8 @@ int ur_backward_retain(ur_tape *tp, ur_tensor *loss);
  * on, every op checks its output as it records it, and backward checks each gradient an
  * op's backward produced; the first NaN or Inf fails the tape with the op's name, its node
  * index, forward or backward, the element and, inside ur_unroll, the cell and time step.
- * Cost: one extra pass over each output and each gradient written (see bench/bench_trap). */
+ * Cost: one extra pass over each output and each gradient written, measured by bench/trap
+ * at 1-13% of a training step (lstm-256, elman-128; README). */
 void ur_tape_check_finite(ur_tape *tp, int on);
 /* Names what is being recorded (e.g. a cell's kind; the string must outlive the recording)
  * and the time step (-1: none) for the trap's messages; what = NULL clears it. ur_unroll
