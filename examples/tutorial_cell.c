@@ -9,20 +9,27 @@
 enum { T = 6, B = 8, H = 8 }; /* steps, sequences per batch, hidden units */
 enum { U, W, BIAS };          /* which of cell->p is which */
 
-/* One step: h_t = relu(x_t U + b + h_{t-1} W); ur_addmm(c, a, b) is c + a b in one GEMM. */
-static ur_state irnn_step(ur_tape *tp, const ur_cell *cell, ur_tensor *x, ur_state prev)
+/* One step: h_t = relu(x_t U + b + h_{t-1} W). The sum is in->proj[0], computed by the
+ * unroll from what the constructor declares below. */
+static ur_state irnn_step(ur_tape *tp, const ur_cell *cell, const ur_step_in *in, ur_state prev)
 {
-    ur_tensor *xu = ur_linear(tp, x, cell->p[U], cell->p[BIAS]);
-    return (ur_state){ur_relu(tp, ur_addmm(tp, xu, prev.h, cell->p[W])), NULL};
+    (void)cell;
+    (void)prev;
+    return (ur_state){ur_relu(tp, in->proj[0]), NULL};
 }
 
 static int irnn_cell(ur_cell *cell, ur_params *ps, int in_dim, ur_rng *rng)
 {
-    *cell = (ur_cell){.kind = "irnn", .step = irnn_step, .in_dim = in_dim, .hidden = H};
+    *cell = (ur_cell){.kind = "irnn", .step = irnn_step, .in_dim = in_dim, .hidden = H,
+                      .n_params = 3};
     cell->p[U] = ur_model_param(ps, "irnn", "U", in_dim, H, 0.5f, rng);
     cell->p[W] = ur_model_param(ps, "irnn", "W", H, H, 0.0f, rng);
     cell->p[BIAS] = ur_model_param(ps, "irnn", "b", 1, H, 0.0f, rng);
     if (!cell->p[U] || !cell->p[W] || !cell->p[BIAS]) return -1;
+    cell->n_proj = 1; /* x U + b, for all T steps in one GEMM */
+    cell->proj[0] = (ur_cell_proj){cell->p[U], cell->p[BIAS]};
+    cell->n_rec = 1;  /* h W, added into projection 0; W's gradient in one GEMM */
+    cell->rec[0] = (ur_cell_rec){cell->p[W], NULL, 0};
     return ur_init_identity(cell->p[W], 1.0f); /* W = I: the IRNN's one idea */
 }
 

@@ -9,15 +9,12 @@
 
 enum { U, W, B };
 
-static ur_tensor *elman_project(ur_tape *tp, const ur_cell *cell, ur_tensor *x_all)
+/* in->proj[0] = x U + b + h W, fused by the unroll. */
+static ur_state elman_step(ur_tape *tp, const ur_cell *cell, const ur_step_in *in, ur_state prev)
 {
-    return ur_linear(tp, x_all, cell->p[U], cell->p[B]);
-}
-
-static ur_state elman_step(ur_tape *tp, const ur_cell *cell, ur_tensor *xu, ur_state prev)
-{
-    ur_state s = {ur_tanh(tp, ur_cell_addmm(tp, cell, xu, prev.h)), NULL}; /* xu + h W */
-    return s;
+    (void)cell;
+    (void)prev;
+    return (ur_state){ur_tanh(tp, in->proj[0]), NULL};
 }
 
 /* Adds "<prefix>.<name>" uniform in [-k, k]. */
@@ -55,15 +52,17 @@ int ur_elman_cell(ur_cell *cell, ur_params *ps, const char *prefix, int in_dim, 
         return ur_model_fail("elman_cell(%s): sizes must be positive, got in_dim %d, hidden %d",
                              prefix, in_dim, hidden);
     float k = 1.0f / sqrtf((float)hidden);
-    *cell = (ur_cell){.kind = "elman", .step = elman_step, .project = elman_project,
-                      .in_dim = in_dim, .hidden = hidden};
+    *cell = (ur_cell){.kind = "elman", .step = elman_step, .in_dim = in_dim, .hidden = hidden,
+                      .n_params = 3};
     cell->p[U] = ur_model_param(ps, prefix, "U", in_dim, hidden, k, rng);
     cell->p[W] = ur_model_param(ps, prefix, "W", hidden, hidden, k, rng);
     cell->p[B] = ur_model_param(ps, prefix, "b", 1, hidden, k, rng);
     if (!cell->p[U] || !cell->p[W] || !cell->p[B])
         return ur_model_fail("elman_cell(%s): %s", prefix,
                              ur_model_error() ? ur_model_error() : "cannot add parameters");
-    cell->project_owned = 1; /* ur_linear's output, read only by the steps */
-    cell->recurrent_w = cell->p[W];
+    cell->n_proj = 1;
+    cell->proj[0] = (ur_cell_proj){cell->p[U], cell->p[B]};
+    cell->n_rec = 1;
+    cell->rec[0] = (ur_cell_rec){cell->p[W], NULL, 0};
     return 0;
 }

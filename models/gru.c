@@ -14,17 +14,13 @@
 
 enum { WX, BX, WH, BH };
 
-static ur_tensor *gru_project(ur_tape *tp, const ur_cell *cell, ur_tensor *x_all)
+/* in->proj[0] = x Wx + bx and in->rec[0] = h Wh + bh, both from the unroll. */
+static ur_state gru_step(ur_tape *tp, const ur_cell *cell, const ur_step_in *in, ur_state prev)
 {
-    return ur_linear(tp, x_all, cell->p[WX], cell->p[BX]);
-}
-
-static ur_state gru_step(ur_tape *tp, const ur_cell *cell, ur_tensor *px, ur_state prev)
-{
+    (void)cell;
     ur_state s = {NULL, NULL};
     ur_tensor *x[3], *h[3]; /* r, z, n blocks of the input and the hidden projections */
-    ur_tensor *ph = ur_linear(tp, prev.h, cell->p[WH], cell->p[BH]);
-    if (ur_split_cols(tp, px, 3, x) != 0 || ur_split_cols(tp, ph, 3, h) != 0) {
+    if (ur_split_cols(tp, in->proj[0], 3, x) != 0 || ur_split_cols(tp, in->rec[0], 3, h) != 0) {
         s.h = ur_tape_poison(tp);
         return s;
     }
@@ -47,8 +43,8 @@ int ur_gru_cell(ur_cell *cell, ur_params *ps, const char *prefix, int in_dim, in
     if (hidden > (1 << 28))
         return ur_model_fail("gru_cell(%s): hidden %d is too large for 3 gates", prefix, hidden);
     float k = 1.0f / sqrtf((float)hidden);
-    *cell = (ur_cell){.kind = "gru", .step = gru_step, .project = gru_project,
-                      .in_dim = in_dim, .hidden = hidden};
+    *cell = (ur_cell){.kind = "gru", .step = gru_step, .in_dim = in_dim, .hidden = hidden,
+                      .n_params = 4};
     cell->p[WX] = ur_model_param(ps, prefix, "Wx", in_dim, 3 * hidden, k, rng);
     cell->p[BX] = ur_model_param(ps, prefix, "bx", 1, 3 * hidden, k, rng);
     cell->p[WH] = ur_model_param(ps, prefix, "Wh", hidden, 3 * hidden, k, rng);
@@ -56,5 +52,9 @@ int ur_gru_cell(ur_cell *cell, ur_params *ps, const char *prefix, int in_dim, in
     if (!cell->p[WX] || !cell->p[BX] || !cell->p[WH] || !cell->p[BH])
         return ur_model_fail("gru_cell(%s): %s", prefix,
                              ur_model_error() ? ur_model_error() : "cannot add parameters");
+    cell->n_proj = 1;
+    cell->proj[0] = (ur_cell_proj){cell->p[WX], cell->p[BX]};
+    cell->n_rec = 1;
+    cell->rec[0] = (ur_cell_rec){cell->p[WH], cell->p[BH], -1};
     return 0;
 }

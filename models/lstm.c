@@ -6,8 +6,9 @@
  *     c_t = f * c_{t-1} + i * g
  *     h_t = o * tanh(c_t)
  *
- * x_t Wx + b does not depend on the recurrence, so it is projected for all T steps by one
- * GEMM before the loop; each step adds h_{t-1} Wh to its rows (ur_addmm), and the gate
+ * x_t Wx + b does not depend on the recurrence, so the cell declares it as a projection,
+ * which the unroll computes for all T steps by one GEMM; it declares h_{t-1} Wh fused into
+ * it, which the unroll adds into each step's rows before the step runs, and the gate
  * nonlinearities and the c/h update run as one fused op (ur_lstm_gates, ops/gates.c; its
  * test checks it against the same equations written with ur_sigmoid, ur_tanh, ur_mul and
  * ur_add). Backward through time needs no LSTM code: every op records its own backward. */
@@ -17,16 +18,13 @@
 
 enum { WX, WH, B };
 
-static ur_tensor *lstm_project(ur_tape *tp, const ur_cell *cell, ur_tensor *x_all)
+/* in->proj[0] = z = x Wx + b + h Wh, fused by the unroll: a tensor of the unroll's that
+ * nothing else reads, so the gate activations may overwrite it. */
+static ur_state lstm_step(ur_tape *tp, const ur_cell *cell, const ur_step_in *in, ur_state prev)
 {
-    return ur_linear(tp, x_all, cell->p[WX], cell->p[B]);
-}
-
-static ur_state lstm_step(ur_tape *tp, const ur_cell *cell, ur_tensor *zx, ur_state prev)
-{
+    (void)cell;
     ur_state s;
-    ur_tensor *z = ur_cell_addmm(tp, cell, zx, prev.h); /* zx + h Wh */
-    ur_lstm_gates_inplace(tp, z, prev.c, &s.h, &s.c); /* z is read by nothing else */
+    ur_lstm_gates_inplace(tp, in->proj[0], prev.c, &s.h, &s.c);
     return s;
 }
 
@@ -42,16 +40,18 @@ int ur_lstm_cell(ur_cell *cell, ur_params *ps, const char *prefix, int in_dim, i
     if (hidden > (1 << 28))
         return ur_model_fail("lstm_cell(%s): hidden %d is too large for 4 gates", prefix, hidden);
     float k = 1.0f / sqrtf((float)hidden);
-    *cell = (ur_cell){.kind = "lstm", .step = lstm_step, .project = lstm_project,
-                      .in_dim = in_dim, .hidden = hidden, .has_c = 1};
+    *cell = (ur_cell){.kind = "lstm", .step = lstm_step, .in_dim = in_dim, .hidden = hidden,
+                      .has_c = 1, .n_params = 3};
     cell->p[WX] = ur_model_param(ps, prefix, "Wx", in_dim, 4 * hidden, k, rng);
     cell->p[WH] = ur_model_param(ps, prefix, "Wh", hidden, 4 * hidden, k, rng);
     cell->p[B] = ur_model_param(ps, prefix, "b", 1, 4 * hidden, k, rng);
     if (!cell->p[WX] || !cell->p[WH] || !cell->p[B])
         return ur_model_fail("lstm_cell(%s): %s", prefix,
                              ur_model_error() ? ur_model_error() : "cannot add parameters");
-    cell->project_owned = 1; /* ur_linear's output, read only by the steps */
-    cell->recurrent_w = cell->p[WH];
+    cell->n_proj = 1;
+    cell->proj[0] = (ur_cell_proj){cell->p[WX], cell->p[B]};
+    cell->n_rec = 1;
+    cell->rec[0] = (ur_cell_rec){cell->p[WH], NULL, 0};
     for (int j = hidden; j < 2 * hidden; j++) cell->p[B]->val[j] = 1.0f; /* forget gate */
     return 0;
 }

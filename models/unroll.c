@@ -1,23 +1,82 @@
-/* Unrolling: call a cell T times over a time-stacked sequence with the same parameters. */
+/* Unrolling: call a cell T times over a time-stacked sequence with the same parameters.
+ *
+ * The unroll computes what the cell declared (ur_cell): each input projection x W + b for
+ * all T steps with one GEMM, before the recurrence; each recurrent product h_{t-1} U + c at
+ * step t through ops/recurrent.c, which computes U's gradient as one GEMM over all steps. A
+ * product fused into a projection is accumulated in the projection's own rows: the unroll
+ * made that tensor and hands the step only the sum, so nothing else ever reads the partial
+ * values, and no declaration can make this wrong. */
 #include "models/ur_models.h"
 
 #include <stdio.h>
 #include <string.h>
 
+static const char *kind_of(const ur_cell *cell) { return cell->kind ? cell->kind : "cell"; }
+
 /* A zero state of the right shape for a missing initial h or c. */
-static ur_tensor *zeros_or(ur_tape *tp, ur_tensor *given, int rows, int cols, const char *what,
-                           const char *kind)
+static ur_tensor *zeros_or(ur_tape *tp, ur_tensor *given, int rows, int cols, const char *op,
+                           const char *what)
 {
     if (!given) return ur_input(tp, rows, cols);
-    char op[96];
-    snprintf(op, sizeof op, "unroll(%s): initial %s", kind, what);
-    if (!ur_op_begin(tp, op, 1, given)) return NULL;
+    char name[96];
+    snprintf(name, sizeof name, "%s: initial %s", op, what);
+    if (!ur_op_begin(tp, name, 1, given)) return NULL;
     if (given->rows != rows || given->cols != cols) {
-        ur_tape_fail(tp, "unroll(%s): initial %s is %dx%d, expected %dx%d", kind, what,
-                     given->rows, given->cols, rows, cols);
+        ur_tape_fail(tp, "%s: initial %s is %dx%d, expected %dx%d", op, what, given->rows,
+                     given->cols, rows, cols);
         return NULL;
     }
     return given;
+}
+
+/* Checks the declarations against the cell's sizes; 0, or -1 with the tape failed. */
+static int check_cell(ur_tape *tp, const ur_cell *cell, const char *op)
+{
+    if (cell->in_dim <= 0 || cell->hidden <= 0) {
+        ur_tape_fail(tp, "%s: the cell's sizes must be positive, got in_dim %d, hidden %d", op,
+                     cell->in_dim, cell->hidden);
+        return -1;
+    }
+    if (cell->n_proj < 0 || cell->n_proj > UR_CELL_MAX_PROJ || cell->n_rec < 0 ||
+        cell->n_rec > UR_CELL_MAX_REC) {
+        ur_tape_fail(tp, "%s: %d projections and %d recurrent products declared; at most %d "
+                     "and %d", op, cell->n_proj, cell->n_rec, UR_CELL_MAX_PROJ, UR_CELL_MAX_REC);
+        return -1;
+    }
+    for (int k = 0; k < cell->n_proj; k++) {
+        const ur_cell_proj *d = &cell->proj[k];
+        if (!d->w || d->w->rows != cell->in_dim ||
+            (d->b && (d->b->rows != 1 || d->b->cols != d->w->cols))) {
+            ur_tape_fail(tp, "%s: projection %d needs W of %d x n and b of 1 x n or NULL; got "
+                         "W %dx%d, b %dx%d", op, k, cell->in_dim, d->w ? d->w->rows : 0,
+                         d->w ? d->w->cols : 0, d->b ? d->b->rows : 0, d->b ? d->b->cols : 0);
+            return -1;
+        }
+    }
+    for (int j = 0; j < cell->n_rec; j++) {
+        const ur_cell_rec *d = &cell->rec[j];
+        if (!d->w || d->w->rows != cell->hidden ||
+            (d->b && (d->b->rows != 1 || d->b->cols != d->w->cols))) {
+            ur_tape_fail(tp, "%s: recurrent product %d needs U of %d x n and c of 1 x n or NULL; "
+                         "got U %dx%d, c %dx%d", op, j, cell->hidden, d->w ? d->w->rows : 0,
+                         d->w ? d->w->cols : 0, d->b ? d->b->rows : 0, d->b ? d->b->cols : 0);
+            return -1;
+        }
+        if (d->into < -1 || d->into >= cell->n_proj ||
+            (d->into >= 0 && cell->proj[d->into].w->cols != d->w->cols)) {
+            ur_tape_fail(tp, "%s: recurrent product %d is fused into projection %d, which %s", op,
+                         j, d->into, d->into < -1 || d->into >= cell->n_proj
+                                         ? "is not declared" : "has another width");
+            return -1;
+        }
+        for (int i = 0; i < j; i++)
+            if (d->into >= 0 && cell->rec[i].into == d->into) {
+                ur_tape_fail(tp, "%s: recurrent products %d and %d are both fused into "
+                             "projection %d; fuse one and keep the other apart", op, i, j, d->into);
+                return -1;
+            }
+    }
+    return 0;
 }
 
 int ur_unroll(ur_tape *tp, const ur_cell *cell, ur_tensor *x_all, int T, ur_state init,
@@ -29,38 +88,64 @@ int ur_unroll(ur_tape *tp, const ur_cell *cell, ur_tensor *x_all, int T, ur_stat
         return -1;
     }
     memset(out, 0, sizeof *out);
-    const char *kind = cell->kind ? cell->kind : "cell";
+    const char *kind = kind_of(cell);
+    char op[64];
+    snprintf(op, sizeof op, "unroll(%s)", kind);
+    if (check_cell(tp, cell, op) != 0) return -1;
     if (T <= 0 || x_all->rows % T != 0) {
-        ur_tape_fail(tp, "unroll(%s): %d steps do not divide the %dx%d input", kind, T,
-                     x_all->rows, x_all->cols);
+        ur_tape_fail(tp, "%s: %d steps do not divide the %dx%d input", op, T, x_all->rows,
+                     x_all->cols);
         return -1;
     }
     if (x_all->cols != cell->in_dim) {
-        ur_tape_fail(tp, "unroll(%s): input is %dx%d but the cell takes %d features", kind,
-                     x_all->rows, x_all->cols, cell->in_dim);
+        ur_tape_fail(tp, "%s: input is %dx%d but the cell takes %d features", op, x_all->rows,
+                     x_all->cols, cell->in_dim);
         return -1;
     }
     int B = x_all->rows / T;
-    ur_state s = {zeros_or(tp, init.h, B, cell->hidden, "h", kind), NULL};
-    if (cell->has_c) s.c = zeros_or(tp, init.c, B, cell->hidden, "c", kind);
+    ur_state s = {zeros_or(tp, init.h, B, cell->hidden, op, "h"), NULL};
+    if (cell->has_c) s.c = zeros_or(tp, init.c, B, cell->hidden, op, "c");
     if (!s.h || (cell->has_c && !s.c)) return -1;
 
-    ur_tensor *xin = cell->project ? cell->project(tp, cell, x_all) : x_all;
-    /* The step sees a private copy of the cell that knows the step index and, when the cell
-     * names its recurrent weight, the context that sums that weight's gradient in one GEMM. */
-    ur_cell at = *cell;
-    ur_tensor *into = cell->project && cell->project_owned && xin != x_all ? xin : NULL;
-    at.rec = cell->recurrent_w ? ur_recurrent_begin(tp, cell->recurrent_w, T, B, into) : NULL;
+    /* Projections for all steps, then one recurrent context per product: fused ones
+     * accumulate into their projection, the others into a tensor of their own that starts
+     * at the bias (or zero). */
+    ur_tape_set_context(tp, kind, -1);
+    ur_tensor *P[UR_CELL_MAX_PROJ] = {0}, *Z[UR_CELL_MAX_REC] = {0};
+    ur_recurrent *R[UR_CELL_MAX_REC] = {0};
+    for (int k = 0; k < cell->n_proj; k++) {
+        P[k] = ur_linear(tp, x_all, cell->proj[k].w, cell->proj[k].b);
+        for (int j = 0; j < cell->n_rec; j++) /* a fused product's bias joins the projection */
+            if (cell->rec[j].into == k && cell->rec[j].b) P[k] = ur_add_bias(tp, P[k], cell->rec[j].b);
+    }
+    for (int j = 0; j < cell->n_rec; j++) {
+        const ur_cell_rec *d = &cell->rec[j];
+        if (d->into >= 0) Z[j] = P[d->into];
+        else if (d->b) Z[j] = ur_add_bias(tp, ur_input(tp, T * B, d->w->cols), d->b);
+        else Z[j] = ur_input(tp, T * B, d->w->cols);
+        R[j] = ur_recurrent_begin(tp, d->w, T, B, Z[j]);
+    }
+    ur_tape_set_context(tp, NULL, -1);
     ur_state *states = ur_tape_alloc(tp, (size_t)T * sizeof *states);
     ur_tensor **hs = ur_tape_alloc(tp, (size_t)T * sizeof *hs);
     if (!states || !hs || ur_tape_error(tp)) return -1;
     for (int k = 0; k < T; k++) {
         int t = reverse ? T - 1 - k : k;
-        at.t = t;
         ur_tape_set_context(tp, kind, t);
-        s = cell->step(tp, &at, ur_rows(tp, xin, t * B, B), s);
+        ur_step_in in = {.t = t, .x = ur_rows(tp, x_all, t * B, B)};
+        for (int i = 0; i < cell->n_proj; i++) in.proj[i] = ur_rows(tp, P[i], t * B, B);
+        for (int j = 0; j < cell->n_rec; j++) {
+            ur_tensor *y = ur_recurrent_addmm(tp, R[j], t, ur_rows(tp, Z[j], t * B, B), s.h);
+            if (cell->rec[j].into >= 0) in.proj[cell->rec[j].into] = y;
+            else in.rec[j] = y;
+        }
+        if (!ur_tape_error(tp)) s = cell->step(tp, cell, &in, s);
         ur_tape_set_context(tp, NULL, -1);
         if (ur_tape_error(tp)) return -1;
+        if (!s.h || (cell->has_c && !s.c)) {
+            ur_tape_fail(tp, "%s: step %d returned a NULL %s", op, t, s.h ? "c" : "h");
+            return -1;
+        }
         states[t] = s;
         hs[t] = s.h;
     }
@@ -81,10 +166,60 @@ int ur_unroll_steps(ur_tape *tp, const ur_cell *cell, int T, ur_tensor *const *x
     return ur_unroll(tp, cell, x_all, T, init, reverse, out);
 }
 
-ur_tensor *ur_cell_addmm(ur_tape *tp, const ur_cell *cell, ur_tensor *c, ur_tensor *h)
+ur_state ur_cell_step(ur_tape *tp, const ur_cell *cell, ur_tensor *x, ur_state prev)
 {
-    if (!cell || !cell->recurrent_w)
-        return ur_tape_fail(tp, "cell_addmm: the cell has no recurrent_w");
-    if (cell->rec) return ur_recurrent_addmm(tp, cell->rec, cell->t, c, h);
-    return ur_addmm(tp, c, h, cell->recurrent_w);
+    ur_state bad = {ur_tape_poison(tp), NULL};
+    if (!ur_op_begin(tp, "cell_step", 1, x)) return bad;
+    if (!cell || !cell->step) {
+        ur_tape_fail(tp, "cell_step: the cell and its step function must not be NULL");
+        return bad;
+    }
+    char op[64];
+    snprintf(op, sizeof op, "cell_step(%s)", kind_of(cell));
+    if (check_cell(tp, cell, op) != 0) return bad;
+    if (x->cols != cell->in_dim) {
+        ur_tape_fail(tp, "%s: input is %dx%d but the cell takes %d features", op, x->rows,
+                     x->cols, cell->in_dim);
+        return bad;
+    }
+    ur_state s = {zeros_or(tp, prev.h, x->rows, cell->hidden, op, "h"), NULL};
+    if (cell->has_c) s.c = zeros_or(tp, prev.c, x->rows, cell->hidden, op, "c");
+    if (!s.h || (cell->has_c && !s.c)) return bad;
+    ur_tape_set_context(tp, kind_of(cell), -1);
+    ur_step_in in = {.t = -1, .x = x};
+    for (int k = 0; k < cell->n_proj; k++)
+        in.proj[k] = ur_linear(tp, x, cell->proj[k].w, cell->proj[k].b);
+    for (int j = 0; j < cell->n_rec; j++) {
+        const ur_cell_rec *d = &cell->rec[j];
+        if (d->into >= 0) {
+            ur_tensor *p = in.proj[d->into];
+            if (d->b) p = ur_add_bias(tp, p, d->b);
+            in.proj[d->into] = ur_addmm(tp, p, s.h, d->w);
+        } else {
+            in.rec[j] = ur_linear(tp, s.h, d->w, d->b);
+        }
+    }
+    ur_state out = ur_tape_error(tp) ? bad : cell->step(tp, cell, &in, s);
+    ur_tape_set_context(tp, NULL, -1);
+    if (ur_tape_error(tp)) return bad;
+    if (!out.h || (cell->has_c && !out.c)) {
+        ur_tape_fail(tp, "%s: the step returned a NULL %s", op, out.h ? "c" : "h");
+        return bad;
+    }
+    return out;
+}
+
+ur_tensor *ur_cell_param(const ur_cell *cell, const char *name)
+{
+    if (!cell || !name) return NULL;
+    size_t n = strlen(name);
+    for (int k = 0; k < cell->n_params && k < UR_CELL_MAX_PARAMS; k++) {
+        const ur_tensor *p = cell->p[k];
+        if (!p || !p->name) continue;
+        size_t len = strlen(p->name);
+        if (len > n && p->name[len - n - 1] == '.' && strcmp(p->name + len - n, name) == 0)
+            return cell->p[k];
+        if (len == n && strcmp(p->name, name) == 0) return cell->p[k];
+    }
+    return NULL;
 }

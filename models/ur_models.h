@@ -5,9 +5,9 @@
  * sum over steps: BPTT falls out of the generic backward, with no RNN-specific gradient code.
  *
  * Sequences are time-stacked matrices: T*B rows, rows [t*B, (t+1)*B) hold step t of all B
- * sequences (ur_rows gives a step as a zero-copy view). A cell may declare an input
- * projection done for all T steps by one GEMM before the recurrence (x_all W + b); its step
- * then receives that projection's rows for step t instead of the raw input.
+ * sequences (ur_rows gives a step as a zero-copy view). A cell declares its input
+ * projections (x W + b) and recurrent products (h_{t-1} U + c); the unroll computes them,
+ * batched over time, and hands step t its rows.
  */
 #ifndef UR_MODELS_H
 #define UR_MODELS_H
@@ -27,45 +27,77 @@ typedef struct ur_state {
 
 typedef struct ur_cell ur_cell;
 
-/* Records one step. x is step t's rows of the projected input when the cell has a project
- * function, else of the raw input (B x in_dim). prev.h / prev.c are never NULL. */
-typedef ur_state (*ur_cell_step_fn)(ur_tape *tp, const ur_cell *cell, ur_tensor *x, ur_state prev);
-/* Projects the whole time-stacked input (T*B x in_dim) at once, e.g. x_all U + b. */
-typedef ur_tensor *(*ur_cell_project_fn)(ur_tape *tp, const ur_cell *cell, ur_tensor *x_all);
+#define UR_CELL_MAX_PROJ 4     /* declared input projections per cell */
+#define UR_CELL_MAX_REC 4      /* declared recurrent products per cell */
+#define UR_CELL_MAX_PARAMS 32  /* p[]: enough for the built-ins; a cell needing more keeps its
+                                  parameters in its own struct behind user */
 
-#define UR_CELL_MAX_PARAMS 8
+/* What a step receives for time step t. Every tensor is B rows; the declared products are
+ * already computed (the unroll batches them over time, see ur_cell). */
+typedef struct ur_step_in {
+    int t;                           /* the step index (0 .. T-1; -1 from ur_cell_step) */
+    ur_tensor *x;                    /* step t's rows of the raw input (B x in_dim) */
+    ur_tensor *proj[UR_CELL_MAX_PROJ];/* x_t W_k + b_k for each declared projection k, plus
+                                        h_{t-1} U_j + c_j for a recurrent product j fused into it */
+    ur_tensor *rec[UR_CELL_MAX_REC]; /* h_{t-1} U_j + c_j for each recurrent product j that is
+                                        not fused (NULL for fused ones) */
+} ur_step_in;
 
-/* A cell: its step, optional input projection, sizes and parameter tensors. Built-in cells
- * come from the constructors below; a user cell fills this struct by hand. */
+/* Records one step from prev (prev.h and, with has_c, prev.c, never NULL) and returns the
+ * new state. It holds only the cell's maths: the products it declared are in `in`. */
+typedef ur_state (*ur_cell_step_fn)(ur_tape *tp, const ur_cell *cell, const ur_step_in *in,
+                                    ur_state prev);
+
+/* A declared input projection x W + b: W is in_dim x n, b is 1 x n or NULL. */
+typedef struct ur_cell_proj {
+    ur_tensor *w, *b;
+} ur_cell_proj;
+
+/* A declared recurrent product h_{t-1} U + c: U is hidden x n, c is 1 x n or NULL. into = k
+ * (0 <= k < n_proj) adds it to projection k, whose width must be n, and the step then sees
+ * the sum in proj[k] (the LSTM's z = x Wx + b + h Wh); into = -1 keeps it apart, in rec[j]
+ * (the GRU's h Wh + bh, which the reset gate scales). */
+typedef struct ur_cell_rec {
+    ur_tensor *w, *b;
+    int into;
+} ur_cell_rec;
+
+/* A cell: its step, sizes, declared products and parameters. Built-in cells come from the
+ * constructors below; a user cell fills it the same way (see doc/tutorial.md), and gets
+ * the same speed: ur_unroll computes each projection for all T steps with one GEMM, and
+ * each recurrent weight's gradient with one GEMM over all steps (ops/recurrent.c), keeping
+ * the sums in the projection's own memory when fused. Every field is the cell's own
+ * description: nothing here is bookkeeping of the unroll, and no combination of
+ * declarations can make a gradient wrong. */
 struct ur_cell {
-    const char *kind;          /* "elman", "lstm", "gru", ... (for messages) */
+    const char *kind;          /* "elman", "lstm", "gru", ... (for messages; must outlive) */
     ur_cell_step_fn step;
-    ur_cell_project_fn project;/* NULL: the step gets raw input rows */
     int in_dim, hidden;
     int has_c;                 /* 1 if the state has a cell state c */
-    ur_tensor *p[UR_CELL_MAX_PARAMS]; /* parameters, meaning defined by the cell kind */
+    int n_proj;                /* declared input projections, proj[0 .. n_proj) */
+    ur_cell_proj proj[UR_CELL_MAX_PROJ];
+    int n_rec;                 /* declared recurrent products, rec[0 .. n_rec) */
+    ur_cell_rec rec[UR_CELL_MAX_REC];
+    int n_params;              /* p[0 .. n_params): every parameter, in a documented order */
+    ur_tensor *p[UR_CELL_MAX_PARAMS];
     void *user;                /* free for user cells */
-    ur_tensor *recurrent_w;    /* optional: the W of the step's h_{t-1} W (see ur_cell_addmm) */
-    int project_owned;         /* 1: project returns a fresh tensor that only the steps read and
-                                  whose producer's backward ignores its value (ur_linear does):
-                                  ur_cell_addmm may then accumulate into it in place */
-    /* Set by ur_unroll on the copy of the cell it passes to step: the step index and the
-     * recurrent product context (NULL when the step is called outside ur_unroll). */
-    ur_recurrent *rec;
-    int t;
 };
 
-/* c + h_{t-1} W with W = cell->recurrent_w, for use inside a step: under ur_unroll the
- * product joins the unroll's recurrent context, so W's gradient is one GEMM over all steps;
- * called elsewhere it is ur_addmm(c, h, W). */
-ur_tensor *ur_cell_addmm(ur_tape *tp, const ur_cell *cell, ur_tensor *c, ur_tensor *h);
+/* The cell's parameter whose name ends in ".<name>" (e.g. "Wh" for "enc.Wh"), or NULL. */
+ur_tensor *ur_cell_param(const ur_cell *cell, const char *name);
+
+/* One step of cell from prev on the B x in_dim input x, outside an unroll (generation,
+ * decoding): the declared products are computed for this step, then the step runs.
+ * A NULL prev.h or prev.c means zeros. The tape's poison state on error. */
+ur_state ur_cell_step(ur_tape *tp, const ur_cell *cell, ur_tensor *x, ur_state prev);
 
 /* ---- Built-in cells ----------------------------------------------------------------------
  * Each adds its parameters to ps under "<prefix>.<name>" and initialises them from rng
  * (uniform in +-1/sqrt(hidden), as PyTorch does). Returns 0, or -1 when a parameter cannot
  * be added (message in ur_params_error). */
 
-/* Elman: a = b + W h_{t-1} + U x_t, h_t = tanh(a). Params: U (in x H), W (H x H), b (1 x H). */
+/* Elman: a = b + W h_{t-1} + U x_t, h_t = tanh(a). p[] = {U (in x H), W (H x H), b (1 x H)};
+ * declares x U + b and h W fused into it. */
 int ur_elman_cell(ur_cell *cell, ur_params *ps, const char *prefix, int in_dim, int hidden,
                   ur_rng *rng);
 
@@ -101,8 +133,8 @@ int ur_unroll_steps(ur_tape *tp, const ur_cell *cell, int T, ur_tensor *const *x
  *     z = x_t Wx + b + h_{t-1} Wh = [zi | zf | zg | zo]      (one fused GEMM, B x 4H)
  *     i = sigmoid(zi), f = sigmoid(zf), g = tanh(zg), o = sigmoid(zo)
  *     c_t = f * c_{t-1} + i * g,     h_t = o * tanh(c_t)
- * Params: Wx (in x 4H) = weight_ih^T, Wh (H x 4H) = weight_hh^T, b (1 x 4H) = bias_ih +
- * bias_hh; column block k of each holds gate k. x Wx + b is projected for all T steps at once.
+ * p[] = {Wx (in x 4H) = weight_ih^T, Wh (H x 4H) = weight_hh^T, b (1 x 4H) = bias_ih +
+ * bias_hh}; column block k of each holds gate k. x Wx + b is projected for all T steps at once.
  * Uniform init in +-1/sqrt(H) except the forget-gate block of b, which starts at 1. */
 int ur_lstm_cell(ur_cell *cell, ur_params *ps, const char *prefix, int in_dim, int hidden,
                  ur_rng *rng);
@@ -282,8 +314,10 @@ void ur_tbptt_free(ur_tbptt *tb);
  *     [hr | hz | hn] = h_{t-1} Wh + bh   (one fused GEMM per step, B x 3H)
  *     r = sigmoid(xr + hr),  z = sigmoid(xz + hz),  n = tanh(xn + r * hn)
  *     h_t = (1 - z) * n + z * h_{t-1}
- * i.e. n = tanh(x Wn + bn + r * (h Whn + bhn)). Params: Wx (in x 3H) = weight_ih^T, bx (1 x 3H)
- * = bias_ih, Wh (H x 3H) = weight_hh^T, bh (1 x 3H) = bias_hh. No c state. */
+ * i.e. n = tanh(x Wn + bn + r * (h Whn + bhn)). p[] = {Wx (in x 3H) = weight_ih^T, bx (1 x 3H)
+ * = bias_ih, Wh (H x 3H) = weight_hh^T, bh (1 x 3H) = bias_hh}. No c state. Declares x Wx +
+ * bx and h Wh + bh apart (the reset gate scales the second), so Wh's gradient is one GEMM
+ * over all steps too. */
 int ur_gru_cell(ur_cell *cell, ur_params *ps, const char *prefix, int in_dim, int hidden,
                 ur_rng *rng);
 

@@ -79,7 +79,7 @@ int ur_softmax_rows(const ur_tensor *logits, float *probs);
 
 /* The weight W of a product used at every time step, z_t = c_t + h_{t-1} W, with W's gradient
  * computed once as one GEMM over all steps (sum_t h_{t-1}^T dz_t) instead of once per step.
- * ur_unroll sets one up for a cell that names its recurrent_w; cells call ur_cell_addmm. */
+ * ur_unroll sets one up for each recurrent product a cell declares (models/ur_models.h). */
 typedef struct ur_recurrent ur_recurrent;
 
 /* Starts a recurrent product over steps steps of rows rows each; NULL with the tape failed.

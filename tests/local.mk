@@ -35,3 +35,8 @@ check_PROGRAMS += tests/test_safety
 tests_test_safety_SOURCES = tests/test_safety.c tests/ur_test.h
 tests_test_safety_CFLAGS = $(TEST_CFLAGS)
 tests_test_safety_LDADD = $(TEST_LDADD)
+
+check_PROGRAMS += tests/test_cells
+tests_test_cells_SOURCES = tests/test_cells.c tests/ur_test.h
+tests_test_cells_CFLAGS = $(TEST_CFLAGS)
+tests_test_cells_LDADD = $(TEST_LDADD)

@@ -231,9 +231,9 @@ START_TEST(test_trap_forward_names_op_and_step)
 END_TEST
 
 /* A user's cell with no input projection: the NaN in the input of step 3 is met in step 3. */
-static ur_state my_step(ur_tape *tp, const ur_cell *cell, ur_tensor *x, ur_state prev)
+static ur_state my_step(ur_tape *tp, const ur_cell *cell, const ur_step_in *in, ur_state prev)
 {
-    ur_tensor *a = ur_add(tp, ur_matmul(tp, x, cell->p[0], 0, 0),
+    ur_tensor *a = ur_add(tp, ur_matmul(tp, in->x, cell->p[0], 0, 0),
                           ur_matmul(tp, prev.h, cell->p[1], 0, 0));
     return (ur_state){ur_tanh(tp, a), NULL};
 }
