@@ -76,7 +76,30 @@ static int check_cell(ur_tape *tp, const ur_cell *cell, const char *op)
                 return -1;
             }
     }
+    if (!(cell->in_dropout >= 0.0f && cell->in_dropout < 1.0f) ||
+        !(cell->rec_dropout >= 0.0f && cell->rec_dropout < 1.0f)) {
+        ur_tape_fail(tp, "%s: dropout must be in [0, 1), got in_dropout %g, rec_dropout %g", op,
+                     (double)cell->in_dropout, (double)cell->rec_dropout);
+        return -1;
+    }
+    if ((cell->in_dropout > 0.0f || cell->rec_dropout > 0.0f) && !cell->rng) {
+        ur_tape_fail(tp, "%s: variational dropout needs the cell's rng", op);
+        return -1;
+    }
     return 0;
+}
+
+/* A rows x cols inverted-dropout mask (0 or 1 / (1 - p)), each row repeated `times` times
+ * one block after another: row b of every block is sequence b's mask. */
+static ur_tensor *sequence_mask(ur_tape *tp, int rows, int cols, int times, float p, ur_rng *rng)
+{
+    ur_tensor *m = ur_input(tp, rows * times, cols);
+    if (ur_tape_error(tp)) return NULL;
+    const float keep = 1.0f / (1.0f - p);
+    size_t n = (size_t)rows * (size_t)cols;
+    for (size_t k = 0; k < n; k++) m->val[k] = ur_rng_uniform(rng) < p ? 0.0f : keep;
+    for (int t = 1; t < times; t++) memcpy(m->val + (size_t)t * n, m->val, n * sizeof(float));
+    return m;
 }
 
 int ur_unroll(ur_tape *tp, const ur_cell *cell, ur_tensor *x_all, int T, ur_state init,
@@ -111,6 +134,11 @@ int ur_unroll(ur_tape *tp, const ur_cell *cell, ur_tensor *x_all, int T, ur_stat
      * accumulate into their projection, the others into a tensor of their own that starts
      * at the bias (or zero). */
     ur_tape_set_context(tp, kind, -1);
+    ur_tensor *rec_mask = NULL;
+    if (cell->in_dropout > 0.0f)
+        x_all = ur_mul(tp, x_all, sequence_mask(tp, B, cell->in_dim, T, cell->in_dropout, cell->rng));
+    if (cell->rec_dropout > 0.0f && cell->n_rec > 0)
+        rec_mask = sequence_mask(tp, B, cell->hidden, 1, cell->rec_dropout, cell->rng);
     ur_tensor *P[UR_CELL_MAX_PROJ] = {0}, *Z[UR_CELL_MAX_REC] = {0};
     ur_recurrent *R[UR_CELL_MAX_REC] = {0};
     for (int k = 0; k < cell->n_proj; k++) {
@@ -134,8 +162,9 @@ int ur_unroll(ur_tape *tp, const ur_cell *cell, ur_tensor *x_all, int T, ur_stat
         ur_tape_set_context(tp, kind, t);
         ur_step_in in = {.t = t, .x = ur_rows(tp, x_all, t * B, B)};
         for (int i = 0; i < cell->n_proj; i++) in.proj[i] = ur_rows(tp, P[i], t * B, B);
+        ur_tensor *h_in = rec_mask && !ur_tape_error(tp) ? ur_mul(tp, s.h, rec_mask) : s.h;
         for (int j = 0; j < cell->n_rec; j++) {
-            ur_tensor *y = ur_recurrent_addmm(tp, R[j], t, ur_rows(tp, Z[j], t * B, B), s.h);
+            ur_tensor *y = ur_recurrent_addmm(tp, R[j], t, ur_rows(tp, Z[j], t * B, B), h_in);
             if (cell->rec[j].into >= 0) in.proj[cell->rec[j].into] = y;
             else in.rec[j] = y;
         }

@@ -81,6 +81,12 @@ struct ur_cell {
     int n_params;              /* p[0 .. n_params): every parameter, in a documented order */
     ur_tensor *p[UR_CELL_MAX_PARAMS];
     void *user;                /* free for user cells */
+    /* Variational (recurrent) dropout, Gal & Ghahramani 2016: ur_unroll draws one mask per
+     * sequence from rng and uses it at every step, on the input (in_dropout) and on h_{t-1}
+     * where the declared recurrent products read it (rec_dropout); inverted (kept values
+     * scaled by 1 / (1 - p)). Each in [0, 1); set both to 0 for evaluation. */
+    float in_dropout, rec_dropout;
+    ur_rng *rng;
 };
 
 /* The cell's parameter whose name ends in ".<name>" (e.g. "Wh" for "enc.Wh"), or NULL. */
