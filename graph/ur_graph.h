@@ -44,6 +44,8 @@ struct ur_tensor {
     size_t offset;       /* for a row view: index of its first element in base */
     int requires_grad;   /* 1 if a gradient must flow into it */
     const char *name;    /* parameter name or NULL */
+    int has_exact;       /* 1 if exact is set: a 1 x 1 reduction that accumulated in double */
+    double exact;        /* that value before rounding to float (ur_sum, the losses) */
 };
 
 /* Number of elements, rows * cols. */
