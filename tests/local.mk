@@ -30,3 +30,8 @@ check_PROGRAMS += tests/test_seq
 tests_test_seq_SOURCES = tests/test_seq.c tests/ur_test.h
 tests_test_seq_CFLAGS = $(TEST_CFLAGS)
 tests_test_seq_LDADD = $(TEST_LDADD)
+
+check_PROGRAMS += tests/test_gradcheck
+tests_test_gradcheck_SOURCES = tests/test_gradcheck.c tests/ur_test.h
+tests_test_gradcheck_CFLAGS = $(TEST_CFLAGS)
+tests_test_gradcheck_LDADD = $(TEST_LDADD)
