@@ -45,6 +45,8 @@ struct ur_tensor {
     int requires_grad;   /* 1 if a gradient must flow into it */
     const char *name;    /* parameter name or NULL */
     unsigned gen;        /* the tape's generation when it was made (see ur_tensor_is_live) */
+    int has_exact;       /* 1 if exact is set: a 1 x 1 reduction that accumulated in double */
+    double exact;        /* that value before rounding to float (ur_sum, the losses) */
 };
 
 /* Number of elements, rows * cols. */
@@ -223,18 +225,72 @@ float ur_rng_normal(ur_rng *r);
 /* Records a forward pass on tp from the parameters and returns the 1 x 1 loss. */
 typedef ur_tensor *(*ur_loss_fn)(ur_tape *tp, void *ctx);
 
+/* Like torch.autograd.gradcheck: a scalar passes when |a - n| <= atol + rtol |n| (a: backward's
+ * gradient, n: the finite difference). n is Richardson-extrapolated from central differences
+ * at h and 2h over the steps float actually took (error O(h^4)), and reads the loss in double
+ * (ur_tensor.exact) when its last op is ur_sum or a loss, so end the loss with one of those.
+ * What is left is the forward's own float rounding, ~1 ulp per value, divided by h. Measured
+ * with the default step on the correct backwards of tests/test_ops.c, test_models.c and
+ * test_seq.c: |a - n| is at most 1.2e-5 for single ops (median 2e-7), 6.5e-6 for small
+ * Elman/LSTM/GRU/stacked/bidirectional models (median 1e-6). Steps of 1e-2 and 2e-2 give
+ * 1.5 to 2.5x that; from 4e-2 the h^4 truncation takes over. A function that bends on
+ * scales below ~0.1, or has kinks (relu) near the point, wants a smaller eps.
+ * With the default tolerances a 1% error fails in every gradient above 1.1e-3, a 20% error
+ * in every gradient above 5e-5, and the correct model backwards stay 2.5x below them. For
+ * smaller gradients pass a smaller atol, after checking a correct backward passes with it. */
+#define UR_GRADCHECK_EPS 3e-2  /* default step h */
+#define UR_GRADCHECK_ATOL 1e-5 /* default atol */
+#define UR_GRADCHECK_RTOL 1e-3 /* default rtol */
+
+/* NULL or zero-filled means every default. */
+typedef struct ur_gradcheck_opts {
+    double eps;     /* step h; <= 0: UR_GRADCHECK_EPS */
+    double atol;    /* <= 0: UR_GRADCHECK_ATOL */
+    double rtol;    /* <= 0: UR_GRADCHECK_RTOL */
+    int samples;    /* 0: every scalar; k > 0: k distinct random scalars of each parameter
+                     * (all of a parameter with fewer), drawn from ur_rng seeded with seed */
+    uint64_t seed;
+} ur_gradcheck_opts;
+
+/* One parameter's report. rel is |a - n| / max(|a|, |n|), taken only over scalars whose
+ * max(|a|, |n|) exceeds atol (below that the noise is all there is: atol judges them). */
+typedef struct ur_gradcheck_param {
+    char name[64];
+    int checked, failed;          /* scalars compared, and of those failing the criterion */
+    double max_abs;               /* worst |a - n| and where (-1, -1 if nothing checked) */
+    int abs_row, abs_col;
+    double max_rel;               /* worst rel and where (-1, -1 if no scalar was above atol) */
+    int rel_row, rel_col;
+    double worst_ratio;           /* worst |a - n| / (atol + rtol |n|); > 1 fails */
+    int ratio_row, ratio_col;
+} ur_gradcheck_param;
+
 typedef struct ur_gradcheck_result {
-    double worst;          /* worst error |analytic - numeric| / max(1, |analytic|, |numeric|) */
-    char param[64];        /* where it is: parameter name, row and column */
-    int row, col;
-    double analytic, numeric;
-    int checked;           /* number of scalars compared */
+    int passed;                   /* 1 if every checked scalar passed, else 0 */
+    int checked, failures;        /* scalars compared; how many failed */
+    struct {                      /* the scalar with the largest ratio */
+        char param[64];
+        int row, col;
+        double analytic, numeric;
+        double ratio;             /* |a - n| / (atol + rtol |n|); infinite for NaN or Inf */
+    } worst;
+    double max_abs, max_rel;      /* over all parameters (rel as in ur_gradcheck_param) */
+    double eps, atol, rtol;       /* the values used, defaults filled in */
+    int n_params;                 /* entries of params, in ur_params_at order */
+    ur_gradcheck_param *params;   /* allocated by ur_gradcheck: ur_gradcheck_result_free */
+    char error[256];              /* why the check could not run; "" when it ran */
 } ur_gradcheck_result;
 
-/* Compares backward's gradient of every parameter scalar in ps with the central difference
- * (f(p+eps) - f(p-eps)) / 2 eps (eps <= 0: 1e-2). The function must be deterministic.
- * Returns 0 and fills res, or -1 when a forward or backward fails (message in res->param). */
-int ur_gradcheck(ur_params *ps, ur_loss_fn f, void *ctx, double eps, ur_gradcheck_result *res);
+/* Checks backward's gradient of the parameters of ps against finite differences of f, which
+ * must be deterministic: f runs twice at the starting point, and different losses are an
+ * error. Parameters are restored exactly. Costs 2 + 4 * (scalars checked) forward passes.
+ * opts NULL: defaults. Returns 0 when the check ran (res->passed says how it went), -1 when
+ * it could not (NULL argument, forward or backward failed, non-finite or non-deterministic
+ * loss, out of memory), with res->error set. Either way call ur_gradcheck_result_free. */
+int ur_gradcheck(ur_params *ps, ur_loss_fn f, void *ctx, const ur_gradcheck_opts *opts,
+                 ur_gradcheck_result *res);
+/* Frees res->params and sets it to NULL (the rest of res stays readable). NULL is ignored. */
+void ur_gradcheck_result_free(ur_gradcheck_result *res);
 
 #ifdef __cplusplus
 }

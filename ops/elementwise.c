@@ -159,6 +159,8 @@ ur_tensor *ur_sum(ur_tape *tp, ur_tensor *x)
     double s = 0;
     for (size_t k = 0; k < ur_numel(x); k++) s += x->val[k];
     y->val[0] = (float)s;
+    y->exact = s; /* the gradient check reads the sum before rounding */
+    y->has_exact = 1;
     ur_record(tp, &sum_op, y, 1, x);
     return y;
 }

@@ -17,10 +17,12 @@
 
 #include "ops/fastmath.h"
 
-static float reduce(double total, size_t count, ur_reduction red)
+/* y = the reduced total, in float and, for the gradient check, in double (y->exact). */
+static void reduce(ur_tensor *y, double total, size_t count, ur_reduction red)
 {
-    if (red == UR_SUM) return (float)total;
-    return count ? (float)(total / (double)count) : 0.0f;
+    y->exact = red == UR_SUM ? total : count ? total / (double)count : 0.0;
+    y->has_exact = 1;
+    y->val[0] = (float)y->exact;
 }
 
 /* One row: p = softmax(x), returns log sum_j exp(x_j - max x) (double accumulation). */
@@ -89,7 +91,7 @@ ur_tensor *ur_softmax_nll(ur_tape *tp, ur_tensor *logits, const int *targets, ur
         double lse = softmax_row(k, x, probs + (size_t)r * k, &m);
         if (targets[r] >= 0) total += lse - ((double)x[targets[r]] - m);
     }
-    y->val[0] = reduce(total, count, red);
+    reduce(y, total, count, red);
     ur_node *nd = ur_record(tp, &softmax_nll_op, y, 1, logits);
     if (nd) {
         int *saved = (int *)(probs + ur_numel(logits));
@@ -138,7 +140,7 @@ ur_tensor *ur_mse(ur_tape *tp, ur_tensor *x, ur_tensor *target, ur_reduction red
         double d = (double)x->val[k] - target->val[k];
         total += d * d;
     }
-    y->val[0] = reduce(total, ur_numel(x), red);
+    reduce(y, total, ur_numel(x), red);
     ur_node *nd = ur_record(tp, &mse_op, y, 2, x, target);
     if (nd) nd->f[0] = red == UR_SUM ? 1.0f : 1.0f / (float)ur_numel(x);
     return y;
@@ -171,7 +173,7 @@ ur_tensor *ur_sigmoid_xent(ur_tape *tp, ur_tensor *logits, ur_tensor *target, ur
         if (z != 0) total += z * ((x < 0 ? -x : 0) + tail);
         if (z != 1) total += (1 - z) * ((x > 0 ? x : 0) + tail);
     }
-    y->val[0] = reduce(total, ur_numel(logits), red);
+    reduce(y, total, ur_numel(logits), red);
     ur_node *nd = ur_record(tp, &sigmoid_xent_op, y, 2, logits, target);
     if (nd) nd->f[0] = red == UR_SUM ? 1.0f : 1.0f / (float)ur_numel(logits);
     return y;

@@ -40,3 +40,8 @@ check_PROGRAMS += tests/test_cells
 tests_test_cells_SOURCES = tests/test_cells.c tests/ur_test.h
 tests_test_cells_CFLAGS = $(TEST_CFLAGS)
 tests_test_cells_LDADD = $(TEST_LDADD)
+
+check_PROGRAMS += tests/test_gradcheck
+tests_test_gradcheck_SOURCES = tests/test_gradcheck.c tests/ur_test.h
+tests_test_gradcheck_CFLAGS = $(TEST_CFLAGS)
+tests_test_gradcheck_LDADD = $(TEST_LDADD)
