@@ -31,6 +31,66 @@ static ur_state gru_step(ur_tape *tp, const ur_cell *cell, const ur_step_in *in,
     return s;
 }
 
+/* Cho et al. 2014: the reset gate scales h_{t-1} before its product,
+ *     [xr | xz | xn] = x_t Wx + bx,   [hr | hz] = h_{t-1} Wh + bh   (declared, batched)
+ *     r = sigmoid(xr + hr),  z = sigmoid(xz + hz)
+ *     n = tanh(xn + (r * h_{t-1}) Un)  (r * h is new at every step: a per-step product)
+ *     h_t = (1 - z) * n + z * h_{t-1} */
+static ur_state gru_cho_step(ur_tape *tp, const ur_cell *cell, const ur_step_in *in,
+                             ur_state prev)
+{
+    ur_state s = {NULL, NULL};
+    ur_tensor *x[3], *h[2];
+    if (ur_split_cols(tp, in->proj[0], 3, x) != 0 || ur_split_cols(tp, in->rec[0], 2, h) != 0) {
+        s.h = ur_tape_poison(tp);
+        return s;
+    }
+    ur_tensor *r = ur_sigmoid(tp, ur_add(tp, x[0], h[0]));
+    ur_tensor *z = ur_sigmoid(tp, ur_add(tp, x[1], h[1]));
+    ur_tensor *n = ur_tanh(tp, ur_addmm(tp, x[2], ur_mul(tp, r, prev.h), cell->p[4]));
+    s.h = ur_add(tp, ur_mul(tp, ur_one_minus(tp, z), n), ur_mul(tp, z, prev.h));
+    return s;
+}
+
+int ur_gru_cell_ex(ur_cell *cell, ur_params *ps, const char *prefix, int in_dim, int hidden,
+                   const ur_cell_opts *opts, ur_rng *rng)
+{
+    ur_cell_opts o = opts ? *opts : (ur_cell_opts){0};
+    if (!o.gru_reset_before) {
+        if (o.layer_norm || o.peephole) {
+            ur_model_clear_error();
+            return ur_model_fail("gru_cell(%s): %s is not an option of the GRU", prefix ? prefix : "",
+                                 o.peephole ? "peephole" : "layer_norm");
+        }
+        return ur_gru_cell(cell, ps, prefix, in_dim, hidden, rng);
+    }
+    ur_model_clear_error();
+    if (!cell || !ps || !prefix || !rng)
+        return ur_model_fail("gru_cell: cell, params, prefix and rng must not be NULL");
+    if (in_dim <= 0 || hidden <= 0 || hidden > (1 << 28))
+        return ur_model_fail("gru_cell(%s): bad sizes in_dim %d, hidden %d", prefix, in_dim, hidden);
+    if (o.layer_norm || o.peephole)
+        return ur_model_fail("gru_cell(%s): %s is not an option of the GRU", prefix,
+                             o.peephole ? "peephole" : "layer_norm");
+    float k = 1.0f / sqrtf((float)hidden);
+    *cell = (ur_cell){.kind = "gru-cho", .step = gru_cho_step, .in_dim = in_dim, .hidden = hidden,
+                      .n_params = 5};
+    cell->p[WX] = ur_model_param(ps, prefix, "Wx", in_dim, 3 * hidden, k, rng);
+    cell->p[BX] = ur_model_param(ps, prefix, "bx", 1, 3 * hidden, k, rng);
+    cell->p[WH] = ur_model_param(ps, prefix, "Wh", hidden, 2 * hidden, k, rng);
+    cell->p[BH] = ur_model_param(ps, prefix, "bh", 1, 2 * hidden, k, rng);
+    cell->p[4] = ur_model_param(ps, prefix, "Un", hidden, hidden, k, rng);
+    for (int j = 0; j < 5; j++)
+        if (!cell->p[j])
+            return ur_model_fail("gru_cell(%s): %s", prefix,
+                                 ur_model_error() ? ur_model_error() : "cannot add parameters");
+    cell->n_proj = 1;
+    cell->proj[0] = (ur_cell_proj){cell->p[WX], cell->p[BX]};
+    cell->n_rec = 1;
+    cell->rec[0] = (ur_cell_rec){cell->p[WH], cell->p[BH], -1};
+    return 0;
+}
+
 int ur_gru_cell(ur_cell *cell, ur_params *ps, const char *prefix, int in_dim, int hidden,
                 ur_rng *rng)
 {

@@ -97,6 +97,16 @@ ur_tensor *ur_cell_param(const ur_cell *cell, const char *name);
  * A NULL prev.h or prev.c means zeros. The tape's poison state on error. */
 ur_state ur_cell_step(ur_tape *tp, const ur_cell *cell, ur_tensor *x, ur_state prev);
 
+/* Options of the built-in LSTM and GRU constructors (the _ex variants); all zero: the plain
+ * cell. */
+typedef struct ur_cell_opts {
+    int layer_norm;        /* LSTM: Ba et al. 2016 layer norm of x Wx, of h Wh (each with its
+                              own gain and bias) and of c before the output tanh */
+    int peephole;          /* LSTM: Gers & Schmidhuber 2000, i and f see c_{t-1}, o sees c_t */
+    int gru_reset_before;  /* GRU: Cho et al. 2014, the reset gate applied to h before Un */
+    float ln_eps;          /* layer norm's epsilon (0: 1e-5) */
+} ur_cell_opts;
+
 /* ---- Built-in cells ----------------------------------------------------------------------
  * Each adds its parameters to ps under "<prefix>.<name>" and initialises them from rng
  * (uniform in +-1/sqrt(hidden), as PyTorch does). Returns 0, or -1 when a parameter cannot
@@ -326,6 +336,13 @@ void ur_tbptt_free(ur_tbptt *tb);
  * over all steps too. */
 int ur_gru_cell(ur_cell *cell, ur_params *ps, const char *prefix, int in_dim, int hidden,
                 ur_rng *rng);
+/* The GRU with options: gru_reset_before selects Cho et al. 2014 (kind "gru-cho"):
+ *     r, z as above from x_t Wx + bx and h_{t-1} Wh + bh (Wh is H x 2H, bh 1 x 2H: r, z only)
+ *     n = tanh(xn + (r * h_{t-1}) Un)      (the reset gate scales h before the product)
+ * p[] = {Wx (in x 3H), bx (1 x 3H), Wh (H x 2H), bh (1 x 2H), Un (H x H)}. opts NULL or
+ * all zero: ur_gru_cell (PyTorch/cuDNN). */
+int ur_gru_cell_ex(ur_cell *cell, ur_params *ps, const char *prefix, int in_dim, int hidden,
+                   const ur_cell_opts *opts, ur_rng *rng);
 
 /* ---- Stacked layers -----------------------------------------------------------------------
  * Layer l's time-stacked H (T*B x H_l) is layer l+1's input; any cells, mixed kinds allowed.

@@ -368,6 +368,185 @@ START_TEST(test_bad_declarations)
 }
 END_TEST
 
+/* ---- GRU (Cho et al. 2014) ---------------------------------------------------------------- */
+
+static double sig(double v) { return 1.0 / (1.0 + exp(-v)); }
+
+/* x (rows x n) times W (n x m), in double, row-major, W of row stride ldw from column c0. */
+static void mm(const float *x, int rows, int n, const float *w, int ldw, int c0, int m, double *out)
+{
+    for (int r = 0; r < rows; r++)
+        for (int j = 0; j < m; j++) {
+            double a = 0;
+            for (int k = 0; k < n; k++) a += (double)x[r * n + k] * w[k * ldw + c0 + j];
+            out[r * m + j] = a;
+        }
+}
+
+START_TEST(test_gru_cho_forward_in_double)
+{
+    ur_params *ps = ur_params_new();
+    ur_rng rng;
+    ur_rng_seed(&rng, 21);
+    ur_cell cell;
+    ur_cell_opts o = {.gru_reset_before = 1};
+    ck_assert_int_eq(ur_gru_cell_ex(&cell, ps, "g", IN, H, &o, &rng), 0);
+    ck_assert_str_eq(cell.kind, "gru-cho");
+    ck_assert_ptr_eq(ur_cell_param(&cell, "Un"), cell.p[4]);
+    float x[T * B * IN];
+    for (int k = 0; k < T * B * IN; k++) x[k] = 2.0f * ur_rng_uniform(&rng) - 1.0f;
+    ur_tape *tp = ur_tape_new(0);
+    ur_seq seq;
+    ck_assert_int_eq(ur_unroll(tp, &cell, ur_input_from(tp, T * B, IN, x), T, (ur_state){0}, 0, &seq), 0);
+    const float *Wx = cell.p[0]->val, *bx = cell.p[1]->val, *Wh = cell.p[2]->val,
+                *bh = cell.p[3]->val, *Un = cell.p[4]->val;
+    double h[B * H] = {0}, px[B * 3 * H], ph[B * 2 * H], rh[B * H], pn[B * H];
+    float hf[B * H], rhf[B * H];
+    for (int t = 0; t < T; t++) {
+        mm(x + t * B * IN, B, IN, Wx, 3 * H, 0, 3 * H, px);
+        for (int k = 0; k < B * H; k++) hf[k] = (float)h[k];
+        mm(hf, B, H, Wh, 2 * H, 0, 2 * H, ph);
+        double r[B * H], z[B * H];
+        for (int b = 0; b < B; b++)
+            for (int j = 0; j < H; j++) {
+                r[b * H + j] = sig(px[b * 3 * H + j] + bx[j] + ph[b * 2 * H + j] + bh[j]);
+                z[b * H + j] = sig(px[b * 3 * H + H + j] + bx[H + j] + ph[b * 2 * H + H + j] + bh[H + j]);
+                rh[b * H + j] = r[b * H + j] * h[b * H + j];
+                rhf[b * H + j] = (float)rh[b * H + j];
+            }
+        mm(rhf, B, H, Un, H, 0, H, pn);
+        for (int b = 0; b < B; b++)
+            for (int j = 0; j < H; j++) {
+                double n = tanh(px[b * 3 * H + 2 * H + j] + bx[2 * H + j] + pn[b * H + j]);
+                h[b * H + j] = (1 - z[b * H + j]) * n + z[b * H + j] * h[b * H + j];
+            }
+        for (int k = 0; k < B * H; k++)
+            ck_assert_msg(fabs(seq.states[t].h->val[k] - h[k]) < 2e-6, "t %d h[%d]: %.7g, want %.7g",
+                          t, k, seq.states[t].h->val[k], h[k]);
+    }
+    ur_tape_free(tp);
+    /* Its gradients, through the whole unroll. */
+    run_ctx c = {ps, &cell, {0}};
+    memcpy(c.x, x, sizeof c.x);
+    ur_assert_gradcheck(ps, run_loss, &c, 0, 1e-5, 1e-3);
+    ur_params_free(ps);
+}
+END_TEST
+
+/* ---- Variational dropout --------------------------------------------------------------------- */
+
+typedef struct {
+    float x[T][B * IN];       /* in->x at each step */
+    float ratio[T][B * H];    /* in->rec[0] / h_{t-1} at each step t > 0 */
+} probe_seen;
+
+static ur_state probe_step(ur_tape *tp, const ur_cell *cell, const ur_step_in *in, ur_state prev)
+{
+    probe_seen *seen = cell->user;
+    memcpy(seen->x[in->t], in->x->val, sizeof seen->x[0]);
+    for (int k = 0; k < B * H; k++)
+        seen->ratio[in->t][k] = prev.h->val[k] != 0 ? in->rec[0]->val[k] / prev.h->val[k] : -1;
+    ur_tensor *one = ur_input(tp, B, H);
+    for (int k = 0; k < B * H; k++) one->val[k] = 1.0f;
+    return (ur_state){ur_add(tp, prev.h, one), NULL};
+}
+
+typedef struct {
+    ur_params *ps;
+    ur_cell cell;
+    ur_rng rng;
+    unsigned seed;
+    float x[T * B * IN];
+} vd_ctx;
+
+/* A fixed mask: the rng is seeded afresh for every forward. */
+static ur_tensor *vd_loss(ur_tape *tp, void *vctx)
+{
+    vd_ctx *c = vctx;
+    ur_rng_seed(&c->rng, c->seed);
+    run_ctx r = {c->ps, &c->cell, {0}};
+    memcpy(r.x, c->x, sizeof r.x);
+    return run_loss(tp, &r);
+}
+
+START_TEST(test_variational_dropout)
+{
+    vd_ctx c = {.seed = 4};
+    c.ps = ur_params_new();
+    ur_rng_seed(&c.rng, 3);
+    ck_assert_int_eq(ur_lstm_cell(&c.cell, c.ps, "l", IN, H, &c.rng), 0);
+    for (int k = 0; k < T * B * IN; k++) c.x[k] = 1.0f + (float)(k % 7) * 0.1f; /* no zeros */
+    c.cell.in_dropout = 0.5f;
+    c.cell.rec_dropout = 0.5f;
+    c.cell.rng = &c.rng;
+    ur_tape *tp = ur_tape_new(0);
+    ur_seq seq;
+    ck_assert_int_eq(ur_unroll(tp, &c.cell, ur_input_from(tp, T * B, IN, c.x), T, (ur_state){0}, 0,
+                               &seq), 0);
+    ur_tape_reset(tp);
+    /* A probe cell shows what the unroll hands its step: the masked input in in->x, and in
+     * in->rec[0] = mask * h_{t-1} (U = I). h grows by 1 per step, so h_{t-1} > 0 for t > 0. */
+    probe_seen seen = {0};
+    ur_params *pp = ur_params_new();
+    ur_tensor *I = ur_params_add(pp, "I", H, H);
+    ur_init_identity(I, 1.0f);
+    ur_cell probe = {.kind = "probe", .step = probe_step, .in_dim = IN, .hidden = H, .n_rec = 1,
+                     .user = &seen, .in_dropout = 0.5f, .rec_dropout = 0.25f, .rng = &c.rng};
+    probe.rec[0] = (ur_cell_rec){I, NULL, -1};
+    ck_assert_int_eq(ur_unroll(tp, &probe, ur_input_from(tp, T * B, IN, c.x), T, (ur_state){0},
+                               0, &seq), 0);
+    int zeros = 0, differ = 0, rzeros = 0;
+    for (int b = 0; b < B; b++) {
+        for (int j = 0; j < IN; j++) {
+            float m0 = seen.x[0][b * IN + j] / c.x[b * IN + j];
+            ck_assert_msg(m0 == 0.0f || fabsf(m0 - 2.0f) < 1e-6f, "input mask %g", m0);
+            zeros += m0 == 0.0f;
+            for (int t = 1; t < T; t++) /* the same at every step of a sequence */
+                ck_assert_float_eq(seen.x[t][b * IN + j] / c.x[(t * B + b) * IN + j], m0);
+            if (b > 0 && m0 != seen.x[0][j] / c.x[j]) differ = 1;
+        }
+        for (int j = 0; j < H; j++) {
+            float m1 = seen.ratio[1][b * H + j];
+            ck_assert_msg(m1 == 0.0f || fabsf(m1 - 1.0f / 0.75f) < 1e-5f, "state mask %g", m1);
+            rzeros += m1 == 0.0f;
+            for (int t = 2; t < T; t++) ck_assert_float_eq(seen.ratio[t][b * H + j], m1);
+        }
+    }
+    ck_assert(zeros > 0 && zeros < B * IN && rzeros > 0 && rzeros < B * H);
+    ck_assert_msg(differ, "every sequence got the same mask");
+    ur_params_free(pp);
+    /* Evaluation mode (p = 0) is the plain cell, bit for bit. */
+    c.cell.in_dropout = c.cell.rec_dropout = 0.0f;
+    ur_tape_reset(tp);
+    ur_unroll(tp, &c.cell, ur_input_from(tp, T * B, IN, c.x), T, (ur_state){0}, 0, &seq);
+    ur_cell plain;
+    ur_params *ps2 = ur_params_new();
+    ur_rng r2;
+    ur_rng_seed(&r2, 3);
+    ck_assert_int_eq(ur_lstm_cell(&plain, ps2, "l", IN, H, &r2), 0);
+    ur_seq s2;
+    ur_unroll(tp, &plain, ur_input_from(tp, T * B, IN, c.x), T, (ur_state){0}, 0, &s2);
+    ck_assert(memcmp(seq.H->val, s2.H->val, ur_numel(seq.H) * sizeof(float)) == 0);
+    ur_params_free(ps2);
+    /* Bad settings are errors. */
+    c.cell.rec_dropout = 1.0f;
+    ur_tape_reset(tp);
+    ur_unroll(tp, &c.cell, ur_input_from(tp, T * B, IN, c.x), T, (ur_state){0}, 0, &seq);
+    ck_assert_msg(strstr(ur_tape_error(tp), "dropout must be in [0, 1)"), "%s", ur_tape_error(tp));
+    c.cell.rec_dropout = 0.3f;
+    c.cell.rng = NULL;
+    ur_tape_reset(tp);
+    ur_unroll(tp, &c.cell, ur_input_from(tp, T * B, IN, c.x), T, (ur_state){0}, 0, &seq);
+    ck_assert_msg(strstr(ur_tape_error(tp), "needs the cell's rng"), "%s", ur_tape_error(tp));
+    ur_tape_free(tp);
+    /* Gradients with a fixed mask. */
+    c.cell.rng = &c.rng;
+    c.cell.in_dropout = 0.3f;
+    ur_assert_gradcheck(c.ps, vd_loss, &c, 0, 1e-5, 1e-3);
+    ur_params_free(c.ps);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("cells");
@@ -377,6 +556,8 @@ int main(void)
     tcase_add_test(tc, test_cell_step_equals_unroll_of_one);
     tcase_add_test(tc, test_user_cells_match_builtins);
     tcase_add_test(tc, test_bad_declarations);
+    tcase_add_test(tc, test_gru_cho_forward_in_double);
+    tcase_add_test(tc, test_variational_dropout);
     suite_add_tcase(s, tc);
     return ur_test_run(s);
 }
