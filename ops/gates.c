@@ -16,7 +16,7 @@
  */
 #include "ops/ur_ops.h"
 
-#include "ops/fastmath.h"
+#include "ops/fast.h"
 
 /* One row: a receives the activations [i | f | g | o]. */
 /* a may be z itself (in place): every a[j] depends only on z[j]. */

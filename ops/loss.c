@@ -14,7 +14,7 @@
 #include <math.h>
 #include <string.h>
 
-#include "ops/fastmath.h"
+#include "ops/fast.h"
 
 static float reduce(double total, size_t count, ur_reduction red)
 {

@@ -22,22 +22,50 @@ ur_tensor *ur_linear(ur_tape *tp, ur_tensor *x, ur_tensor *w, ur_tensor *b);
 
 /* ---- Element-wise --------------------------------------------------------------------- */
 
-/* a + b, same shapes. */
+/* Broadcasting: a and b are the same shape m x n, or one of them is 1 x n (reused for every
+ * row), m x 1 (one value per row) or 1 x 1; in general each dimension is equal or 1 on one
+ * side, and the result is max(rows) x max(cols). A broadcast operand's gradient is summed
+ * back to its own shape. */
+/* a + b (broadcasting). */
 ur_tensor *ur_add(ur_tape *tp, ur_tensor *a, ur_tensor *b);
-/* a - b, same shapes. */
+/* a - b (broadcasting). */
 ur_tensor *ur_sub(ur_tape *tp, ur_tensor *a, ur_tensor *b);
-/* a * b element-wise (Hadamard), same shapes. */
+/* a * b element-wise (Hadamard; broadcasting). */
 ur_tensor *ur_mul(ur_tape *tp, ur_tensor *a, ur_tensor *b);
+/* a / b element-wise (broadcasting); b = 0 gives +-Inf or NaN as in C. */
+ur_tensor *ur_div(ur_tape *tp, ur_tensor *a, ur_tensor *b);
 /* s * a. */
 ur_tensor *ur_scale(ur_tape *tp, ur_tensor *a, float s);
-/* x + b with the 1 x cols row b added to every row of x. */
+/* x + b with the 1 x cols row b added to every row of x: ur_add with b's shape enforced. */
 ur_tensor *ur_add_bias(ur_tape *tp, ur_tensor *x, ur_tensor *b);
 /* tanh(x). */
 ur_tensor *ur_tanh(ur_tape *tp, ur_tensor *x);
 /* 1 / (1 + exp(-x)), computed without overflow. */
 ur_tensor *ur_sigmoid(ur_tape *tp, ur_tensor *x);
-/* max(x, 0). */
+/* max(x, 0); NaN stays NaN. */
 ur_tensor *ur_relu(ur_tape *tp, ur_tensor *x);
+/* Element-wise functions, y the shape of x. Edges as in C (libm): log 0 = -Inf, log and sqrt
+ * of x < 0 are NaN, 1/0 = Inf, exp overflows to Inf; NaN in gives NaN out. */
+/* e^x (libm expf: Inf above 88.7, 0 below -103). */
+ur_tensor *ur_exp(ur_tape *tp, ur_tensor *x);
+/* ln x. */
+ur_tensor *ur_log(ur_tape *tp, ur_tensor *x);
+/* sqrt(x); its gradient at 0 is Inf. */
+ur_tensor *ur_sqrt(ur_tape *tp, ur_tensor *x);
+/* 1 / sqrt(x). */
+ur_tensor *ur_rsqrt(ur_tape *tp, ur_tensor *x);
+/* x^2. */
+ur_tensor *ur_square(ur_tape *tp, ur_tensor *x);
+/* |x|; gradient sign(x), 0 at 0. */
+ur_tensor *ur_abs(ur_tape *tp, ur_tensor *x);
+/* 1 / x. */
+ur_tensor *ur_reciprocal(ur_tape *tp, ur_tensor *x);
+/* ln(1 + e^x), stable for any x (max(x, 0) + log1p(e^-|x|)); gradient sigmoid(x). */
+ur_tensor *ur_softplus(ur_tape *tp, ur_tensor *x);
+/* min(max(x, lo), hi), lo <= hi (either may be infinite); gradient 1 inside [lo, hi], 0 outside. */
+ur_tensor *ur_clamp(ur_tape *tp, ur_tensor *x, float lo, float hi);
+/* x + s. */
+ur_tensor *ur_add_scalar(ur_tape *tp, ur_tensor *x, float s);
 /* 1 - x (used by GRU's update gate). */
 ur_tensor *ur_one_minus(ur_tape *tp, ur_tensor *x);
 /* Sum of all elements, as a 1 x 1 tensor. */

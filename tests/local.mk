@@ -30,3 +30,8 @@ check_PROGRAMS += tests/test_seq
 tests_test_seq_SOURCES = tests/test_seq.c tests/ur_test.h
 tests_test_seq_CFLAGS = $(TEST_CFLAGS)
 tests_test_seq_LDADD = $(TEST_LDADD)
+
+check_PROGRAMS += tests/test_ops_math
+tests_test_ops_math_SOURCES = tests/test_ops_math.c tests/ur_test.h
+tests_test_ops_math_CFLAGS = $(TEST_CFLAGS)
+tests_test_ops_math_LDADD = $(TEST_LDADD)
