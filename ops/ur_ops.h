@@ -19,6 +19,13 @@ ur_tensor *ur_matmul(ur_tape *tp, ur_tensor *a, ur_tensor *b, int trans_a, int t
 ur_tensor *ur_addmm(ur_tape *tp, ur_tensor *c, ur_tensor *a, ur_tensor *b);
 /* The linear layer x W + b: x is B x in, W is in x out, b is 1 x out (NULL for none). */
 ur_tensor *ur_linear(ur_tape *tp, ur_tensor *x, ur_tensor *w, ur_tensor *b);
+/* One product per block: a and b are nblocks equal row blocks A_k, B_k; block k of the result
+ * is op(A_k) op(B_k), stacked by rows (nblocks * m x n). One BLAS call per block. E.g. for
+ * B sequences of T steps stored batch-major (B*T x H) and queries q (B x H): scores
+ * ur_block_matmul(q, E, B, 0, 1) is B x T (q_k E_k^T), context ur_block_matmul(w, E, B, 0, 0)
+ * with weights w (B x T) is B x H. */
+ur_tensor *ur_block_matmul(ur_tape *tp, ur_tensor *a, ur_tensor *b, int nblocks, int trans_a,
+                           int trans_b);
 
 /* ---- Element-wise --------------------------------------------------------------------- */
 
@@ -71,6 +78,43 @@ ur_tensor *ur_one_minus(ur_tape *tp, ur_tensor *x);
 /* Sum of all elements, as a 1 x 1 tensor. */
 ur_tensor *ur_sum(ur_tape *tp, ur_tensor *x);
 
+/* ---- Reductions (summed in double) ----------------------------------------------------- */
+
+/* Sum of each row: m x n -> m x 1. */
+ur_tensor *ur_row_sum(ur_tape *tp, ur_tensor *x);
+/* Mean of each row: m x n -> m x 1. */
+ur_tensor *ur_row_mean(ur_tape *tp, ur_tensor *x);
+/* Sum of each column: m x n -> 1 x n. */
+ur_tensor *ur_col_sum(ur_tape *tp, ur_tensor *x);
+/* Mean of each column: m x n -> 1 x n. */
+ur_tensor *ur_col_mean(ur_tape *tp, ur_tensor *x);
+/* Mean of all elements, as a 1 x 1 tensor (the total sum is ur_sum, above). */
+ur_tensor *ur_mean(ur_tape *tp, ur_tensor *x);
+
+/* ---- Normalisation -------------------------------------------------------------------- */
+
+/* Softmax of each row of x (m x n -> m x n), stable for logits of any finite size; a logit of
+ * -Inf gets probability 0; a row holding a NaN (or +Inf, or only -Inf) comes out all NaN. */
+ur_tensor *ur_softmax(ur_tape *tp, ur_tensor *x);
+/* log(softmax(x)) per row, computed as (x - max) - log sum exp(x - max): exact for large
+ * logits where log(ur_softmax) would give -Inf. */
+ur_tensor *ur_log_softmax(ur_tape *tp, ur_tensor *x);
+/* Layer norm of each row of x (m x n): (x - mean) / sqrt(var + eps) * gain + bias, the
+ * variance biased (over n); gain and bias are 1 x n or NULL (1 and 0); eps >= 0. One fused
+ * op that saves each row's mean and 1/std. */
+ur_tensor *ur_layer_norm(ur_tape *tp, ur_tensor *x, ur_tensor *gain, ur_tensor *bias, float eps);
+
+/* ---- Constants (leaves without a gradient) ---------------------------------------------- */
+
+/* rows x cols, every element value. */
+ur_tensor *ur_constant(ur_tape *tp, int rows, int cols, float value);
+/* rows x cols of 0. */
+ur_tensor *ur_zeros(ur_tape *tp, int rows, int cols);
+/* rows x cols of 1. */
+ur_tensor *ur_ones(ur_tape *tp, int rows, int cols);
+/* t's shape, every element value (t's values are not read). */
+ur_tensor *ur_constant_like(ur_tape *tp, const ur_tensor *t, float value);
+
 /* ---- Shape ---------------------------------------------------------------------------- */
 
 /* [x_0 | x_1 | ... ] side by side: all have the same rows, cols add up. */
@@ -81,11 +125,24 @@ ur_tensor *ur_cols(ur_tape *tp, ur_tensor *x, int col0, int n);
 int ur_split_cols(ur_tape *tp, ur_tensor *x, int n, ur_tensor **out);
 /* [a ; b ; ...] stacked by rows (per-step tensors into one time-stacked matrix). */
 ur_tensor *ur_concat_rows(ur_tape *tp, int n, ur_tensor *const *x);
+/* x^T (rows x cols -> cols x rows), copied: for where a GEMM's transpose flag cannot reach. */
+ur_tensor *ur_transpose(ur_tape *tp, ur_tensor *x);
+/* x viewed as rows x cols (same number of elements, same row-major order): zero-copy, like
+ * ur_rows; its gradient lands in x's. */
+ur_tensor *ur_reshape(ur_tape *tp, ur_tensor *x, int rows, int cols);
+/* A time-major sequence (T*B x F, rows [t*B, (t+1)*B) are step t) reordered batch-major
+ * (B*T x F, rows [b*T, (b+1)*T) are sequence b's T steps). */
+ur_tensor *ur_time_to_batch(ur_tape *tp, ur_tensor *x, int T);
+/* The inverse: batch-major B*T x F back to time-major T*B x F. */
+ur_tensor *ur_batch_to_time(ur_tape *tp, ur_tensor *x, int T);
 
-/* ---- Embedding ------------------------------------------------------------------------ */
+/* ---- Gather / embedding --------------------------------------------------------------- */
 
-/* Rows ids[0..n-1] of the table E (vocab x dim), as an n x dim tensor. An id outside
- * [0, vocab) fails the tape. Backward scatter-adds into E's gradient. */
+/* Rows idx[0..n-1] of any x (rows x cols), as an n x cols tensor; an index outside [0, rows)
+ * fails the tape. Backward scatter-adds into x's gradient (a row picked twice gets both). */
+ur_tensor *ur_gather_rows(ur_tape *tp, ur_tensor *x, const int *idx, int n);
+/* Rows ids[0..n-1] of the table E (vocab x dim), as an n x dim tensor: ur_gather_rows under
+ * the name of its commonest use. An id outside [0, vocab) fails the tape. */
 ur_tensor *ur_embedding(ur_tape *tp, ur_tensor *table, const int *ids, int n);
 
 /* ---- Losses (each returns a 1 x 1 tensor) ---------------------------------------------- */

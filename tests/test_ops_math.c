@@ -54,6 +54,7 @@ struct op_case {
 
 static ur_tensor *A(ur_params *ps) { return ur_params_get(ps, "a"); }
 static ur_tensor *B(ur_params *ps) { return ur_params_get(ps, "b"); }
+static ur_tensor *C(ur_params *ps) { return ur_params_get(ps, "c"); }
 
 static ur_params *case_params(const op_case *c, uint64_t seed)
 {
@@ -124,6 +125,14 @@ UNARY(abs)
 UNARY(reciprocal)
 UNARY(softplus)
 UNARY(relu)
+UNARY(row_sum)
+UNARY(row_mean)
+UNARY(col_sum)
+UNARY(col_mean)
+UNARY(mean)
+UNARY(softmax)
+UNARY(log_softmax)
+UNARY(transpose)
 #undef UNARY
 static ur_tensor *op_clamp(ur_tape *tp, ur_params *ps, const op_case *c)
 {
@@ -132,6 +141,43 @@ static ur_tensor *op_clamp(ur_tape *tp, ur_params *ps, const op_case *c)
 static ur_tensor *op_add_scalar(ur_tape *tp, ur_params *ps, const op_case *c)
 {
     return ur_add_scalar(tp, A(ps), c->arg[0]);
+}
+/* layer norm with gain b and bias c, gain only, bias only (b), neither */
+static ur_tensor *op_layer_norm(ur_tape *tp, ur_params *ps, const op_case *c)
+{
+    ur_tensor *gain = NULL, *bias = NULL;
+    if (c->arg[1] == 1 || c->arg[1] == 3) gain = B(ps);
+    if (c->arg[1] == 2) bias = B(ps);
+    if (c->arg[1] == 3) bias = C(ps);
+    return ur_layer_norm(tp, A(ps), gain, bias, c->arg[0]);
+}
+/* every row of a used, row 2 twice; arg[0] = 1: gathered from tanh(a), an op's output */
+static const int gather_idx[5] = {2, 0, 1, 3, 2};
+static ur_tensor *op_gather(ur_tape *tp, ur_params *ps, const op_case *c)
+{
+    ur_tensor *x = c->arg[0] ? ur_tanh(tp, A(ps)) : A(ps);
+    return ur_gather_rows(tp, x, gather_idx, 5);
+}
+static ur_tensor *op_time_to_batch(ur_tape *tp, ur_params *ps, const op_case *c)
+{
+    return ur_time_to_batch(tp, A(ps), (int)c->arg[0]);
+}
+static ur_tensor *op_batch_to_time(ur_tape *tp, ur_params *ps, const op_case *c)
+{
+    return ur_batch_to_time(tp, A(ps), (int)c->arg[0]);
+}
+/* a viewed as arg[0] x arg[1]; of tanh(a) when the shape says 6 x 2 */
+static ur_tensor *op_reshape(ur_tape *tp, ur_params *ps, const op_case *c)
+{
+    int rows = (int)c->arg[0], cols = (int)c->arg[1];
+    ur_tensor *x = rows == 6 ? ur_tanh(tp, A(ps)) : A(ps);
+    return ur_reshape(tp, x, rows, cols);
+}
+/* arg[0] blocks, arg[1] = trans_a + 2 trans_b */
+static ur_tensor *op_block_matmul(ur_tape *tp, ur_params *ps, const op_case *c)
+{
+    int flags = (int)c->arg[1];
+    return ur_block_matmul(tp, A(ps), B(ps), (int)c->arg[0], flags & 1, flags >> 1);
 }
 
 #define BIN(op, ar, ac, br, bc, l, h, f)                                                    \
@@ -164,6 +210,33 @@ static const op_case cases[] = {
     UN("clamp in", op_clamp, 0.1f, 0.4f, .flip = 1, .arg = {-0.5f, 0.5f}, .same_index = 1),
     UN("clamp out", op_clamp, 0.6f, 1.5f, .flip = 1, .arg = {-0.5f, 0.5f}, .same_index = 1),
     UN("add_scalar", op_add_scalar, -1, 1, .arg = {2.5f}),
+    UN("row_sum", op_row_sum, -1, 1),
+    UN("row_mean", op_row_mean, -1, 1),
+    UN("col_sum", op_col_sum, -1, 1),
+    UN("col_mean", op_col_mean, -1, 1),
+    UN("mean", op_mean, -1, 1),
+    {.name = "softmax", .fn = op_softmax, .shape = {{3, 5}}, .lo = -2, .hi = 2},
+    {.name = "log_softmax", .fn = op_log_softmax, .shape = {{3, 5}}, .lo = -2, .hi = 2},
+    {.name = "layer_norm", .fn = op_layer_norm, .shape = {{3, 5}}, .lo = -2, .hi = 2, .arg = {1e-5f, 0}},
+    {.name = "layer_norm gain", .fn = op_layer_norm, .shape = {{3, 5}, {1, 5}}, .lo = -2, .hi = 2, .arg = {1e-5f, 1}},
+    {.name = "layer_norm bias", .fn = op_layer_norm, .shape = {{3, 5}, {1, 5}}, .lo = -2, .hi = 2, .arg = {1e-5f, 2}},
+    {.name = "layer_norm gain bias", .fn = op_layer_norm, .shape = {{3, 5}, {1, 5}, {1, 5}}, .lo = -2, .hi = 2, .arg = {0.1f, 3}},
+    {.name = "layer_norm gain bias 1 row", .fn = op_layer_norm, .shape = {{1, 7}, {1, 7}, {1, 7}}, .lo = -2, .hi = 2, .arg = {1e-5f, 3}},
+    {.name = "gather_rows", .fn = op_gather, .shape = {{4, 3}}, .lo = -1, .hi = 1},
+    {.name = "gather_rows of tanh", .fn = op_gather, .shape = {{4, 3}}, .lo = -1, .hi = 1, .arg = {1}},
+    {.name = "time_to_batch", .fn = op_time_to_batch, .shape = {{6, 2}}, .lo = -1, .hi = 1, .arg = {3}},
+    {.name = "batch_to_time", .fn = op_batch_to_time, .shape = {{6, 2}}, .lo = -1, .hi = 1, .arg = {3}},
+    UN("transpose", op_transpose, -1, 1),
+    UN("reshape", op_reshape, -1, 1, .arg = {2, 6}),
+    UN("reshape of tanh", op_reshape, -1, 1, .arg = {6, 2}),
+    /* block products, 2 blocks: scores q_k E_k^T, contexts w_k E_k, column scores E_k q_k,
+     * both transposed, and a general one (sgemm) */
+    {.name = "block_matmul scores", .fn = op_block_matmul, .shape = {{2, 3}, {8, 3}}, .lo = -1, .hi = 1, .arg = {2, 2}},
+    {.name = "block_matmul context", .fn = op_block_matmul, .shape = {{2, 4}, {8, 3}}, .lo = -1, .hi = 1, .arg = {2, 0}},
+    {.name = "block_matmul column", .fn = op_block_matmul, .shape = {{8, 3}, {6, 1}}, .lo = -1, .hi = 1, .arg = {2, 0}},
+    {.name = "block_matmul trans_a", .fn = op_block_matmul, .shape = {{8, 2}, {8, 3}}, .lo = -1, .hi = 1, .arg = {2, 1}},
+    {.name = "block_matmul trans_ab", .fn = op_block_matmul, .shape = {{8, 2}, {6, 4}}, .lo = -1, .hi = 1, .arg = {2, 3}},
+    {.name = "block_matmul general", .fn = op_block_matmul, .shape = {{6, 4}, {8, 5}}, .lo = -1, .hi = 1, .arg = {2, 0}},
 };
 enum { N_CASES = sizeof cases / sizeof cases[0] };
 
@@ -362,6 +435,388 @@ START_TEST(test_unary_backward_edges)
 }
 END_TEST
 
+START_TEST(test_reductions)
+{
+    ur_tape *tp = ur_tape_new(0);
+    ur_tensor *x = ur_input_from(tp, 2, 3, (float[]){1, 2, 3, 4, 5, 6});
+    expect(ur_row_sum(tp, x), 2, 1, (float[]){6, 15}, 0);
+    expect(ur_row_mean(tp, x), 2, 1, (float[]){2, 5}, 0);
+    expect(ur_col_sum(tp, x), 1, 3, (float[]){5, 7, 9}, 0);
+    expect(ur_col_mean(tp, x), 1, 3, (float[]){2.5f, 3.5f, 4.5f}, 0);
+    expect(ur_mean(tp, x), 1, 1, (float[]){3.5f}, 0);
+    /* Summed in double: 1e8 + 1 + ... + 1 - 1e8 loses nothing. Columns wider than one
+     * accumulation block (256) are summed right as well. */
+    ur_tensor *w = ur_constant(tp, 3, 1000, 1.0f);
+    w->val[0] = 1e8f;
+    w->val[999] = -1e8f;
+    w->val[1000] = 0.5f;
+    ur_tensor *rs = ur_row_sum(tp, w), *cs = ur_col_sum(tp, w);
+    ck_assert_float_eq(rs->val[0], 998);
+    ck_assert_float_eq(rs->val[1], 999.5f);
+    ck_assert_float_eq(cs->val[0], 1e8f + 2);
+    ck_assert_float_eq(cs->val[1], 3);
+    ck_assert_float_eq(cs->val[999], -1e8f + 2);
+    ck_assert_float_eq(ur_mean(tp, w)->val[0], (float)(2997.5 / 3000));
+    ck_assert_ptr_null(ur_tape_error(tp));
+    expect_error(tp, ur_row_mean(tp, NULL), "row_mean: input 1 is NULL");
+    ur_tape_free(tp);
+}
+END_TEST
+
+START_TEST(test_softmax_forward)
+{
+    ur_tape *tp = ur_tape_new(0);
+    float big = 1e4f;
+    ur_tensor *x = ur_input_from(tp, 3, 3, (float[]){1, 2, 3, big, 0, -big, 0, -INFINITY, 0});
+    expect(ur_softmax(tp, x), 3, 3,
+           (float[]){0.0900305732f, 0.244728471f, 0.665240956f, 1, 0, 0, 0.5f, 0, 0.5f}, 1e-7);
+    expect(ur_log_softmax(tp, x), 3, 3,
+           (float[]){-2.40760596f, -1.40760596f, -0.407605964f, 0, -1e4f, -2e4f, -0.693147181f,
+                     -INFINITY, -0.693147181f}, 1e-6);
+    /* a shift of every logit changes nothing */
+    ur_tensor *shifted = ur_input_from(tp, 1, 3, (float[]){1001, 1002, 1003});
+    expect(ur_softmax(tp, shifted), 1, 3, (float[]){0.0900305732f, 0.244728471f, 0.665240956f}, 1e-7);
+    /* rows without a finite max are all NaN; the others are untouched */
+    ur_tensor *bad = ur_input_from(tp, 3, 2, (float[]){INFINITY, 0, -INFINITY, -INFINITY, 0, 0});
+    expect(ur_softmax(tp, bad), 3, 2, (float[]){NAN, NAN, NAN, NAN, 0.5f, 0.5f}, 1e-7);
+    expect(ur_log_softmax(tp, bad), 3, 2, (float[]){NAN, NAN, NAN, NAN, -0.693147181f, -0.693147181f}, 1e-7);
+    ck_assert_ptr_null(ur_tape_error(tp));
+    expect_error(tp, ur_log_softmax(tp, NULL), "log_softmax: input 1 is NULL");
+    ur_tape_free(tp);
+}
+END_TEST
+
+/* Gradients at logits of 1e4 are finite and right: softmax's is ~0 for a saturated row, and
+ * log_softmax's is g - p sum(g) with p one-hot. */
+START_TEST(test_softmax_large_logits)
+{
+    ur_params *ps = ur_params_new();
+    ur_tensor *x = ur_params_add(ps, "x", 1, 3);
+    set(x, (float[]){1e4f, 0, -1e4f});
+    ur_tape *tp = ur_tape_new(0);
+    ur_tensor *g = ur_input_from(tp, 1, 3, (float[]){1, 2, 3});
+    ck_assert_int_eq(ur_backward(tp, ur_sum(tp, ur_mul(tp, ur_log_softmax(tp, x), g))), 0);
+    expect(&(ur_tensor){.rows = 1, .cols = 3, .val = x->grad}, 1, 3, (float[]){1 - 6, 2, 3}, 0);
+    ur_tape_reset(tp);
+    ur_params_zero_grad(ps);
+    g = ur_input_from(tp, 1, 3, (float[]){1, 2, 3});
+    ck_assert_int_eq(ur_backward(tp, ur_sum(tp, ur_mul(tp, ur_softmax(tp, x), g))), 0);
+    expect(&(ur_tensor){.rows = 1, .cols = 3, .val = x->grad}, 1, 3, (float[]){0, 0, 0}, 0);
+    ur_tape_free(tp);
+    ur_params_free(ps);
+}
+END_TEST
+
+START_TEST(test_layer_norm_forward)
+{
+    ur_tape *tp = ur_tape_new(0);
+    ur_tensor *x = ur_input_from(tp, 3, 4, (float[]){1, 2, 3, 4, -1, 0, 3, 2, 5, 5, 5, 5});
+    ur_tensor *gain = ur_input_from(tp, 1, 4, (float[]){1, 2, 0.5f, -1});
+    ur_tensor *bias = ur_input_from(tp, 1, 4, (float[]){0, 1, 0, 1});
+    /* row 0: mean 2.5, var 1.25; row 1: mean 1, var 2.5; row 2 constant: 0 / 0 without an
+     * epsilon, 0 (then the bias) with one */
+    expect(ur_layer_norm(tp, x, NULL, NULL, 0), 3, 4,
+           (float[]){-1.34164079f, -0.447213595f, 0.447213595f, 1.34164079f, -1.26491106f,
+                     -0.632455532f, 1.26491106f, 0.632455532f, NAN, NAN, NAN, NAN}, 1e-6);
+    expect(ur_layer_norm(tp, x, gain, bias, 0), 3, 4,
+           (float[]){-1.34164079f, 0.105572809f, 0.223606798f, -0.341640786f, -1.26491106f,
+                     -0.264911064f, 0.632455532f, 0.367544468f, NAN, NAN, NAN, NAN}, 1e-6);
+    expect(ur_layer_norm(tp, x, NULL, bias, 0.5f), 3, 4,
+           (float[]){-1.13389342f, 0.622035527f, 0.377964473f, 2.13389342f, -1.15470054f,
+                     0.422649731f, 1.15470054f, 1.57735027f, 0, 1, 0, 1}, 1e-6);
+    expect(ur_layer_norm(tp, x, gain, NULL, 1e-5f), 3, 4,
+           (float[]){-1.34163542f, -0.894423613f, 0.223605903f, -1.34163542f, -1.26490853f,
+                     -1.26490853f, 0.632454267f, -0.632454267f, 0, 0, 0, 0}, 1e-6);
+    ck_assert_ptr_null(ur_tape_error(tp));
+    expect_error(tp, ur_layer_norm(tp, ur_input(tp, 2, 4), ur_input(tp, 1, 3), NULL, 1e-5f),
+                 "layer_norm: gain must be 1 x cols of x: 2x4 and 1x3");
+    expect_error(tp, ur_layer_norm(tp, ur_input(tp, 2, 4), NULL, ur_input(tp, 2, 4), 1e-5f),
+                 "layer_norm: bias must be 1 x cols of x: 2x4 and 2x4");
+    expect_error(tp, ur_layer_norm(tp, ur_input(tp, 2, 4), NULL, NULL, -1e-5f),
+                 "layer_norm: epsilon -1e-05 must be finite and >= 0");
+    expect_error(tp, ur_layer_norm(tp, ur_input(tp, 2, 4), NULL, NULL, INFINITY),
+                 "layer_norm: epsilon inf must be finite and >= 0");
+    expect_error(tp, ur_layer_norm(tp, NULL, NULL, NULL, 1e-5f), "layer_norm: input 1 is NULL");
+    ur_tape_free(tp);
+}
+END_TEST
+
+/* Layer norm written with the primitive ops, as a user would without the fused op. */
+static ur_tensor *layer_norm_composed(ur_tape *tp, ur_tensor *x, ur_tensor *gain, ur_tensor *bias,
+                                      float eps)
+{
+    ur_tensor *xc = ur_sub(tp, x, ur_row_mean(tp, x));
+    ur_tensor *rstd = ur_rsqrt(tp, ur_add_scalar(tp, ur_row_mean(tp, ur_square(tp, xc)), eps));
+    ur_tensor *y = ur_mul(tp, xc, rstd);
+    if (gain) y = ur_mul(tp, y, gain);
+    if (bias) y = ur_add(tp, y, bias);
+    return y;
+}
+
+typedef ur_tensor *(*layer_norm_fn)(ur_tape *, ur_tensor *, ur_tensor *, ur_tensor *, float);
+
+/* Copies out every parameter's gradient of sum(f(x, g, b) * R) and returns the values. */
+static void layer_norm_run(ur_params *ps, layer_norm_fn f, float *vals, float *grads)
+{
+    ur_tape *tp = ur_tape_new(0);
+    ur_params_zero_grad(ps);
+    ur_tensor *y = f(tp, ur_params_get(ps, "x"), ur_params_get(ps, "g"), ur_params_get(ps, "b"), 1e-3f);
+    memcpy(vals, y->val, ur_numel(y) * sizeof(float));
+    ur_tensor *r = ur_input(tp, y->rows, y->cols);
+    ur_rng rng;
+    ur_rng_seed(&rng, 5);
+    ur_test_fill(r, &rng, -1, 1);
+    ck_assert_int_eq(ur_backward(tp, ur_sum(tp, ur_mul(tp, y, r))), 0);
+    for (int k = 0; k < ur_params_count(ps); k++) {
+        ur_tensor *p = ur_params_at(ps, k);
+        memcpy(grads, p->grad, ur_numel(p) * sizeof(float));
+        grads += ur_numel(p);
+    }
+    ur_tape_free(tp);
+}
+
+START_TEST(test_layer_norm_vs_composed)
+{
+    enum { M = 5, N = 6 };
+    ur_params *ps = ur_params_new();
+    ur_rng rng;
+    ur_rng_seed(&rng, 17);
+    ur_test_fill(ur_params_add(ps, "x", M, N), &rng, -3, 3);
+    ur_test_fill(ur_params_add(ps, "g", 1, N), &rng, -1.5f, 1.5f);
+    ur_test_fill(ur_params_add(ps, "b", 1, N), &rng, -1, 1);
+    float v1[M * N], v2[M * N], g1[M * N + 2 * N], g2[M * N + 2 * N];
+    layer_norm_run(ps, ur_layer_norm, v1, g1);
+    layer_norm_run(ps, layer_norm_composed, v2, g2);
+    for (int k = 0; k < M * N; k++) ck_assert_float_eq_tol(v1[k], v2[k], 2e-6);
+    for (int k = 0; k < M * N + 2 * N; k++)
+        ck_assert_msg(fabsf(g1[k] - g2[k]) <= 1e-5f * fmaxf(1, fabsf(g2[k])),
+                      "gradient %d: fused %.8g, composed %.8g", k, (double)g1[k], (double)g2[k]);
+    ur_params_free(ps);
+}
+END_TEST
+
+/* ---- A layer-normalised LSTM step (Ba et al. 2016, section 3.1), fused vs composed norm:
+ *     z = LN(x Wx; g1, b1) + LN(h Wh; g2, b2) + b,   [i f g o] = z
+ *     c' = sigmoid(f) c + sigmoid(i) tanh(g),         h' = sigmoid(o) tanh(LN(c'; g3, b3))
+ * Both must agree; the numbers of nodes and tape bytes are printed (issue 10's closing note). */
+
+enum { LN_B = 32, LN_IN = 128, LN_H = 128 };
+
+static void ln_lstm_step(ur_tape *tp, ur_params *ps, layer_norm_fn ln, ur_tensor *x, ur_tensor *h,
+                         ur_tensor *c, ur_tensor **h_out, ur_tensor **c_out)
+{
+#define PARAM(name) ur_params_get(ps, name)
+    ur_tensor *zx = ln(tp, ur_matmul(tp, x, PARAM("Wx"), 0, 0), PARAM("g1"), PARAM("b1"), 1e-5f);
+    ur_tensor *zh = ln(tp, ur_matmul(tp, h, PARAM("Wh"), 0, 0), PARAM("g2"), PARAM("b2"), 1e-5f);
+    ur_tensor *z = ur_add_bias(tp, ur_add(tp, zx, zh), PARAM("b"));
+    ur_tensor *q[4];
+    ur_split_cols(tp, z, 4, q);
+    ur_tensor *i = ur_sigmoid(tp, q[0]), *f = ur_sigmoid(tp, q[1]);
+    ur_tensor *g = ur_tanh(tp, q[2]), *o = ur_sigmoid(tp, q[3]);
+    *c_out = ur_add(tp, ur_mul(tp, f, c), ur_mul(tp, i, g));
+    *h_out = ur_mul(tp, o, ur_tanh(tp, ln(tp, *c_out, PARAM("g3"), PARAM("b3"), 1e-5f)));
+#undef PARAM
+}
+
+typedef struct { int nodes; size_t forward_bytes, total_bytes; } step_cost;
+
+static step_cost ln_lstm_measure(ur_params *ps, layer_norm_fn ln, float *h_vals, float *grads)
+{
+    ur_tape *tp = ur_tape_new(0);
+    ur_rng rng;
+    ur_rng_seed(&rng, 23);
+    ur_tensor *x = ur_input(tp, LN_B, LN_IN), *h = ur_input(tp, LN_B, LN_H), *c = ur_input(tp, LN_B, LN_H);
+    ur_tensor *r = ur_input(tp, LN_B, LN_H);
+    ur_test_fill(x, &rng, -1, 1);
+    ur_test_fill(h, &rng, -1, 1);
+    ur_test_fill(c, &rng, -1, 1);
+    ur_test_fill(r, &rng, -1, 1);
+    int nodes0 = ur_tape_node_count(tp);
+    size_t bytes0 = ur_tape_used_bytes(tp);
+    ur_tensor *h2, *c2;
+    ln_lstm_step(tp, ps, ln, x, h, c, &h2, &c2);
+    step_cost cost = {ur_tape_node_count(tp) - nodes0, ur_tape_used_bytes(tp) - bytes0, 0};
+    memcpy(h_vals, h2->val, ur_numel(h2) * sizeof(float));
+    ur_params_zero_grad(ps);
+    ur_tensor *loss = ur_add(tp, ur_sum(tp, ur_mul(tp, h2, r)), ur_sum(tp, c2));
+    ck_assert_msg(ur_backward(tp, loss) == 0, "%s", ur_tape_error(tp));
+    cost.total_bytes = ur_tape_used_bytes(tp) - bytes0;
+    for (int k = 0; k < ur_params_count(ps); k++) {
+        ur_tensor *p = ur_params_at(ps, k);
+        memcpy(grads, p->grad, ur_numel(p) * sizeof(float));
+        grads += ur_numel(p);
+    }
+    ur_tape_free(tp);
+    return cost;
+}
+
+START_TEST(test_ln_lstm_step)
+{
+    ur_params *ps = ur_params_new();
+    ur_rng rng;
+    ur_rng_seed(&rng, 29);
+    float k = 1.0f / sqrtf(LN_H);
+    ur_test_fill(ur_params_add(ps, "Wx", LN_IN, 4 * LN_H), &rng, -k, k);
+    ur_test_fill(ur_params_add(ps, "Wh", LN_H, 4 * LN_H), &rng, -k, k);
+    ur_test_fill(ur_params_add(ps, "b", 1, 4 * LN_H), &rng, -k, k);
+    const char *norms[6] = {"g1", "b1", "g2", "b2", "g3", "b3"};
+    for (int j = 0; j < 6; j++) {
+        ur_tensor *p = ur_params_add(ps, norms[j], 1, j < 4 ? 4 * LN_H : LN_H);
+        ur_test_fill(p, &rng, j % 2 ? -0.1f : 0.9f, j % 2 ? 0.1f : 1.1f); /* gains ~1, biases ~0 */
+    }
+    ck_assert_int_eq(ur_params_count(ps), 9);
+    size_t np = ur_params_numel(ps);
+    float *h1 = malloc(LN_B * LN_H * sizeof(float)), *h2 = malloc(LN_B * LN_H * sizeof(float));
+    float *g1 = malloc(np * sizeof(float)), *g2 = malloc(np * sizeof(float));
+    step_cost fused = ln_lstm_measure(ps, ur_layer_norm, h1, g1);
+    step_cost composed = ln_lstm_measure(ps, layer_norm_composed, h2, g2);
+    for (int j = 0; j < LN_B * LN_H; j++) ck_assert_float_eq_tol(h1[j], h2[j], 1e-5);
+    double worst = 0;
+    for (size_t j = 0; j < np; j++) worst = fmax(worst, fabs(g1[j] - g2[j]) / fmax(1, fabs(g2[j])));
+    ck_assert_msg(worst < 1e-4, "fused and composed gradients differ by %g", worst);
+    printf("layer-norm LSTM step, B %d, in %d, H %d: fused ur_layer_norm %d nodes, %zu tape bytes "
+           "forward, %zu with gradients; composed %d nodes, %zu bytes forward, %zu with gradients\n",
+           LN_B, LN_IN, LN_H, fused.nodes, fused.forward_bytes, fused.total_bytes, composed.nodes,
+           composed.forward_bytes, composed.total_bytes);
+    ck_assert_int_lt(fused.nodes, composed.nodes);
+    ck_assert_uint_lt(fused.total_bytes, composed.total_bytes);
+    free(h1);
+    free(h2);
+    free(g1);
+    free(g2);
+    ur_params_free(ps);
+}
+END_TEST
+
+START_TEST(test_constants)
+{
+    ur_tape *tp = ur_tape_new(0);
+    expect(ur_constant(tp, 2, 3, -1.5f), 2, 3, (float[]){-1.5f, -1.5f, -1.5f, -1.5f, -1.5f, -1.5f}, 0);
+    expect(ur_zeros(tp, 1, 2), 1, 2, (float[]){0, 0}, 0);
+    expect(ur_ones(tp, 3, 1), 3, 1, (float[]){1, 1, 1}, 0);
+    ur_tensor *x = ur_input_from(tp, 1, 2, (float[]){NAN, 4});
+    ur_tensor *c = ur_constant_like(tp, x, 7);
+    expect(c, 1, 2, (float[]){7, 7}, 0); /* x's values are not read */
+    ck_assert_int_eq(c->requires_grad, 0);
+    ck_assert_int_eq(ur_tape_node_count(tp), 0);
+    /* a constant scalar broadcasts */
+    expect(ur_mul(tp, ur_constant(tp, 1, 1, 0.5f), ur_ones(tp, 2, 2)), 2, 2, (float[]){0.5f, 0.5f, 0.5f, 0.5f}, 0);
+    ck_assert_ptr_null(ur_tape_error(tp));
+    expect_error(tp, ur_zeros(tp, 0, 3), "zeros: bad size 0x3 (both must be positive)");
+    expect_error(tp, ur_constant(tp, 2, -1, 1), "constant: bad size 2x-1 (both must be positive)");
+    expect_error(tp, ur_constant_like(tp, NULL, 1), "constant_like: input 1 is NULL");
+    ur_tape_free(tp);
+}
+END_TEST
+
+START_TEST(test_gather_rows)
+{
+    ur_params *ps = ur_params_new();
+    ur_tensor *w = ur_params_add(ps, "w", 3, 2);
+    set(w, (float[]){1, 2, 3, 4, 5, 6});
+    ur_tape *tp = ur_tape_new(0);
+    /* from an op's output: the gradient flows through the gather into w */
+    ur_tensor *x = ur_scale(tp, w, 2);
+    ur_tensor *y = ur_gather_rows(tp, x, (int[]){2, 2, 0}, 3);
+    expect(y, 3, 2, (float[]){10, 12, 10, 12, 2, 4}, 0);
+    ck_assert_int_eq(ur_backward(tp, ur_sum(tp, y)), 0);
+    expect(&(ur_tensor){.rows = 3, .cols = 2, .val = w->grad}, 3, 2, (float[]){2, 2, 0, 0, 4, 4}, 0);
+    ur_tape_reset(tp);
+    /* from a view (a time step of a stacked sequence) */
+    ur_params_zero_grad(ps);
+    y = ur_gather_rows(tp, ur_rows(tp, w, 1, 2), (int[]){1}, 1);
+    expect(y, 1, 2, (float[]){5, 6}, 0);
+    ck_assert_int_eq(ur_backward(tp, ur_sum(tp, y)), 0);
+    expect(&(ur_tensor){.rows = 3, .cols = 2, .val = w->grad}, 3, 2, (float[]){0, 0, 0, 0, 1, 1}, 0);
+    ur_tape_reset(tp);
+    expect_error(tp, ur_gather_rows(tp, w, (int[]){0, 3}, 2),
+                 "gather_rows: index 3 at position 1 is outside the 3x2 tensor");
+    expect_error(tp, ur_gather_rows(tp, w, (int[]){-1}, 1),
+                 "gather_rows: index -1 at position 0 is outside the 3x2 tensor");
+    expect_error(tp, ur_gather_rows(tp, w, NULL, 2), "gather_rows: needs at least one index, got n = 2");
+    expect_error(tp, ur_embedding(tp, w, (int[]){0}, 0), "embedding: needs at least one id, got n = 0");
+    ur_tape_free(tp);
+    ur_params_free(ps);
+}
+END_TEST
+
+START_TEST(test_layout)
+{
+    ur_tape *tp = ur_tape_new(0);
+    /* T = 3 steps of B = 2: time-major rows t0b0 t0b1 t1b0 t1b1 t2b0 t2b1 (values 10 t + b) */
+    ur_tensor *x = ur_input_from(tp, 6, 2, (float[]){0, -0.0f, 1, -1, 10, -10, 11, -11, 20, -20, 21, -21});
+    ur_tensor *bm = ur_time_to_batch(tp, x, 3);
+    expect(bm, 6, 2, (float[]){0, -0.0f, 10, -10, 20, -20, 1, -1, 11, -11, 21, -21}, 0);
+    expect(ur_batch_to_time(tp, bm, 3), 6, 2, (float[]){0, 0, 1, -1, 10, -10, 11, -11, 20, -20, 21, -21}, 0);
+    /* B = 1 or T = 1: nothing moves */
+    expect(ur_time_to_batch(tp, x, 6), 6, 2, x->val, 0);
+    expect(ur_time_to_batch(tp, x, 1), 6, 2, x->val, 0);
+    ur_tensor *m = ur_input_from(tp, 2, 3, (float[]){1, 2, 3, 4, 5, 6});
+    expect(ur_transpose(tp, m), 3, 2, (float[]){1, 4, 2, 5, 3, 6}, 0);
+    ur_tensor *v = ur_reshape(tp, m, 3, 2);
+    expect(v, 3, 2, (float[]){1, 2, 3, 4, 5, 6}, 0);
+    ck_assert_ptr_eq(v->val, m->val); /* zero-copy */
+    expect(ur_reshape(tp, ur_rows(tp, m, 1, 1), 3, 1), 3, 1, (float[]){4, 5, 6}, 0);
+    /* a transpose larger than its tiles, with ragged edges, against the definition */
+    ur_rng rng;
+    ur_rng_seed(&rng, 3);
+    ur_tensor *big = ur_input(tp, 70, 45);
+    ur_test_fill(big, &rng, -1, 1);
+    ur_tensor *bt = ur_transpose(tp, big);
+    ck_assert_int_eq(bt->rows, 45);
+    for (int r = 0; r < 70; r++)
+        for (int c = 0; c < 45; c++) ck_assert(bt->val[c * 70 + r] == big->val[r * 45 + c]);
+    ck_assert_ptr_null(ur_tape_error(tp));
+    expect_error(tp, ur_time_to_batch(tp, ur_input(tp, 5, 2), 2), "time_to_batch: 5x2 is not T*B rows with T = 2");
+    expect_error(tp, ur_batch_to_time(tp, ur_input(tp, 4, 2), 0), "batch_to_time: 4x2 is not T*B rows with T = 0");
+    expect_error(tp, ur_reshape(tp, ur_input(tp, 2, 3), 4, 2), "reshape: cannot view 2x3 as 4x2");
+    expect_error(tp, ur_transpose(tp, NULL), "transpose: input 1 is NULL");
+    ur_tape_free(tp);
+}
+END_TEST
+
+START_TEST(test_block_matmul)
+{
+    ur_tape *tp = ur_tape_new(0);
+    /* B = 2 queries q_k (1 x 2) against B = 2 sequences E_k of T = 2 steps (2 x 2) */
+    ur_tensor *q = ur_input_from(tp, 2, 2, (float[]){1, 2, 3, 4});
+    ur_tensor *e = ur_input_from(tp, 4, 2, (float[]){1, 0, 0, 1, 1, 1, 2, -1});
+    expect(ur_block_matmul(tp, q, e, 2, 0, 1), 2, 2, (float[]){1, 2, 7, 2}, 0);        /* q_k E_k^T */
+    ur_tensor *w = ur_input_from(tp, 2, 2, (float[]){0.5f, 0.5f, 1, 0});
+    expect(ur_block_matmul(tp, w, e, 2, 0, 0), 2, 2, (float[]){0.5f, 0.5f, 1, 1}, 0);  /* w_k E_k */
+    ur_tensor *qc = ur_input_from(tp, 4, 1, (float[]){1, 2, 3, 4});
+    expect(ur_block_matmul(tp, e, qc, 2, 0, 0), 4, 1, (float[]){1, 2, 7, 2}, 0);       /* E_k q_k */
+    /* every flag combination, against ur_matmul on each pair of row blocks */
+    ur_rng rng;
+    ur_rng_seed(&rng, 8);
+    for (int flags = 0; flags < 4; flags++) {
+        int ta = flags & 1, tb = flags >> 1, nb = 3, m = 4, k = 5, n = 6;
+        ur_tensor *a = ur_input(tp, nb * (ta ? k : m), ta ? m : k);
+        ur_tensor *b = ur_input(tp, nb * (tb ? n : k), tb ? k : n);
+        ur_test_fill(a, &rng, -1, 1);
+        ur_test_fill(b, &rng, -1, 1);
+        ur_tensor *c = ur_block_matmul(tp, a, b, nb, ta, tb);
+        ck_assert_int_eq(c->rows, nb * m);
+        ck_assert_int_eq(c->cols, n);
+        for (int blk = 0; blk < nb; blk++) {
+            ur_tensor *ak = ur_rows(tp, a, blk * a->rows / nb, a->rows / nb);
+            ur_tensor *bk = ur_rows(tp, b, blk * b->rows / nb, b->rows / nb);
+            ur_tensor *want = ur_matmul(tp, ak, bk, ta, tb);
+            for (int j = 0; j < m * n; j++)
+                ck_assert_float_eq_tol(c->val[blk * m * n + j], want->val[j], 1e-6);
+        }
+    }
+    ck_assert_ptr_null(ur_tape_error(tp));
+    expect_error(tp, ur_block_matmul(tp, ur_input(tp, 3, 2), ur_input(tp, 4, 2), 2, 0, 1),
+                 "block_matmul: 3x2 and 4x2 do not both split into 2 row blocks");
+    expect_error(tp, ur_block_matmul(tp, ur_input(tp, 2, 3), ur_input(tp, 8, 2), 2, 0, 1),
+                 "block_matmul: inner dimensions of the blocks differ: 2x3 and 8x2");
+    expect_error(tp, ur_block_matmul(tp, ur_input(tp, 2, 3), ur_input(tp, 8, 2), 0, 0, 0),
+                 "block_matmul: 2x3 and 8x2 do not both split into 0 row blocks");
+    ur_tape_free(tp);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("ops_math");
@@ -373,6 +828,16 @@ int main(void)
     tcase_add_test(tc, test_broadcast_backward);
     tcase_add_test(tc, test_unary_forward);
     tcase_add_test(tc, test_unary_backward_edges);
+    tcase_add_test(tc, test_reductions);
+    tcase_add_test(tc, test_softmax_forward);
+    tcase_add_test(tc, test_softmax_large_logits);
+    tcase_add_test(tc, test_layer_norm_forward);
+    tcase_add_test(tc, test_layer_norm_vs_composed);
+    tcase_add_test(tc, test_ln_lstm_step);
+    tcase_add_test(tc, test_constants);
+    tcase_add_test(tc, test_gather_rows);
+    tcase_add_test(tc, test_layout);
+    tcase_add_test(tc, test_block_matmul);
     suite_add_tcase(s, tc);
     return ur_test_run(s);
 }
