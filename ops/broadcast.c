@@ -101,7 +101,9 @@ static void local_grad_row(binop op, int side, int n, const float *restrict dy,
 /* Adds one row of local gradient s g (n values) into the operand's gradient row dx: element
  * by element, or summed (in double) into its single value when the operand was broadcast
  * along the row. */
-static inline __attribute__((always_inline)) void reduce_row(float *restrict dx, int x_one, const float *restrict g, float s, int n)
+static inline __attribute__((always_inline)) void reduce_row(float *restrict dx, int x_one,
+                                                            const float *restrict g, float s,
+                                                            int n)
 {
     if (x_one) {
         double t = 0;
@@ -175,7 +177,7 @@ static const ur_op add_bias_op = {"add_bias", add_backward};
 /* 1 if a dimension of sizes p and q broadcasts (equal, or one of them 1). */
 static int fits(int p, int q) { return p == q || p == 1 || q == 1; }
 
-static ur_tensor *binary(ur_tape *tp, binop op, const ur_op *desc, ur_tensor *a, ur_tensor *b)
+static ur_tensor *binary_as(ur_tape *tp, binop op, const ur_op *desc, ur_tensor *a, ur_tensor *b)
 {
     const char *name = desc->name;
     if (!ur_op_begin(tp, name, 2, a, b)) return ur_tape_poison(tp);
@@ -204,10 +206,15 @@ static ur_tensor *binary(ur_tape *tp, binop op, const ur_op *desc, ur_tensor *a,
     return y;
 }
 
-ur_tensor *ur_add(ur_tape *tp, ur_tensor *a, ur_tensor *b) { return binary(tp, ADD, &binop_desc[ADD], a, b); }
-ur_tensor *ur_sub(ur_tape *tp, ur_tensor *a, ur_tensor *b) { return binary(tp, SUB, &binop_desc[SUB], a, b); }
-ur_tensor *ur_mul(ur_tape *tp, ur_tensor *a, ur_tensor *b) { return binary(tp, MUL, &binop_desc[MUL], a, b); }
-ur_tensor *ur_div(ur_tape *tp, ur_tensor *a, ur_tensor *b) { return binary(tp, DIV, &binop_desc[DIV], a, b); }
+static ur_tensor *binary(ur_tape *tp, binop op, ur_tensor *a, ur_tensor *b)
+{
+    return binary_as(tp, op, &binop_desc[op], a, b);
+}
+
+ur_tensor *ur_add(ur_tape *tp, ur_tensor *a, ur_tensor *b) { return binary(tp, ADD, a, b); }
+ur_tensor *ur_sub(ur_tape *tp, ur_tensor *a, ur_tensor *b) { return binary(tp, SUB, a, b); }
+ur_tensor *ur_mul(ur_tape *tp, ur_tensor *a, ur_tensor *b) { return binary(tp, MUL, a, b); }
+ur_tensor *ur_div(ur_tape *tp, ur_tensor *a, ur_tensor *b) { return binary(tp, DIV, a, b); }
 
 /* The bias add of a layer: ur_add restricted to a 1 x cols b (kept as its own name). */
 ur_tensor *ur_add_bias(ur_tape *tp, ur_tensor *x, ur_tensor *b)
@@ -215,5 +222,5 @@ ur_tensor *ur_add_bias(ur_tape *tp, ur_tensor *x, ur_tensor *b)
     if (!ur_op_begin(tp, "add_bias", 2, x, b)) return ur_tape_poison(tp);
     if (b->rows != 1 || b->cols != x->cols)
         return ur_shape_error(tp, "add_bias", "bias must be 1 x cols of x", x, b);
-    return binary(tp, ADD, &add_bias_op, x, b);
+    return binary_as(tp, ADD, &add_bias_op, x, b);
 }

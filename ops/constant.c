@@ -18,9 +18,15 @@ ur_tensor *ur_constant(ur_tape *tp, int rows, int cols, float value)
     return filled(tp, "constant", rows, cols, value);
 }
 
-ur_tensor *ur_zeros(ur_tape *tp, int rows, int cols) { return filled(tp, "zeros", rows, cols, 0.0f); }
+ur_tensor *ur_zeros(ur_tape *tp, int rows, int cols)
+{
+    return filled(tp, "zeros", rows, cols, 0.0f);
+}
 
-ur_tensor *ur_ones(ur_tape *tp, int rows, int cols) { return filled(tp, "ones", rows, cols, 1.0f); }
+ur_tensor *ur_ones(ur_tape *tp, int rows, int cols)
+{
+    return filled(tp, "ones", rows, cols, 1.0f);
+}
 
 ur_tensor *ur_constant_like(ur_tape *tp, const ur_tensor *t, float value)
 {

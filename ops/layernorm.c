@@ -14,7 +14,8 @@
  *     d var / dx_j = (2/n) (x_j - mu) - (2/n) sum_i (x_i - mu) / n = (2/n) (x_j - mu),
  *     d r / dx_j = -(1/2) (var + eps)^(-3/2) d var / dx_j = -r^3 (x_j - mu) / n = -r^2 xh_j / n,
  * the Jacobian of the normalisation is
- *     d xh_i / d x_j = r (delta_ij - 1/n) + (x_i - mu) d r / d x_j = r (delta_ij - 1/n - xh_i xh_j / n)
+ *     d xh_i / d x_j = r (delta_ij - 1/n) + (x_i - mu) d r / d x_j
+ *                    = r (delta_ij - 1/n - xh_i xh_j / n)
  * and so
  *     dx_j = sum_i h_i d xh_i / d x_j = r (h_j - mean(h) - xh_j mean(h xh)),
  * two row sums and one pass, instead of the dozen ops (and tensors) of the composed form. The
@@ -40,18 +41,18 @@ static void layer_norm_backward(ur_node *nd)
         if (db) for (int j = 0; j < n; j++) db[j] += dy[j];
         if (dg) for (int j = 0; j < n; j++) dg[j] += dy[j] * (xr[j] - u) * rr;
         if (!dx) continue;
+        float *d = dx + (size_t)r * n;
         double sh = 0, shx = 0; /* sum h, sum h xh */
         for (int j = 0; j < n; j++) {
-            float h = g ? dy[j] * g[j] : dy[j];
-            sh += h;
-            shx += (double)h * ((xr[j] - u) * rr);
+            float hj = g ? dy[j] * g[j] : dy[j];
+            sh += hj;
+            shx += (double)hj * ((xr[j] - u) * rr);
         }
         const float mh = (float)(sh / n), mhx = (float)(shx / n);
-        float *d = dx + (size_t)r * n;
-        for (int j = 0; j < n; j++) {
-            float h = g ? dy[j] * g[j] : dy[j];
-            d[j] += rr * (h - mh - (xr[j] - u) * rr * mhx);
-        }
+        if (g)
+            for (int j = 0; j < n; j++) d[j] += rr * (dy[j] * g[j] - mh - (xr[j] - u) * rr * mhx);
+        else
+            for (int j = 0; j < n; j++) d[j] += rr * (dy[j] - mh - (xr[j] - u) * rr * mhx);
     }
 }
 static const ur_op layer_norm_op = {"layer_norm", layer_norm_backward};

@@ -102,7 +102,8 @@ ur_tensor *ur_reshape(ur_tape *tp, ur_tensor *x, int rows, int cols)
 {
     if (!ur_op_begin(tp, "reshape", 1, x)) return ur_tape_poison(tp);
     if (rows <= 0 || cols <= 0 || (size_t)rows * (size_t)cols != ur_numel(x))
-        return ur_tape_fail(tp, "reshape: cannot view %dx%d as %dx%d", x->rows, x->cols, rows, cols);
+        return ur_tape_fail(tp, "reshape: cannot view %dx%d as %dx%d", x->rows, x->cols, rows,
+                            cols);
     ur_tensor *v = ur_tape_alloc(tp, sizeof *v);
     if (!v) return ur_tape_poison(tp);
     memset(v, 0, sizeof *v);

@@ -151,14 +151,16 @@ ur_tensor *ur_block_matmul(ur_tape *tp, ur_tensor *a, ur_tensor *b, int nblocks,
 {
     if (!ur_op_begin(tp, "block_matmul", 2, a, b)) return ur_tape_poison(tp);
     if (nblocks <= 0 || a->rows % nblocks != 0 || b->rows % nblocks != 0)
-        return ur_tape_fail(tp, "block_matmul: %dx%d and %dx%d do not both split into %d row blocks",
+        return ur_tape_fail(tp,
+                            "block_matmul: %dx%d and %dx%d do not both split into %d row blocks",
                             a->rows, a->cols, b->rows, b->cols, nblocks);
     trans_a = !!trans_a;
     trans_b = !!trans_b;
     int ar = a->rows / nblocks, br = b->rows / nblocks;
     int m = trans_a ? a->cols : ar, k = trans_a ? ar : a->cols;
     int kb = trans_b ? b->cols : br, n = trans_b ? br : b->cols;
-    if (k != kb) return ur_shape_error(tp, "block_matmul", "inner dimensions of the blocks differ", a, b);
+    if (k != kb)
+        return ur_shape_error(tp, "block_matmul", "inner dimensions of the blocks differ", a, b);
     ur_tensor *c = ur_tensor_new(tp, nblocks * m, n);
     if (!c) return ur_tape_poison(tp);
     size_t sa = (size_t)ar * a->cols, sb = (size_t)br * b->cols, sc = (size_t)m * n;

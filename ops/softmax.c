@@ -24,8 +24,12 @@
 static float row_max(int n, const float *x)
 {
     float m = x[0];
-    for (int j = 1; j < n; j++) m = x[j] > m || x[j] != x[j] ? x[j] : m;
-    return m;
+    int nan = 0;
+    for (int j = 0; j < n; j++) {
+        m = x[j] > m ? x[j] : m;
+        nan |= x[j] != x[j];
+    }
+    return nan ? NAN : m;
 }
 
 /* p_j = e^(x_j - m), 0 below e^-87; returns their sum (in double). */

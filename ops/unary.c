@@ -54,9 +54,9 @@ static void unary_grad(unary_fn f, size_t len, const float *restrict x, const fl
     case SQRT: for (size_t k = 0; k < len; k++) dx[k] += 0.5f * dy[k] / y[k]; break;
     case RSQRT: for (size_t k = 0; k < len; k++) dx[k] -= 0.5f * dy[k] * y[k] * y[k] * y[k]; break;
     case SQUARE: for (size_t k = 0; k < len; k++) dx[k] += 2.0f * dy[k] * x[k]; break;
-    case ABS:
+    case ABS: /* sign(x) = [x > 0] - [x < 0] */
         for (size_t k = 0; k < len; k++)
-            dx[k] += x[k] > 0.0f ? dy[k] : x[k] < 0.0f ? -dy[k] : 0.0f;
+            dx[k] += dy[k] * ((float)(x[k] > 0.0f) - (float)(x[k] < 0.0f));
         break;
     case RECIPROCAL: for (size_t k = 0; k < len; k++) dx[k] -= dy[k] * y[k] * y[k]; break;
     case SOFTPLUS: /* sigmoid(x) = 1 / (1 + e^-x): e^-x = Inf gives 0, as it should */
@@ -105,11 +105,11 @@ ur_tensor *ur_softplus(ur_tape *tp, ur_tensor *x) { return unary(tp, SOFTPLUS, x
 /* y = min(max(x, lo), hi):  dx += dy where lo <= x <= hi (and where x is NaN), else 0 */
 static void clamp_backward(ur_node *n)
 {
-    const float *x = n->in[0]->val, *dy = n->out->grad;
-    float lo = n->f[0], hi = n->f[1];
-    float *dx = ur_grad(n->in[0]);
-    for (size_t k = 0; k < ur_numel(n->out); k++)
-        dx[k] += x[k] < lo || x[k] > hi ? 0.0f : dy[k];
+    const float *restrict x = n->in[0]->val, *restrict dy = n->out->grad;
+    const float lo = n->f[0], hi = n->f[1];
+    const size_t len = ur_numel(n->out);
+    float *restrict dx = ur_grad(n->in[0]);
+    for (size_t k = 0; k < len; k++) dx[k] += dy[k] * (1.0f - (float)((x[k] < lo) | (x[k] > hi)));
 }
 static const ur_op clamp_op = {"clamp", clamp_backward};
 

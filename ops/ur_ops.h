@@ -1,7 +1,9 @@
 /* libunroll: ops. Each op computes its value now and records itself on the tape (when any
  * input needs a gradient). Shapes are rows x cols, rows = batch. On a shape mismatch or a
  * NULL input an op fails the tape with a message naming itself and both shapes, and returns
- * the tape's poison tensor; every later op on that tape does nothing. */
+ * the tape's poison tensor; every later op on that tape does nothing. Every op passes NaN on:
+ * a NaN input element gives NaN in each output element that depends on it (clamp, relu and
+ * max included, never a silent 0). */
 #ifndef UR_OPS_H
 #define UR_OPS_H
 
@@ -69,7 +71,8 @@ ur_tensor *ur_abs(ur_tape *tp, ur_tensor *x);
 ur_tensor *ur_reciprocal(ur_tape *tp, ur_tensor *x);
 /* ln(1 + e^x), stable for any x (max(x, 0) + log1p(e^-|x|)); gradient sigmoid(x). */
 ur_tensor *ur_softplus(ur_tape *tp, ur_tensor *x);
-/* min(max(x, lo), hi), lo <= hi (either may be infinite); gradient 1 inside [lo, hi], 0 outside. */
+/* min(max(x, lo), hi) with lo <= hi (either may be infinite); gradient 1 inside [lo, hi],
+ * 0 outside. */
 ur_tensor *ur_clamp(ur_tape *tp, ur_tensor *x, float lo, float hi);
 /* x + s. */
 ur_tensor *ur_add_scalar(ur_tape *tp, ur_tensor *x, float s);
