@@ -12,30 +12,6 @@
 #include <math.h>
 #include <string.h>
 
-/* ---- Softmax with a gradient (the fed-back class probabilities) -------------------------
- * y = softmax(x) per row; dx_i = y_i (dy_i - sum_j dy_j y_j). */
-static void softmax_backward(ur_node *n)
-{
-    const ur_tensor *y = n->out;
-    float *dx = ur_grad(n->in[0]);
-    for (int r = 0; r < y->rows; r++) {
-        const float *yr = y->val + (size_t)r * y->cols, *gr = y->grad + (size_t)r * y->cols;
-        float *dxr = dx + (size_t)r * y->cols;
-        double dot = 0.0;
-        for (int k = 0; k < y->cols; k++) dot += (double)gr[k] * yr[k];
-        for (int k = 0; k < y->cols; k++) dxr[k] += yr[k] * (gr[k] - (float)dot);
-    }
-}
-static const ur_op softmax_op = {"jordan_softmax", softmax_backward};
-
-static ur_tensor *softmax(ur_tape *tp, ur_tensor *x)
-{
-    ur_tensor *y = ur_tensor_new(tp, x->rows, x->cols);
-    if (!y || ur_softmax_rows(x, y->val) != 0) return ur_tape_fail(tp, "jordan: softmax failed");
-    ur_record(tp, &softmax_op, y, 1, x);
-    return y;
-}
-
 /* One-hot rows of argmax o (sample = 0) or of a draw from softmax(o) (sample = 1); a leaf. */
 static ur_tensor *one_hot_of(ur_tape *tp, ur_tensor *o, int sample, ur_rng *rng)
 {
@@ -68,7 +44,7 @@ static ur_tensor *own_feed(ur_tape *tp, ur_tensor *o, const ur_jordan_opts *op)
 {
     switch (op->feed) {
     case UR_FEED_OUTPUT: return o;
-    case UR_FEED_SOFTMAX: return softmax(tp, o);
+    case UR_FEED_SOFTMAX: return ur_softmax(tp, o); /* with a gradient */
     case UR_FEED_ARGMAX: return one_hot_of(tp, o, 0, NULL);
     case UR_FEED_SAMPLE: return one_hot_of(tp, o, 1, op->rng);
     }

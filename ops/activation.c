@@ -71,7 +71,10 @@ ur_tensor *ur_relu(ur_tape *tp, ur_tensor *x)
 {
     ur_tensor *y = unary(tp, "relu", x);
     if (!y) return ur_tape_poison(tp);
-    for (size_t k = 0; k < ur_numel(y); k++) y->val[k] = x->val[k] < 0.0f ? 0.0f : x->val[k]; /* NaN stays */
+    for (size_t k = 0; k < ur_numel(y); k++) { /* NaN passes through, as in every op */
+        float v = x->val[k];
+        y->val[k] = v > 0.0f || v != v ? v : 0.0f;
+    }
     ur_record(tp, &relu_op, y, 1, x);
     return y;
 }

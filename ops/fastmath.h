@@ -23,7 +23,7 @@
 #define UR_VECTOR_CLONES
 #endif
 
-static inline float ur_exp(float x_in)
+static inline float ur_exp1(float x_in)
 {
     float x = x_in == x_in ? x_in : 0.0f; /* NaN: compute something defined, select below */
     x = x < -104.0f ? -104.0f : x;
@@ -49,14 +49,14 @@ static inline float ur_exp(float x_in)
     return x_in == x_in ? y : x_in;
 }
 
-static inline float ur_sigmoid1(float x) { return 1.0f / (1.0f + ur_exp(-x)); }
+static inline float ur_sigmoid1(float x) { return 1.0f / (1.0f + ur_exp1(-x)); }
 
 /* tanh x = (1 - e^{-2|x|}) / (1 + e^{-2|x|}) with x's sign; below |x| = 0.0625 the
  * subtraction would cancel, so there the odd Taylor series to x^9 is used instead. */
 static inline float ur_tanh1(float x)
 {
     float a = x < 0 ? -x : x;
-    float e = ur_exp(-2.0f * a);
+    float e = ur_exp1(-2.0f * a);
     float big = (1.0f - e) / (1.0f + e);
     float x2 = x * x;
     float small = a * (1.0f + x2 * (-1.0f / 3 + x2 * (2.0f / 15 + x2 * (-17.0f / 315 + x2 * (62.0f / 2835)))));

@@ -31,7 +31,7 @@ UR_VECTOR_CLONES static double softmax_row(int k, const float *restrict x, float
 {
     float m = x[0];
     for (int j = 1; j < k; j++) m = x[j] > m ? x[j] : m;
-    for (int j = 0; j < k; j++) p[j] = ur_exp(x[j] - m);
+    for (int j = 0; j < k; j++) p[j] = ur_exp1(x[j] - m);
     double s = 0;
     for (int j = 0; j < k; j++) s += p[j];
     float inv = (float)(1.0 / s);

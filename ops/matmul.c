@@ -18,24 +18,32 @@ static void gemm_acc(int tx, int ty, int m, int n, int k, const ur_tensor *x, co
     ur_blas_gemm(tx, ty, m, n, k, xv, x->cols, yv, y->cols, beta, out, n);
 }
 
+/* Gradients of C = op(A) op(B) (m x n) given dC, for A stored ar x ac at a and B stored
+ * br x bc at b, into da and db (either may be NULL). */
+static void product_grads(int ta, int tb, int ar, int ac, const float *a, float *da, int br,
+                          int bc, const float *b, float *db, int m, int n, const float *dc)
+{
+    if (da) {
+        if (!ta) /* dA (m x k) = dC op(B)^T */
+            ur_blas_gemm(0, !tb, ar, ac, n, dc, n, b, bc, 1.0f, da, ac);
+        else     /* dA (k x m) = op(B) dC^T */
+            ur_blas_gemm(tb, 1, ar, ac, n, b, bc, dc, n, 1.0f, da, ac);
+    }
+    if (db) {
+        if (!tb) /* dB (k x n) = op(A)^T dC */
+            ur_blas_gemm(!ta, 0, br, bc, m, a, ac, dc, n, 1.0f, db, bc);
+        else     /* dB (n x k) = dC^T op(A) */
+            ur_blas_gemm(1, ta, br, bc, m, dc, n, a, ac, 1.0f, db, bc);
+    }
+}
+
 /* Gradients of C = op(A) op(B) given dC, into A and B (those that need them). */
 static void matmul_grads(const ur_tensor *dc_t, const float *dc, ur_tensor *a, ur_tensor *b,
                          int ta, int tb)
 {
-    if (a->requires_grad) {
-        float *da = ur_grad(a);
-        if (!ta) /* dA (m x k) = dC op(B)^T */
-            gemm_acc(0, !tb, a->rows, a->cols, dc_t->cols, dc_t, dc, b, b->val, da, 1.0f);
-        else     /* dA (k x m) = op(B) dC^T */
-            gemm_acc(tb, 1, a->rows, a->cols, dc_t->cols, b, b->val, dc_t, dc, da, 1.0f);
-    }
-    if (b->requires_grad) {
-        float *db = ur_grad(b);
-        if (!tb) /* dB (k x n) = op(A)^T dC */
-            gemm_acc(!ta, 0, b->rows, b->cols, dc_t->rows, a, a->val, dc_t, dc, db, 1.0f);
-        else     /* dB (n x k) = dC^T op(A) */
-            gemm_acc(1, ta, b->rows, b->cols, dc_t->rows, dc_t, dc, a, a->val, db, 1.0f);
-    }
+    product_grads(ta, tb, a->rows, a->cols, a->val, a->requires_grad ? ur_grad(a) : NULL,
+                  b->rows, b->cols, b->val, b->requires_grad ? ur_grad(b) : NULL, dc_t->rows,
+                  dc_t->cols, dc);
 }
 
 static void matmul_backward(ur_node *n)
@@ -120,4 +128,46 @@ ur_tensor *ur_linear(ur_tape *tp, ur_tensor *x, ur_tensor *w, ur_tensor *b)
     if (b) ur_record(tp, &linear_op, y, 3, x, w, b);
     else ur_record(tp, &linear_op, y, 2, x, w);
     return y;
+}
+
+/* Block k of C = op(A_k) op(B_k), A_k and B_k the k-th of nblocks equal row blocks of a and b;
+ * dop(A_k) and dop(B_k) as for one product, block by block. i[0..2] = trans_a, trans_b,
+ * nblocks. */
+static void block_matmul_backward(ur_node *nd)
+{
+    ur_tensor *a = nd->in[0], *b = nd->in[1], *c = nd->out;
+    int ta = nd->i[0], tb = nd->i[1], nb = nd->i[2];
+    int ar = a->rows / nb, br = b->rows / nb, m = c->rows / nb, n = c->cols;
+    float *da = a->requires_grad ? ur_grad(a) : NULL, *db = b->requires_grad ? ur_grad(b) : NULL;
+    size_t sa = (size_t)ar * a->cols, sb = (size_t)br * b->cols, sc = (size_t)m * n;
+    for (int k = 0; k < nb; k++)
+        product_grads(ta, tb, ar, a->cols, a->val + k * sa, da ? da + k * sa : NULL, br, b->cols,
+                      b->val + k * sb, db ? db + k * sb : NULL, m, n, c->grad + k * sc);
+}
+static const ur_op block_matmul_op = {"block_matmul", block_matmul_backward};
+
+ur_tensor *ur_block_matmul(ur_tape *tp, ur_tensor *a, ur_tensor *b, int nblocks, int trans_a,
+                           int trans_b)
+{
+    if (!ur_op_begin(tp, "block_matmul", 2, a, b)) return ur_tape_poison(tp);
+    if (nblocks <= 0 || a->rows % nblocks != 0 || b->rows % nblocks != 0)
+        return ur_tape_fail(tp,
+                            "block_matmul: %dx%d and %dx%d do not both split into %d row blocks",
+                            a->rows, a->cols, b->rows, b->cols, nblocks);
+    trans_a = !!trans_a;
+    trans_b = !!trans_b;
+    int ar = a->rows / nblocks, br = b->rows / nblocks;
+    int m = trans_a ? a->cols : ar, k = trans_a ? ar : a->cols;
+    int kb = trans_b ? b->cols : br, n = trans_b ? br : b->cols;
+    if (k != kb)
+        return ur_shape_error(tp, "block_matmul", "inner dimensions of the blocks differ", a, b);
+    ur_tensor *c = ur_tensor_new(tp, nblocks * m, n);
+    if (!c) return ur_tape_poison(tp);
+    size_t sa = (size_t)ar * a->cols, sb = (size_t)br * b->cols, sc = (size_t)m * n;
+    for (int q = 0; q < nblocks; q++)
+        ur_blas_gemm(trans_a, trans_b, m, n, k, a->val + q * sa, a->cols, b->val + q * sb, b->cols,
+                     0.0f, c->val + q * sc, n);
+    ur_node *nd = ur_record(tp, &block_matmul_op, c, 2, a, b);
+    if (nd) { nd->i[0] = trans_a; nd->i[1] = trans_b; nd->i[2] = nblocks; }
+    return c;
 }

@@ -1,7 +1,9 @@
 /* libunroll: ops. Each op computes its value now and records itself on the tape (when any
  * input needs a gradient). Shapes are rows x cols, rows = batch. On a shape mismatch or a
  * NULL input an op fails the tape with a message naming itself and both shapes, and returns
- * the tape's poison tensor; every later op on that tape does nothing. */
+ * the tape's poison tensor; every later op on that tape does nothing. Every op passes NaN on:
+ * a NaN input element gives NaN in each output element that depends on it (clamp, relu and
+ * max included, never a silent 0). */
 #ifndef UR_OPS_H
 #define UR_OPS_H
 
@@ -19,29 +21,102 @@ ur_tensor *ur_matmul(ur_tape *tp, ur_tensor *a, ur_tensor *b, int trans_a, int t
 ur_tensor *ur_addmm(ur_tape *tp, ur_tensor *c, ur_tensor *a, ur_tensor *b);
 /* The linear layer x W + b: x is B x in, W is in x out, b is 1 x out (NULL for none). */
 ur_tensor *ur_linear(ur_tape *tp, ur_tensor *x, ur_tensor *w, ur_tensor *b);
+/* One product per block: a and b are nblocks equal row blocks A_k, B_k; block k of the result
+ * is op(A_k) op(B_k), stacked by rows (nblocks * m x n). One BLAS call per block. E.g. for
+ * B sequences of T steps stored batch-major (B*T x H) and queries q (B x H): scores
+ * ur_block_matmul(q, E, B, 0, 1) is B x T (q_k E_k^T), context ur_block_matmul(w, E, B, 0, 0)
+ * with weights w (B x T) is B x H. */
+ur_tensor *ur_block_matmul(ur_tape *tp, ur_tensor *a, ur_tensor *b, int nblocks, int trans_a,
+                           int trans_b);
 
 /* ---- Element-wise --------------------------------------------------------------------- */
 
-/* a + b, same shapes. */
+/* Broadcasting: a and b are the same shape m x n, or one of them is 1 x n (reused for every
+ * row), m x 1 (one value per row) or 1 x 1; in general each dimension is equal or 1 on one
+ * side, and the result is max(rows) x max(cols). A broadcast operand's gradient is summed
+ * back to its own shape. */
+/* a + b (broadcasting). */
 ur_tensor *ur_add(ur_tape *tp, ur_tensor *a, ur_tensor *b);
-/* a - b, same shapes. */
+/* a - b (broadcasting). */
 ur_tensor *ur_sub(ur_tape *tp, ur_tensor *a, ur_tensor *b);
-/* a * b element-wise (Hadamard), same shapes. */
+/* a * b element-wise (Hadamard; broadcasting). */
 ur_tensor *ur_mul(ur_tape *tp, ur_tensor *a, ur_tensor *b);
+/* a / b element-wise (broadcasting); b = 0 gives +-Inf or NaN as in C. */
+ur_tensor *ur_div(ur_tape *tp, ur_tensor *a, ur_tensor *b);
 /* s * a. */
 ur_tensor *ur_scale(ur_tape *tp, ur_tensor *a, float s);
-/* x + b with the 1 x cols row b added to every row of x. */
+/* x + b with the 1 x cols row b added to every row of x: ur_add with b's shape enforced. */
 ur_tensor *ur_add_bias(ur_tape *tp, ur_tensor *x, ur_tensor *b);
 /* tanh(x). */
 ur_tensor *ur_tanh(ur_tape *tp, ur_tensor *x);
 /* 1 / (1 + exp(-x)), computed without overflow. */
 ur_tensor *ur_sigmoid(ur_tape *tp, ur_tensor *x);
-/* max(x, 0). */
+/* max(x, 0); NaN stays NaN. */
 ur_tensor *ur_relu(ur_tape *tp, ur_tensor *x);
+/* Element-wise functions, y the shape of x. Edges as in C (libm): log 0 = -Inf, log and sqrt
+ * of x < 0 are NaN, 1/0 = Inf, exp overflows to Inf; NaN in gives NaN out. */
+/* e^x (libm expf: Inf above 88.7, 0 below -103). */
+ur_tensor *ur_exp(ur_tape *tp, ur_tensor *x);
+/* ln x. */
+ur_tensor *ur_log(ur_tape *tp, ur_tensor *x);
+/* sqrt(x); its gradient at 0 is Inf. */
+ur_tensor *ur_sqrt(ur_tape *tp, ur_tensor *x);
+/* 1 / sqrt(x). */
+ur_tensor *ur_rsqrt(ur_tape *tp, ur_tensor *x);
+/* x^2. */
+ur_tensor *ur_square(ur_tape *tp, ur_tensor *x);
+/* |x|; gradient sign(x), 0 at 0. */
+ur_tensor *ur_abs(ur_tape *tp, ur_tensor *x);
+/* 1 / x. */
+ur_tensor *ur_reciprocal(ur_tape *tp, ur_tensor *x);
+/* ln(1 + e^x), stable for any x (max(x, 0) + log1p(e^-|x|)); gradient sigmoid(x). */
+ur_tensor *ur_softplus(ur_tape *tp, ur_tensor *x);
+/* min(max(x, lo), hi) with lo <= hi (either may be infinite); gradient 1 inside [lo, hi],
+ * 0 outside. */
+ur_tensor *ur_clamp(ur_tape *tp, ur_tensor *x, float lo, float hi);
+/* x + s. */
+ur_tensor *ur_add_scalar(ur_tape *tp, ur_tensor *x, float s);
 /* 1 - x (used by GRU's update gate). */
 ur_tensor *ur_one_minus(ur_tape *tp, ur_tensor *x);
 /* Sum of all elements, as a 1 x 1 tensor. */
 ur_tensor *ur_sum(ur_tape *tp, ur_tensor *x);
+
+/* ---- Reductions (summed in double) ----------------------------------------------------- */
+
+/* Sum of each row: m x n -> m x 1. */
+ur_tensor *ur_row_sum(ur_tape *tp, ur_tensor *x);
+/* Mean of each row: m x n -> m x 1. */
+ur_tensor *ur_row_mean(ur_tape *tp, ur_tensor *x);
+/* Sum of each column: m x n -> 1 x n. */
+ur_tensor *ur_col_sum(ur_tape *tp, ur_tensor *x);
+/* Mean of each column: m x n -> 1 x n. */
+ur_tensor *ur_col_mean(ur_tape *tp, ur_tensor *x);
+/* Mean of all elements, as a 1 x 1 tensor (the total sum is ur_sum, above). */
+ur_tensor *ur_mean(ur_tape *tp, ur_tensor *x);
+
+/* ---- Normalisation -------------------------------------------------------------------- */
+
+/* Softmax of each row of x (m x n -> m x n), stable for logits of any finite size; a logit of
+ * -Inf gets probability 0; a row holding a NaN (or +Inf, or only -Inf) comes out all NaN. */
+ur_tensor *ur_softmax(ur_tape *tp, ur_tensor *x);
+/* log(softmax(x)) per row, computed as (x - max) - log sum exp(x - max): exact for large
+ * logits where log(ur_softmax) would give -Inf. */
+ur_tensor *ur_log_softmax(ur_tape *tp, ur_tensor *x);
+/* Layer norm of each row of x (m x n): (x - mean) / sqrt(var + eps) * gain + bias, the
+ * variance biased (over n); gain and bias are 1 x n or NULL (1 and 0); eps >= 0. One fused
+ * op that saves each row's mean and 1/std. */
+ur_tensor *ur_layer_norm(ur_tape *tp, ur_tensor *x, ur_tensor *gain, ur_tensor *bias, float eps);
+
+/* ---- Constants (leaves without a gradient) ---------------------------------------------- */
+
+/* rows x cols, every element value. */
+ur_tensor *ur_constant(ur_tape *tp, int rows, int cols, float value);
+/* rows x cols of 0. */
+ur_tensor *ur_zeros(ur_tape *tp, int rows, int cols);
+/* rows x cols of 1. */
+ur_tensor *ur_ones(ur_tape *tp, int rows, int cols);
+/* t's shape, every element value (t's values are not read). */
+ur_tensor *ur_constant_like(ur_tape *tp, const ur_tensor *t, float value);
 
 /* ---- Shape ---------------------------------------------------------------------------- */
 
@@ -53,11 +128,24 @@ ur_tensor *ur_cols(ur_tape *tp, ur_tensor *x, int col0, int n);
 int ur_split_cols(ur_tape *tp, ur_tensor *x, int n, ur_tensor **out);
 /* [a ; b ; ...] stacked by rows (per-step tensors into one time-stacked matrix). */
 ur_tensor *ur_concat_rows(ur_tape *tp, int n, ur_tensor *const *x);
+/* x^T (rows x cols -> cols x rows), copied: for where a GEMM's transpose flag cannot reach. */
+ur_tensor *ur_transpose(ur_tape *tp, ur_tensor *x);
+/* x viewed as rows x cols (same number of elements, same row-major order): zero-copy, like
+ * ur_rows; its gradient lands in x's. */
+ur_tensor *ur_reshape(ur_tape *tp, ur_tensor *x, int rows, int cols);
+/* A time-major sequence (T*B x F, rows [t*B, (t+1)*B) are step t) reordered batch-major
+ * (B*T x F, rows [b*T, (b+1)*T) are sequence b's T steps). */
+ur_tensor *ur_time_to_batch(ur_tape *tp, ur_tensor *x, int T);
+/* The inverse: batch-major B*T x F back to time-major T*B x F. */
+ur_tensor *ur_batch_to_time(ur_tape *tp, ur_tensor *x, int T);
 
-/* ---- Embedding ------------------------------------------------------------------------ */
+/* ---- Gather / embedding --------------------------------------------------------------- */
 
-/* Rows ids[0..n-1] of the table E (vocab x dim), as an n x dim tensor. An id outside
- * [0, vocab) fails the tape. Backward scatter-adds into E's gradient. */
+/* Rows idx[0..n-1] of any x (rows x cols), as an n x cols tensor; an index outside [0, rows)
+ * fails the tape. Backward scatter-adds into x's gradient (a row picked twice gets both). */
+ur_tensor *ur_gather_rows(ur_tape *tp, ur_tensor *x, const int *idx, int n);
+/* Rows ids[0..n-1] of the table E (vocab x dim), as an n x dim tensor: ur_gather_rows under
+ * the name of its commonest use. An id outside [0, vocab) fails the tape. */
 ur_tensor *ur_embedding(ur_tape *tp, ur_tensor *table, const int *ids, int n);
 
 /* ---- Losses (each returns a 1 x 1 tensor) ---------------------------------------------- */
