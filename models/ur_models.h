@@ -80,6 +80,8 @@ struct ur_cell {
     ur_cell_rec rec[UR_CELL_MAX_REC];
     int n_params;              /* p[0 .. n_params): every parameter, in a documented order */
     ur_tensor *p[UR_CELL_MAX_PARAMS];
+    float hp[4];               /* hyper-parameters, meaning defined by the cell kind (the
+                                  layer-normalised LSTM's epsilon in hp[0]) */
     void *user;                /* free for user cells */
     /* Variational (recurrent) dropout, Gal & Ghahramani 2016: ur_unroll draws one mask per
      * sequence from rng and uses it at every step, on the input (in_dropout) and on h_{t-1}
@@ -154,6 +156,16 @@ int ur_unroll_steps(ur_tape *tp, const ur_cell *cell, int T, ur_tensor *const *x
  * Uniform init in +-1/sqrt(H) except the forget-gate block of b, which starts at 1. */
 int ur_lstm_cell(ur_cell *cell, ur_params *ps, const char *prefix, int in_dim, int hidden,
                  ur_rng *rng);
+/* The LSTM with options (ur_cell_opts): layer_norm (kind "lstm-ln"; Ba et al. 2016)
+ *     z = LN(x_t Wx) gx + LN(h_{t-1} Wh) gh + b,    h_t = o * tanh(LN(c_t) gc + bc)
+ * each product normalised over its 4H row (so both are declared apart), the gains starting
+ * at 1; peephole (kind "lstm-peephole"; Gers & Schmidhuber 2000)
+ *     i = sigmoid(zi + pi * c_{t-1}), f = sigmoid(zf + pf * c_{t-1}), o = sigmoid(zo + po * c_t)
+ * with diagonal (1 x H) weights; both together: "lstm-ln-peephole". p[] = {Wx, Wh, b}, then
+ * with layer_norm {gx, gh (1 x 4H), gc, bc (1 x H)}, then with peephole {pi, pf, po}. The
+ * layer norm's epsilon is hp[0]. opts NULL or all zero: ur_lstm_cell. */
+int ur_lstm_cell_ex(ur_cell *cell, ur_params *ps, const char *prefix, int in_dim, int hidden,
+                    const ur_cell_opts *opts, ur_rng *rng);
 
 /* ---- Constructor errors ------------------------------------------------------------------- */
 

@@ -433,6 +433,155 @@ START_TEST(test_gru_cho_forward_in_double)
 }
 END_TEST
 
+/* ---- Layer-normalised and peephole LSTM -------------------------------------------------------- */
+
+/* Normalises v[0..n) in place (biased variance), in double. */
+static void ln_row(double *v, int n, double eps)
+{
+    double m = 0, var = 0;
+    for (int j = 0; j < n; j++) m += v[j];
+    m /= n;
+    for (int j = 0; j < n; j++) var += (v[j] - m) * (v[j] - m);
+    var /= n;
+    for (int j = 0; j < n; j++) v[j] = (v[j] - m) / sqrt(var + eps);
+}
+
+/* The variant's equations in double, independently of the library; h and c per step. */
+static void lstm_ref(const ur_cell *cell, int ln, int peep, const float *x, double hs[T][B * H],
+                     double cs[T][B * H])
+{
+    const float *Wx = cell->p[0]->val, *Wh = cell->p[1]->val, *b = cell->p[2]->val;
+    const int pi = ln ? 7 : 3;
+    double h[B * H] = {0}, c[B * H] = {0}, eps = cell->hp[0];
+    for (int t = 0; t < T; t++)
+        for (int r = 0; r < B; r++) {
+            double zx[4 * H], zh[4 * H], z[4 * H];
+            for (int j = 0; j < 4 * H; j++) {
+                zx[j] = zh[j] = 0;
+                for (int k = 0; k < IN; k++) zx[j] += (double)x[(t * B + r) * IN + k] * Wx[k * 4 * H + j];
+                for (int k = 0; k < H; k++) zh[j] += (double)(float)h[r * H + k] * Wh[k * 4 * H + j];
+            }
+            if (ln) {
+                ln_row(zx, 4 * H, eps);
+                ln_row(zh, 4 * H, eps);
+                for (int j = 0; j < 4 * H; j++)
+                    z[j] = zx[j] * cell->p[3]->val[j] + zh[j] * cell->p[4]->val[j] + b[j];
+            } else {
+                for (int j = 0; j < 4 * H; j++) z[j] = zx[j] + zh[j] + b[j];
+            }
+            double cn[H];
+            for (int j = 0; j < H; j++) {
+                double cp = c[r * H + j];
+                double zi = z[j], zf = z[H + j];
+                if (peep) {
+                    zi += cell->p[pi]->val[j] * cp;
+                    zf += cell->p[pi + 1]->val[j] * cp;
+                }
+                cn[j] = sig(zf) * cp + sig(zi) * tanh(z[2 * H + j]);
+            }
+            double cl[H];
+            memcpy(cl, cn, sizeof cl);
+            if (ln) {
+                ln_row(cl, H, eps);
+                for (int j = 0; j < H; j++) cl[j] = cl[j] * cell->p[5]->val[j] + cell->p[6]->val[j];
+            }
+            for (int j = 0; j < H; j++) {
+                double zo = z[3 * H + j] + (peep ? cell->p[pi + 2]->val[j] * cn[j] : 0);
+                hs[t][r * H + j] = sig(zo) * tanh(cl[j]);
+                cs[t][r * H + j] = cn[j];
+            }
+            for (int j = 0; j < H; j++) { /* the next row reads only its own h, c */ }
+            memcpy(h + r * H, hs[t] + r * H, sizeof(double) * H);
+            memcpy(c + r * H, cs[t] + r * H, sizeof(double) * H);
+        }
+}
+
+START_TEST(test_lstm_variants)
+{
+    static const struct { int ln, peep; const char *kind; int n_params; } v[] = {
+        {1, 0, "lstm-ln", 7}, {0, 1, "lstm-peephole", 6}, {1, 1, "lstm-ln-peephole", 10}};
+    for (int k = 0; k < 3; k++) {
+        ur_params *ps = ur_params_new();
+        ur_rng rng;
+        ur_rng_seed(&rng, 30 + (unsigned)k);
+        ur_cell cell;
+        ur_cell_opts o = {.layer_norm = v[k].ln, .peephole = v[k].peep};
+        ck_assert_int_eq(ur_lstm_cell_ex(&cell, ps, "l", IN, H, &o, &rng), 0);
+        ck_assert_str_eq(cell.kind, v[k].kind);
+        ck_assert_int_eq(cell.n_params, v[k].n_params);
+        ck_assert_int_eq(ur_params_count(ps), v[k].n_params);
+        if (v[k].peep) ck_assert_ptr_eq(ur_cell_param(&cell, "po"), cell.p[v[k].n_params - 1]);
+        /* Gains away from 1 and a bias away from 0, so that they matter in the checks. */
+        for (int j = 3; j < cell.n_params; j++)
+            for (size_t e = 0; e < ur_numel(cell.p[j]); e++) cell.p[j]->val[e] += 0.3f * ur_rng_uniform(&rng) - 0.15f;
+        float x[T * B * IN];
+        for (int j = 0; j < T * B * IN; j++) x[j] = 2.0f * ur_rng_uniform(&rng) - 1.0f;
+        ur_tape *tp = ur_tape_new(0);
+        ur_seq seq;
+        ck_assert_int_eq(ur_unroll(tp, &cell, ur_input_from(tp, T * B, IN, x), T, (ur_state){0}, 0,
+                                   &seq), 0);
+        double hs[T][B * H], cs[T][B * H];
+        lstm_ref(&cell, v[k].ln, v[k].peep, x, hs, cs);
+        for (int t = 0; t < T; t++)
+            for (int j = 0; j < B * H; j++) {
+                ck_assert_msg(fabs(seq.states[t].h->val[j] - hs[t][j]) < 1e-5, "%s t %d h[%d] %.7g want %.7g",
+                              v[k].kind, t, j, seq.states[t].h->val[j], hs[t][j]);
+                ck_assert_msg(fabs(seq.states[t].c->val[j] - cs[t][j]) < 1e-5, "%s t %d c[%d] %.7g want %.7g",
+                              v[k].kind, t, j, seq.states[t].c->val[j], cs[t][j]);
+            }
+        if (v[k].ln) { /* the normalised pre-activations: mean 0, variance 1 per row */
+            int seen = 0;
+            for (ur_node *n = tp == NULL ? NULL : seq.H->node; n; n = n->prev) {
+                if (strcmp(n->op->name, "layer_norm") != 0 || n->n_in < 2) continue;
+                /* y = LN(x) g (+ b): divide the gain out (and the bias) to get LN(x) itself. */
+                const ur_tensor *y = n->out, *g = n->in[1];
+                const ur_tensor *bb = n->n_in > 2 ? n->in[2] : NULL;
+                for (int r = 0; r < y->rows; r++) {
+                    double m = 0, q = 0;
+                    for (int j = 0; j < y->cols; j++) {
+                        double u = (y->val[r * y->cols + j] - (bb ? bb->val[j] : 0)) / g->val[j];
+                        m += u;
+                        q += u * u;
+                    }
+                    m /= y->cols;
+                    q = q / y->cols - m * m;
+                    /* var(LN(x)) = var(x) / (var(x) + eps): 1 unless x's row is (nearly) flat,
+                     * as h_{-1} Wh = 0 is at the first step. */
+                    const float *xr = n->in[0]->val + (size_t)r * y->cols;
+                    double xm = 0, xv = 0;
+                    for (int j = 0; j < y->cols; j++) xm += xr[j];
+                    xm /= y->cols;
+                    for (int j = 0; j < y->cols; j++) xv += (xr[j] - xm) * (xr[j] - xm);
+                    xv /= y->cols;
+                    double want = xv / (xv + cell.hp[0]);
+                    ck_assert_msg(fabs(m) < 1e-5 && fabs(q - want) < 1e-4, "%s: row mean %g var %g, "
+                                  "want 0 and %g", v[k].kind, m, q, want);
+                    if (xv > 1e-3) ck_assert(fabs(q - 1) < 1e-2);
+                }
+                seen++;
+            }
+            ck_assert_int_eq(seen, 3 * T);
+        }
+        ur_tape_free(tp);
+        run_ctx c = {ps, &cell, {0}};
+        memcpy(c.x, x, sizeof c.x);
+        /* Step 1e-2: the layer norm's curvature makes 3e-2's truncation error reach 0.3%. */
+        ur_assert_gradcheck(ps, run_loss, &c, 1e-2, 1e-5, 1e-3);
+        ur_params_free(ps);
+    }
+    /* Options that do not belong to the cell are errors. */
+    ur_params *ps = ur_params_new();
+    ur_rng rng;
+    ur_rng_seed(&rng, 1);
+    ur_cell cell;
+    ck_assert_int_eq(ur_lstm_cell_ex(&cell, ps, "x", IN, H, &(ur_cell_opts){.gru_reset_before = 1}, &rng), -1);
+    ck_assert_msg(strstr(ur_model_error(), "not an option of the LSTM"), "%s", ur_model_error());
+    ck_assert_int_eq(ur_gru_cell_ex(&cell, ps, "y", IN, H, &(ur_cell_opts){.peephole = 1}, &rng), -1);
+    ck_assert_msg(strstr(ur_model_error(), "not an option of the GRU"), "%s", ur_model_error());
+    ur_params_free(ps);
+}
+END_TEST
+
 /* ---- Variational dropout --------------------------------------------------------------------- */
 
 typedef struct {
@@ -558,6 +707,7 @@ int main(void)
     tcase_add_test(tc, test_bad_declarations);
     tcase_add_test(tc, test_gru_cho_forward_in_double);
     tcase_add_test(tc, test_variational_dropout);
+    tcase_add_test(tc, test_lstm_variants);
     suite_add_tcase(s, tc);
     return ur_test_run(s);
 }
