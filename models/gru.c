@@ -10,6 +10,8 @@
  * torch.nn.GRU (bias_ih, bias_hh). Backward is the ops' own. */
 #include "models/ur_models.h"
 
+#include "graph/ur_train.h"
+
 #include <math.h>
 
 enum { WX, BX, WH, BH };
@@ -52,26 +54,55 @@ static ur_state gru_cho_step(ur_tape *tp, const ur_cell *cell, const ur_step_in 
     return s;
 }
 
+/* Layer-normalised GRU (Ba et al. 2016): each product normalised over its 3H row, with its
+ * own gain (starting at 1), before its bias:
+ *     [xr | xz | xn] = LN(x_t Wx) gx + bx,   [hr | hz | hn] = LN(h_{t-1} Wh) gh + bh
+ * then the GRU's equations as above. Both products are declared without bias. */
+static ur_state gru_ln_step(ur_tape *tp, const ur_cell *cell, const ur_step_in *in, ur_state prev)
+{
+    ur_tensor *const *p = cell->p;
+    const float eps = cell->hp[0];
+    ur_step_in n = *in;
+    n.proj[0] = ur_layer_norm(tp, in->proj[0], p[4], p[BX], eps);
+    n.rec[0] = ur_layer_norm(tp, in->rec[0], p[5], p[BH], eps);
+    return gru_step(tp, cell, &n, prev);
+}
+
 int ur_gru_cell_ex(ur_cell *cell, ur_params *ps, const char *prefix, int in_dim, int hidden,
                    const ur_cell_opts *opts, ur_rng *rng)
 {
     ur_cell_opts o = opts ? *opts : (ur_cell_opts){0};
-    if (!o.gru_reset_before) {
-        if (o.layer_norm || o.peephole) {
-            ur_model_clear_error();
-            return ur_model_fail("gru_cell(%s): %s is not an option of the GRU", prefix ? prefix : "",
-                                 o.peephole ? "peephole" : "layer_norm");
-        }
-        return ur_gru_cell(cell, ps, prefix, in_dim, hidden, rng);
+    if (o.peephole || (o.layer_norm && o.gru_reset_before) || !(o.ln_eps >= 0.0f)) {
+        ur_model_clear_error();
+        return ur_model_fail("gru_cell(%s): %s", prefix ? prefix : "",
+                             o.peephole ? "peephole is not an option of the GRU"
+                             : o.layer_norm && o.gru_reset_before
+                                 ? "layer_norm is offered for the PyTorch form only"
+                                 : "ln_eps must be >= 0");
     }
+    if (o.layer_norm) {
+        if (ur_gru_cell(cell, ps, prefix, in_dim, hidden, rng) != 0) return -1;
+        cell->p[4] = ur_model_param(ps, prefix, "gx", 1, 3 * hidden, 0.0f, rng);
+        cell->p[5] = ur_model_param(ps, prefix, "gh", 1, 3 * hidden, 0.0f, rng);
+        if (!cell->p[4] || !cell->p[5])
+            return ur_model_fail("gru_cell(%s): %s", prefix,
+                                 ur_model_error() ? ur_model_error() : "cannot add parameters");
+        ur_init_constant(cell->p[4], 1.0f);
+        ur_init_constant(cell->p[5], 1.0f);
+        cell->kind = "gru-ln";
+        cell->step = gru_ln_step;
+        cell->n_params = 6;
+        cell->proj[0].b = NULL; /* the biases join after the norms */
+        cell->rec[0].b = NULL;
+        cell->hp[0] = o.ln_eps > 0.0f ? o.ln_eps : 1e-5f;
+        return 0;
+    }
+    if (!o.gru_reset_before) return ur_gru_cell(cell, ps, prefix, in_dim, hidden, rng);
     ur_model_clear_error();
     if (!cell || !ps || !prefix || !rng)
         return ur_model_fail("gru_cell: cell, params, prefix and rng must not be NULL");
     if (in_dim <= 0 || hidden <= 0 || hidden > (1 << 28))
         return ur_model_fail("gru_cell(%s): bad sizes in_dim %d, hidden %d", prefix, in_dim, hidden);
-    if (o.layer_norm || o.peephole)
-        return ur_model_fail("gru_cell(%s): %s is not an option of the GRU", prefix,
-                             o.peephole ? "peephole" : "layer_norm");
     float k = 1.0f / sqrtf((float)hidden);
     *cell = (ur_cell){.kind = "gru-cho", .step = gru_cho_step, .in_dim = in_dim, .hidden = hidden,
                       .n_params = 5};

@@ -348,7 +348,10 @@ void ur_tbptt_free(ur_tbptt *tb);
  * over all steps too. */
 int ur_gru_cell(ur_cell *cell, ur_params *ps, const char *prefix, int in_dim, int hidden,
                 ur_rng *rng);
-/* The GRU with options: gru_reset_before selects Cho et al. 2014 (kind "gru-cho"):
+/* The GRU with options. layer_norm (kind "gru-ln"; Ba et al. 2016): each product normalised
+ * over its 3H row with its own gain (starting at 1) before its bias,
+ *     [xr | xz | xn] = LN(x_t Wx) gx + bx,   [hr | hz | hn] = LN(h_{t-1} Wh) gh + bh,
+ * p[] = {Wx, bx, Wh, bh, gx, gh}, epsilon in hp[0]. gru_reset_before selects Cho et al. 2014 (kind "gru-cho"):
  *     r, z as above from x_t Wx + bx and h_{t-1} Wh + bh (Wh is H x 2H, bh 1 x 2H: r, z only)
  *     n = tanh(xn + (r * h_{t-1}) Un)      (the reset gate scales h before the product)
  * p[] = {Wx (in x 3H), bx (1 x 3H), Wh (H x 2H), bh (1 x 2H), Un (H x H)}. opts NULL or

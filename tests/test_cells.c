@@ -582,6 +582,59 @@ START_TEST(test_lstm_variants)
 }
 END_TEST
 
+START_TEST(test_gru_ln)
+{
+    ur_params *ps = ur_params_new();
+    ur_rng rng;
+    ur_rng_seed(&rng, 41);
+    ur_cell cell;
+    ck_assert_int_eq(ur_gru_cell_ex(&cell, ps, "g", IN, H, &(ur_cell_opts){.layer_norm = 1}, &rng), 0);
+    ck_assert_str_eq(cell.kind, "gru-ln");
+    ck_assert_int_eq(cell.n_params, 6);
+    for (int j = 4; j < 6; j++)
+        for (size_t e = 0; e < ur_numel(cell.p[j]); e++) cell.p[j]->val[e] += 0.3f * ur_rng_uniform(&rng) - 0.15f;
+    float x[T * B * IN];
+    for (int j = 0; j < T * B * IN; j++) x[j] = 2.0f * ur_rng_uniform(&rng) - 1.0f;
+    ur_tape *tp = ur_tape_new(0);
+    ur_seq seq;
+    ck_assert_int_eq(ur_unroll(tp, &cell, ur_input_from(tp, T * B, IN, x), T, (ur_state){0}, 0, &seq), 0);
+    const float *Wx = cell.p[0]->val, *bx = cell.p[1]->val, *Wh = cell.p[2]->val, *bh = cell.p[3]->val;
+    const float *gx = cell.p[4]->val, *gh = cell.p[5]->val;
+    double h[B * H] = {0};
+    for (int t = 0; t < T; t++) {
+        double hn[B * H];
+        for (int r = 0; r < B; r++) {
+            double px[3 * H], ph[3 * H];
+            for (int j = 0; j < 3 * H; j++) {
+                px[j] = ph[j] = 0;
+                for (int k = 0; k < IN; k++) px[j] += (double)x[(t * B + r) * IN + k] * Wx[k * 3 * H + j];
+                for (int k = 0; k < H; k++) ph[j] += (double)(float)h[r * H + k] * Wh[k * 3 * H + j];
+            }
+            ln_row(px, 3 * H, cell.hp[0]);
+            ln_row(ph, 3 * H, cell.hp[0]);
+            for (int j = 0; j < 3 * H; j++) {
+                px[j] = px[j] * gx[j] + bx[j];
+                ph[j] = ph[j] * gh[j] + bh[j];
+            }
+            for (int j = 0; j < H; j++) {
+                double rr = sig(px[j] + ph[j]), z = sig(px[H + j] + ph[H + j]);
+                double n = tanh(px[2 * H + j] + rr * ph[2 * H + j]);
+                hn[r * H + j] = (1 - z) * n + z * h[r * H + j];
+            }
+        }
+        memcpy(h, hn, sizeof h);
+        for (int j = 0; j < B * H; j++)
+            ck_assert_msg(fabs(seq.states[t].h->val[j] - h[j]) < 1e-5, "t %d h[%d] %.7g want %.7g", t,
+                          j, seq.states[t].h->val[j], h[j]);
+    }
+    ur_tape_free(tp);
+    run_ctx c = {ps, &cell, {0}};
+    memcpy(c.x, x, sizeof c.x);
+    ur_assert_gradcheck(ps, run_loss, &c, 1e-2, 1e-5, 1e-3); /* as for the LSTM's layer norm */
+    ur_params_free(ps);
+}
+END_TEST
+
 /* ---- Variational dropout --------------------------------------------------------------------- */
 
 typedef struct {
@@ -708,6 +761,7 @@ int main(void)
     tcase_add_test(tc, test_gru_cho_forward_in_double);
     tcase_add_test(tc, test_variational_dropout);
     tcase_add_test(tc, test_lstm_variants);
+    tcase_add_test(tc, test_gru_ln);
     suite_add_tcase(s, tc);
     return ur_test_run(s);
 }
