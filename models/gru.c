@@ -68,50 +68,28 @@ static ur_state gru_ln_step(ur_tape *tp, const ur_cell *cell, const ur_step_in *
     return gru_step(tp, cell, &n, prev);
 }
 
-int ur_gru_cell_ex(ur_cell *cell, ur_params *ps, const char *prefix, int in_dim, int hidden,
-                   const ur_cell_opts *opts, ur_rng *rng)
+/* The parameters and declarations of the PyTorch GRU (cho = 0) or of Cho et al.'s (cho = 1,
+ * whose Wh and bh cover r and z only, with Un for n). */
+static int gru_build(ur_cell *cell, ur_params *ps, const char *prefix, int in_dim, int hidden,
+                     int cho, ur_rng *rng)
 {
-    ur_cell_opts o = opts ? *opts : (ur_cell_opts){0};
-    if (o.peephole || (o.layer_norm && o.gru_reset_before) || !(o.ln_eps >= 0.0f)) {
-        ur_model_clear_error();
-        return ur_model_fail("gru_cell(%s): %s", prefix ? prefix : "",
-                             o.peephole ? "peephole is not an option of the GRU"
-                             : o.layer_norm && o.gru_reset_before
-                                 ? "layer_norm is offered for the PyTorch form only"
-                                 : "ln_eps must be >= 0");
-    }
-    if (o.layer_norm) {
-        if (ur_gru_cell(cell, ps, prefix, in_dim, hidden, rng) != 0) return -1;
-        cell->p[4] = ur_model_param(ps, prefix, "gx", 1, 3 * hidden, 0.0f, rng);
-        cell->p[5] = ur_model_param(ps, prefix, "gh", 1, 3 * hidden, 0.0f, rng);
-        if (!cell->p[4] || !cell->p[5])
-            return ur_model_fail("gru_cell(%s): %s", prefix,
-                                 ur_model_error() ? ur_model_error() : "cannot add parameters");
-        ur_init_constant(cell->p[4], 1.0f);
-        ur_init_constant(cell->p[5], 1.0f);
-        cell->kind = "gru-ln";
-        cell->step = gru_ln_step;
-        cell->n_params = 6;
-        cell->proj[0].b = NULL; /* the biases join after the norms */
-        cell->rec[0].b = NULL;
-        cell->hp[0] = o.ln_eps > 0.0f ? o.ln_eps : 1e-5f;
-        return 0;
-    }
-    if (!o.gru_reset_before) return ur_gru_cell(cell, ps, prefix, in_dim, hidden, rng);
-    ur_model_clear_error();
     if (!cell || !ps || !prefix || !rng)
         return ur_model_fail("gru_cell: cell, params, prefix and rng must not be NULL");
-    if (in_dim <= 0 || hidden <= 0 || hidden > (1 << 28))
-        return ur_model_fail("gru_cell(%s): bad sizes in_dim %d, hidden %d", prefix, in_dim, hidden);
+    if (in_dim <= 0 || hidden <= 0)
+        return ur_model_fail("gru_cell(%s): sizes must be positive, got in_dim %d, hidden %d",
+                             prefix, in_dim, hidden);
+    if (hidden > (1 << 28))
+        return ur_model_fail("gru_cell(%s): hidden %d is too large for 3 gates", prefix, hidden);
     float k = 1.0f / sqrtf((float)hidden);
-    *cell = (ur_cell){.kind = "gru-cho", .step = gru_cho_step, .in_dim = in_dim, .hidden = hidden,
-                      .n_params = 5};
+    const int hw = cho ? 2 * hidden : 3 * hidden; /* width of h Wh + bh */
+    *cell = (ur_cell){.kind = cho ? "gru-cho" : "gru", .step = cho ? gru_cho_step : gru_step,
+                      .in_dim = in_dim, .hidden = hidden, .n_params = cho ? 5 : 4};
     cell->p[WX] = ur_model_param(ps, prefix, "Wx", in_dim, 3 * hidden, k, rng);
     cell->p[BX] = ur_model_param(ps, prefix, "bx", 1, 3 * hidden, k, rng);
-    cell->p[WH] = ur_model_param(ps, prefix, "Wh", hidden, 2 * hidden, k, rng);
-    cell->p[BH] = ur_model_param(ps, prefix, "bh", 1, 2 * hidden, k, rng);
-    cell->p[4] = ur_model_param(ps, prefix, "Un", hidden, hidden, k, rng);
-    for (int j = 0; j < 5; j++)
+    cell->p[WH] = ur_model_param(ps, prefix, "Wh", hidden, hw, k, rng);
+    cell->p[BH] = ur_model_param(ps, prefix, "bh", 1, hw, k, rng);
+    if (cho) cell->p[4] = ur_model_param(ps, prefix, "Un", hidden, hidden, k, rng);
+    for (int j = 0; j < cell->n_params; j++)
         if (!cell->p[j])
             return ur_model_fail("gru_cell(%s): %s", prefix,
                                  ur_model_error() ? ur_model_error() : "cannot add parameters");
@@ -126,26 +104,34 @@ int ur_gru_cell(ur_cell *cell, ur_params *ps, const char *prefix, int in_dim, in
                 ur_rng *rng)
 {
     ur_model_clear_error();
-    if (!cell || !ps || !prefix || !rng)
-        return ur_model_fail("gru_cell: cell, params, prefix and rng must not be NULL");
-    if (in_dim <= 0 || hidden <= 0)
-        return ur_model_fail("gru_cell(%s): sizes must be positive, got in_dim %d, hidden %d",
-                             prefix, in_dim, hidden);
-    if (hidden > (1 << 28))
-        return ur_model_fail("gru_cell(%s): hidden %d is too large for 3 gates", prefix, hidden);
-    float k = 1.0f / sqrtf((float)hidden);
-    *cell = (ur_cell){.kind = "gru", .step = gru_step, .in_dim = in_dim, .hidden = hidden,
-                      .n_params = 4};
-    cell->p[WX] = ur_model_param(ps, prefix, "Wx", in_dim, 3 * hidden, k, rng);
-    cell->p[BX] = ur_model_param(ps, prefix, "bx", 1, 3 * hidden, k, rng);
-    cell->p[WH] = ur_model_param(ps, prefix, "Wh", hidden, 3 * hidden, k, rng);
-    cell->p[BH] = ur_model_param(ps, prefix, "bh", 1, 3 * hidden, k, rng);
-    if (!cell->p[WX] || !cell->p[BX] || !cell->p[WH] || !cell->p[BH])
+    return gru_build(cell, ps, prefix, in_dim, hidden, 0, rng);
+}
+
+int ur_gru_cell_ex(ur_cell *cell, ur_params *ps, const char *prefix, int in_dim, int hidden,
+                   const ur_cell_opts *opts, ur_rng *rng)
+{
+    ur_model_clear_error();
+    ur_cell_opts o = opts ? *opts : (ur_cell_opts){0};
+    if (o.peephole || (o.layer_norm && o.gru_reset_before) || !(o.ln_eps >= 0.0f))
+        return ur_model_fail("gru_cell(%s): %s", prefix ? prefix : "",
+                             o.peephole ? "peephole is not an option of the GRU"
+                             : o.layer_norm && o.gru_reset_before
+                                 ? "layer_norm is offered for the PyTorch form only"
+                                 : "ln_eps must be >= 0");
+    if (gru_build(cell, ps, prefix, in_dim, hidden, o.gru_reset_before != 0, rng) != 0) return -1;
+    if (!o.layer_norm) return 0;
+    cell->p[4] = ur_model_param(ps, prefix, "gx", 1, 3 * hidden, 0.0f, rng);
+    cell->p[5] = ur_model_param(ps, prefix, "gh", 1, 3 * hidden, 0.0f, rng);
+    if (!cell->p[4] || !cell->p[5])
         return ur_model_fail("gru_cell(%s): %s", prefix,
                              ur_model_error() ? ur_model_error() : "cannot add parameters");
-    cell->n_proj = 1;
-    cell->proj[0] = (ur_cell_proj){cell->p[WX], cell->p[BX]};
-    cell->n_rec = 1;
-    cell->rec[0] = (ur_cell_rec){cell->p[WH], cell->p[BH], -1};
+    ur_init_constant(cell->p[4], 1.0f);
+    ur_init_constant(cell->p[5], 1.0f);
+    cell->kind = "gru-ln";
+    cell->step = gru_ln_step;
+    cell->n_params = 6;
+    cell->proj[0].b = NULL; /* the biases join after the norms */
+    cell->rec[0].b = NULL;
+    cell->hp[0] = o.ln_eps > 0.0f ? o.ln_eps : 1e-5f;
     return 0;
 }
