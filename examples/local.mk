@@ -34,3 +34,9 @@ check_PROGRAMS += examples/tutorial_cell
 examples_tutorial_cell_LDADD = $(UR_LDADD)
 TESTS += examples/test-tutorial.sh
 EXTRA_DIST += examples/test-tutorial.sh doc/tutorial.md
+
+# Unit tests of the examples' shared plumbing: strict number parsing, checked output (issue 12).
+check_PROGRAMS += tests/test_excommon
+tests_test_excommon_SOURCES = tests/test_excommon.c tests/ur_test.h
+tests_test_excommon_CFLAGS = $(TEST_CFLAGS)
+tests_test_excommon_LDADD = examples/libexcommon.la $(TEST_LDADD)

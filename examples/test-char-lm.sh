@@ -46,7 +46,13 @@ expect_error() {  # expect_error WHAT PATTERN command...
 }
 expect_error "missing file" "cannot open" $prog --data "$dir/none.txt" --steps 1
 expect_error "bad option" "unknown option" $prog --bogus 1
-expect_error "bad number" "not a number" $prog --hidden abc
+expect_error "bad number" "not a whole number" $prog --hidden abc
+# Strict numbers (issue 12): no spaces, '+', hex or exponents in integers; underflow named.
+for v in " 5" "+3" "0x10" "1e3" "5 "; do
+    expect_error "integer '$v'" "not a whole number" $prog --hidden "$v"
+done
+expect_error "float underflow" "out of range (too small" $prog --lr 1e-400
+expect_error "integer range printed as integers" "outside \[1, 4096\]" $prog --hidden 5000
 expect_error "bad cell" "not lstm, gru or elman" $prog --cell rnn
 expect_error "out of range" "outside" $prog --lr 5
 head -c 100 "$dir/m.urm" > "$dir/cut.urm"
