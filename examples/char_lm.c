@@ -77,8 +77,8 @@ static int load_data(dataset *d, const train_opts *o, const ex_vocab *vocab)
 {
     char err[512];
     memset(d, 0, sizeof *d);
-    int rc = o->data ? ex_text_read_file(&d->text, o->data, err, sizeof err)
-                     : ex_text_read_dir(&d->text, LICENSE_DIR, err, sizeof err);
+    int rc = o->data ? ex_text_read_file(&d->text, o->data, EX_TEXT_MAX_BYTES, err, sizeof err)
+                     : ex_text_read_dir(&d->text, LICENSE_DIR, EX_TEXT_MAX_BYTES, err, sizeof err);
     if (rc != 0) {
         fprintf(stderr, "char_lm: %s%s\n", err, o->data ? "" : " (give a text with --data FILE)");
         return -1;
@@ -93,6 +93,11 @@ static int load_data(dataset *d, const train_opts *o, const ex_vocab *vocab)
     }
     if (vocab) d->vocab = *vocab;
     else ex_vocab_build(&d->vocab, d->text.bytes, d->n);
+    if (d->vocab.size < 2) {
+        fprintf(stderr, "char_lm: the text is %zu copies of one byte: there is nothing to "
+                "predict (every model scores 0 bits per character)\n", d->n);
+        return -1;
+    }
     if (!(d->ids = malloc(d->n * sizeof *d->ids))) {
         fprintf(stderr, "char_lm: out of memory for %zu characters\n", d->n);
         return -1;
@@ -124,9 +129,9 @@ static int eval_streams(size_t n)
 static int ngram_baselines(const dataset *d, double *bpc, double *alpha)
 {
     for (int order = 1; order <= EX_NGRAM_MAX_ORDER; order++) {
-        double a = ex_ngram_tune_alpha(order, d->vocab.size, d->ids, d->n_train);
-        if (a <= 0) a = 0.1; /* text too short to tune */
-        ex_ngram *m = ex_ngram_new(order, d->vocab.size);
+        double a = 0.1; /* kept when the text is too short to tune */
+        int tuned = ex_ngram_tune_alpha(order, d->vocab.size, d->ids, d->n_train, &a);
+        ex_ngram *m = tuned < 0 ? NULL : ex_ngram_new(order, d->vocab.size);
         if (!m || ex_ngram_fit(m, d->ids, d->n_train) != 0) {
             ex_ngram_free(m);
             fprintf(stderr, "char_lm: out of memory fitting the %d-gram model\n", order);
@@ -389,7 +394,7 @@ static int cmd_train(int argc, char **argv)
         if (o.minutes <= 0 && done >= o.steps) {
             fprintf(stderr, "char_lm: %s has already trained %ld steps (--steps %d)\n", o.resume,
                     done, o.steps);
-            goto fail_data;
+            goto fail_model;
         }
     } else {
         if (load_data(&d, &o, NULL) != 0) goto fail_data;

@@ -60,6 +60,42 @@ expect_error "truncated model" "cannot load" $prog sample --model "$dir/cut.urm"
 expect_error "missing model" "cannot load" $prog sample --model "$dir/none.urm"
 expect_error "no model" "required" $prog sample
 expect_error "prime outside vocabulary" "vocabulary" $prog sample --model "$dir/m.urm" --prime "XYZ"
+
+# Outside data (issue 12): only regular files, of a sane size; a text must have something to
+# predict. A FIFO must not block (timeout), /dev/zero must not be read until memory runs out.
+mkfifo "$dir/fifo" 2>/dev/null && {
+    timeout 20 $prog --data "$dir/fifo" --steps 1 > "$dir/err.txt" 2>&1
+    rc=$?
+    [ $rc -ne 124 ] || fail "--data FIFO blocked"
+    [ $rc -ne 0 ] || fail "--data FIFO: exit status 0"
+    grep -q "not a regular file" "$dir/err.txt" || { cat "$dir/err.txt"; fail "FIFO: no message"; }
+}
+[ -c /dev/zero ] && expect_error "device" "not a regular file" timeout 20 $prog --data /dev/zero --steps 1
+truncate -s 300M "$dir/huge.txt" 2>/dev/null &&
+    expect_error "huge text" "too large: 314572800 bytes, and at most 268435456" $prog --data "$dir/huge.txt" --steps 1
+rm -f "$dir/huge.txt"
+printf 'a' > "$dir/one.txt"
+expect_error "one-byte text" "too short" $prog --data "$dir/one.txt" --steps 1
+head -c 5000 /dev/zero | tr '\0' 'a' > "$dir/aaa.txt"
+expect_error "one-symbol text" "nothing to predict" $prog --data "$dir/aaa.txt" --steps 1 --batch 2
+
+# Resuming a finished run is an error (status 1), and frees what it loaded: under valgrind
+# when there is one, and under ASan's leak checker (which would exit 23) in a sanitizer build.
+finished() {
+    "$@" --data "$dir/text.txt" --steps 150 --batch 8 --bptt 16 --report 0 --resume "$dir/m.urm" \
+        > "$dir/err.txt" 2>&1
+}
+finished $prog
+rc=$?
+[ $rc -eq 1 ] || { cat "$dir/err.txt"; fail "resume of a finished run: status $rc, expected 1"; }
+grep -q "has already trained 150 steps" "$dir/err.txt" || { cat "$dir/err.txt"; fail "finished: no message"; }
+if command -v valgrind > /dev/null && [ -x ./libtool ]; then
+    finished ./libtool --mode=execute valgrind -q --leak-check=full --errors-for-leak-kinds=definite \
+        --error-exitcode=99 $prog
+    rc=$?
+    [ $rc -eq 1 ] || { cat "$dir/err.txt"; fail "resume of a finished run under valgrind: status $rc"; }
+fi
+
 $prog --help > /dev/null || fail "--help exited non-zero"
 $prog sample --help > /dev/null || fail "sample --help exited non-zero"
 echo "PASS"
