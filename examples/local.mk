@@ -40,3 +40,9 @@ check_PROGRAMS += tests/test_excommon
 tests_test_excommon_SOURCES = tests/test_excommon.c tests/ur_test.h
 tests_test_excommon_CFLAGS = $(TEST_CFLAGS)
 tests_test_excommon_LDADD = examples/libexcommon.la $(TEST_LDADD)
+
+# char_lm's checkpoints: metadata round trip, hostile files rejected before allocation (issue 12).
+check_PROGRAMS += tests/test_charlm
+tests_test_charlm_SOURCES = tests/test_charlm.c tests/ur_test.h examples/lm_model.c examples/lm_model.h
+tests_test_charlm_CFLAGS = $(TEST_CFLAGS)
+tests_test_charlm_LDADD = $(TEST_LDADD)

@@ -29,6 +29,7 @@ echo "loss $first -> $last"
 $prog --data "$dir/text.txt" --steps 160 --batch 8 --bptt 16 --report 0 --resume "$dir/m.urm" \
     --save "$dir/m2.urm" > "$dir/resume.txt" 2>&1 || { cat "$dir/resume.txt"; fail "resume failed"; }
 grep -q "at step 150" "$dir/resume.txt" || { cat "$dir/resume.txt"; fail "resume did not start at step 150"; }
+grep -q "Adam's moments restored" "$dir/resume.txt" || { cat "$dir/resume.txt"; fail "resume did not restore Adam"; }
 
 # Save -> sample round trip: the prime comes back followed by --length characters.
 out=$($prog sample --model "$dir/m2.urm" --prime "the " --length 40 --seed 3) || fail "sample failed"

@@ -68,6 +68,14 @@ float ur_optim_lr(const ur_optim *opt);
 long ur_optim_steps(const ur_optim *opt);
 /* Forgets the state (moments, accumulators, step count); keeps the configuration. */
 void ur_optim_reset(ur_optim *opt);
+/* The optimizer's state for a checkpoint: ur_optim_state_size floats (0 for plain SGD), one
+ * slot after the other (momentum; accumulator; Adam's first then second moment), each
+ * covering the parameters in set order, and read with ur_optim_state (NULL when empty). */
+size_t ur_optim_state_size(const ur_optim *opt);
+const float *ur_optim_state(const ur_optim *opt);
+/* Restores n floats of state (as ur_optim_state gave them) and the step count steps. 0, or
+ * -1 (nothing changed) when n is not ur_optim_state_size, a value is not finite or steps < 0. */
+int ur_optim_set_state(ur_optim *opt, const float *state, size_t n, long steps);
 /* Frees the optimizer (not the parameters). NULL is ignored. */
 void ur_optim_free(ur_optim *opt);
 
