@@ -440,7 +440,8 @@ static int cmd_train(int argc, char **argv)
     if (o.save) printf("model saved to %s\n", o.save);
     rc = 0;
 fail_train:
-    if (r.log) fclose(r.log);
+    if (ex_close_output(r.log, o.log, "char_lm") != 0) rc = 1;
+    if (ex_finish_stdout("char_lm") != 0) rc = 1;
     ur_tape_free(tp);
     ur_optim_free(opt);
 fail_model:
@@ -502,6 +503,7 @@ static int cmd_sample(int argc, char **argv)
             rc = 0;
         }
     }
+    if (ex_finish_stdout("char_lm sample") != 0) rc = 1;
     ur_tape_free(tp);
     free(ids);
     lm_free(&m);

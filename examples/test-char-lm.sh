@@ -97,6 +97,20 @@ if command -v valgrind > /dev/null && [ -x ./libtool ]; then
     [ $rc -eq 1 ] || { cat "$dir/err.txt"; fail "resume of a finished run under valgrind: status $rc"; }
 fi
 
+# A full disk: the log, the results, the samples (issue 12).
+if [ -w /dev/full ]; then
+    expect_error "log on a full disk" "cannot write /dev/full" $prog --data "$dir/text.txt" \
+        --steps 3 --hidden 8 --batch 4 --bptt 8 --report 0 --log /dev/full
+    $prog --data "$dir/text.txt" --steps 3 --hidden 8 --batch 4 --bptt 8 > /dev/full 2> "$dir/err.txt" &&
+        fail "results on a full disk: exit status 0"
+    grep -q "cannot write the standard output" "$dir/err.txt" || fail "results on a full disk: no message"
+    $prog sample --model "$dir/m.urm" --prime "the " --length 20 > /dev/full 2> "$dir/err.txt" &&
+        fail "samples on a full disk: exit status 0"
+    grep -q "cannot write the standard output" "$dir/err.txt" || fail "samples on a full disk: no message"
+fi
+expect_error "save over a device" "not a regular file" $prog --data "$dir/text.txt" --steps 3 \
+    --hidden 8 --batch 4 --bptt 8 --save /dev/null
+
 $prog --help > /dev/null || fail "--help exited non-zero"
 $prog sample --help > /dev/null || fail "sample --help exited non-zero"
 echo "PASS"

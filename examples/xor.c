@@ -308,7 +308,8 @@ int main(int argc, char **argv)
            lt.first, lt.last, acc_pred(&te), acc_unpred(&te), seconds);
     rc = 0;
 done:
-    if (log) fclose(log);
+    if (ex_close_output(log, o.log, "xor") != 0) rc = 1;
+    if (ex_finish_stdout("xor") != 0) rc = 1;
     feed_free(&f);
     ur_optim_free(opt);
     ur_tbptt_free(&tb);

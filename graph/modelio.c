@@ -337,7 +337,12 @@ int ur_params_save_meta(const ur_params *ps, const ur_meta *meta, const char *pa
     temp_name(base, tmp);
     /* A replaced file keeps its mode; a new one gets 0666 less the umask (open's mode). */
     struct stat st;
-    int keep_mode = fstatat(dirfd, base, &st, 0) == 0 && S_ISREG(st.st_mode);
+    int exists = fstatat(dirfd, base, &st, 0) == 0, keep_mode = exists && S_ISREG(st.st_mode);
+    if (exists && !S_ISREG(st.st_mode)) {
+        set_err(err, errlen, "%s: exists and is not a regular file (%s): not replaced", path,
+                S_ISDIR(st.st_mode) ? "a directory" : "a device, FIFO or socket");
+        goto done;
+    }
 
     /* First choice: an unnamed file, which a kill cannot leave behind. */
 #ifdef O_TMPFILE

@@ -222,11 +222,13 @@ START_TEST(test_save_errors)
     const char *bad = tmp_path("no/such/dir/model.urm");
     ck_assert_int_eq(ur_params_save(a, bad, err, sizeof err), -1);
     ck_assert_msg(strstr(err, "cannot create temporary file") != NULL, "%s", err);
-    /* Renaming over a directory fails and the temporary file is removed. */
+    /* A directory, FIFO or device is never replaced, and no temporary file is left. */
     const char *dir = tmp_path("adir");
     ck_assert(mkdir(dir, 0700) == 0);
     ck_assert_int_eq(ur_params_save(a, dir, err, sizeof err), -1);
-    ck_assert_msg(strstr(err, "cannot rename") != NULL, "%s", err);
+    ck_assert_msg(strstr(err, "exists and is not a regular file (a directory)") != NULL, "%s", err);
+    ck_assert_int_eq(ur_params_save(a, "/dev/null", err, sizeof err), -1);
+    ck_assert_msg(strstr(err, "not replaced") != NULL, "%s", err);
     char names[8][64];
     ck_assert_int_eq(dir_entries(names, 8), 1);
     ck_assert_str_eq(names[0], "adir");
