@@ -152,6 +152,11 @@ static int train(const opts *o, const char *kind, const float *tx, const float *
         ex_loss_add(&lt, step, l);
         int eval = (step + 1) % (steps / 10 > 0 ? steps / 10 : 1) == 0 || step + 1 == steps;
         double mse = eval ? test_mse(tp, &m, tx, ty, n_test_b, T, B) : NAN;
+        if (eval && isnan(mse)) {
+            fprintf(stderr, "adding: evaluation failed: %s\n",
+                    ur_tape_error(tp) ? ur_tape_error(tp) : "the test MSE is not a number");
+            goto done;
+        }
         if (log) {
             fprintf(log, "%s,%ld,%ld,%.6f,%.4f,%.2f,", kind, step + 1, (step + 1) * B, l, gn,
                     ex_elapsed(&pr));
@@ -299,8 +304,9 @@ int main(int argc, char **argv)
                    res[c].seconds);
     rc = 0;
 done:
-    if (log) fclose(log);
-    if (gf) fclose(gf);
+    if (ex_close_output(log, o.log, "adding") != 0) rc = 1;
+    if (ex_close_output(gf, o.grad_csv, "adding") != 0) rc = 1;
+    if (ex_finish_stdout("adding") != 0) rc = 1;
     free(tx);
     free(ty);
     free(gn[0]);

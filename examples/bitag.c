@@ -273,7 +273,7 @@ int main(int argc, char **argv)
     ur_rng_seed(&rb_rng, (uint64_t)cfg.seed + 1000u);
     rf_rng = rb_rng;
     int rc = train(&bi, &cfg, log, &rb_rng, &rb) != 0 || train(&fw, &cfg, log, &rf_rng, &rf) != 0;
-    fclose(log);
+    if (ex_close_output(log, cfg.log, "bitag") != 0) rc = 1;
     if (!rc) {
         double chance = 1.0 / cfg.symbols;
         printf("\nper-step accuracy on %d held-out sequences (chance %.1f%%):\n", cfg.eval, 100 * chance);
@@ -287,6 +287,7 @@ int main(int argc, char **argv)
                rb.accuracy, rf.accuracy, chance, rb.first_loss, rb.last_loss, rf.first_loss,
                rf.last_loss, rb.seconds + rf.seconds);
     }
+    if (ex_finish_stdout("bitag") != 0) rc = 1;
     ur_params_free(bi.ps);
     ur_params_free(fw.ps);
     return rc ? 1 : 0;

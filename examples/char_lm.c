@@ -9,8 +9,8 @@
  * parallel streams of the training text by truncated BPTT: --bptt steps per update, the
  * state carried detached from one update to the next. At the end it also fits add-alpha
  * n-gram models (n = 1..5) on the same split and prints every model's validation bits per
- * character side by side. Model files are the parameter set with the shape and vocabulary
- * stored in two extra parameters (see lm_model.h). */
+ * character side by side. Model files hold the weights, and the shape, vocabulary, step count
+ * and Adam's state as metadata records (see lm_model.h). */
 #define _POSIX_C_SOURCE 200809L
 #include <math.h>
 #include <stdio.h>
@@ -39,7 +39,7 @@ static const char *train_usage =
     "Model shape and vocabulary are stored in the --save file; with --resume they come\n"
     "from the checkpoint (--cell, --layers, --hidden, --embed, --dropout are then ignored).\n"
     "--steps counts from the start of the first run, so a resumed run continues the same\n"
-    "learning-rate schedule; Adam's moments start afresh on resume.\n"
+    "learning-rate schedule, and Adam's moments are restored from the checkpoint.\n"
     "The n-gram alpha is chosen per order from {0.001, 0.003, ..., 1} by fitting on the\n"
     "first 90% of the training text and scoring its last 10%: the validation text is\n"
     "never used to tune anything.\n"
@@ -77,8 +77,8 @@ static int load_data(dataset *d, const train_opts *o, const ex_vocab *vocab)
 {
     char err[512];
     memset(d, 0, sizeof *d);
-    int rc = o->data ? ex_text_read_file(&d->text, o->data, err, sizeof err)
-                     : ex_text_read_dir(&d->text, LICENSE_DIR, err, sizeof err);
+    int rc = o->data ? ex_text_read_file(&d->text, o->data, EX_TEXT_MAX_BYTES, err, sizeof err)
+                     : ex_text_read_dir(&d->text, LICENSE_DIR, EX_TEXT_MAX_BYTES, err, sizeof err);
     if (rc != 0) {
         fprintf(stderr, "char_lm: %s%s\n", err, o->data ? "" : " (give a text with --data FILE)");
         return -1;
@@ -93,6 +93,11 @@ static int load_data(dataset *d, const train_opts *o, const ex_vocab *vocab)
     }
     if (vocab) d->vocab = *vocab;
     else ex_vocab_build(&d->vocab, d->text.bytes, d->n);
+    if (d->vocab.size < 2) {
+        fprintf(stderr, "char_lm: the text is %zu copies of one byte: there is nothing to "
+                "predict (every model scores 0 bits per character)\n", d->n);
+        return -1;
+    }
     if (!(d->ids = malloc(d->n * sizeof *d->ids))) {
         fprintf(stderr, "char_lm: out of memory for %zu characters\n", d->n);
         return -1;
@@ -124,9 +129,9 @@ static int eval_streams(size_t n)
 static int ngram_baselines(const dataset *d, double *bpc, double *alpha)
 {
     for (int order = 1; order <= EX_NGRAM_MAX_ORDER; order++) {
-        double a = ex_ngram_tune_alpha(order, d->vocab.size, d->ids, d->n_train);
-        if (a <= 0) a = 0.1; /* text too short to tune */
-        ex_ngram *m = ex_ngram_new(order, d->vocab.size);
+        double a = 0.1; /* kept when the text is too short to tune */
+        int tuned = ex_ngram_tune_alpha(order, d->vocab.size, d->ids, d->n_train, &a);
+        ex_ngram *m = tuned < 0 ? NULL : ex_ngram_new(order, d->vocab.size);
         if (!m || ex_ngram_fit(m, d->ids, d->n_train) != 0) {
             ex_ngram_free(m);
             fprintf(stderr, "char_lm: out of memory fitting the %d-gram model\n", order);
@@ -188,11 +193,10 @@ static int report(run_state *r, lm_model *m, ur_tape *tp, const dataset *d, cons
     return 0;
 }
 
-static int save_model(lm_model *m, long steps, const char *path)
+static int save_model(lm_model *m, long steps, const ur_optim *opt, const char *path)
 {
     char err[512];
-    lm_set_steps(m, steps);
-    if (ur_params_save(m->ps, path, err, sizeof err) != 0) {
+    if (lm_save(m, steps, opt, path, err, sizeof err) != 0) {
         fprintf(stderr, "char_lm: %s\n", err);
         return -1;
     }
@@ -269,7 +273,7 @@ static int train_loop(lm_model *m, ur_optim *opt, ur_tape *tp, const dataset *d,
             report(r, m, tp, d, o) != 0)
             goto out;
         if (o->save && o->save_every > 0 && (r->step + 1) % o->save_every == 0 &&
-            save_model(m, r->step + 1, o->save) != 0)
+            save_model(m, r->step + 1, opt, o->save) != 0)
             goto out;
     }
     if (r->loss_n > 0 && report(r, m, tp, d, o) != 0) goto out;
@@ -345,8 +349,8 @@ static int cmd_train(int argc, char **argv)
          "fraction held out at the end for validation"},
         {"cell", EX_STRING, &o.cell, 0, 0, "recurrent cell: lstm, gru or elman"},
         {"layers", EX_INT, &o.layers, 1, LM_MAX_LAYERS, "stacked recurrent layers"},
-        {"hidden", EX_INT, &o.hidden, 1, 4096, "hidden units per layer"},
-        {"embed", EX_INT, &o.embed, 1, 4096, "character embedding size"},
+        {"hidden", EX_INT, &o.hidden, 1, LM_MAX_HIDDEN, "hidden units per layer"},
+        {"embed", EX_INT, &o.embed, 1, LM_MAX_EMBED, "character embedding size"},
         {"dropout", EX_FLOAT, &o.dropout, 0, 0.9,
          "dropout between layers and before the head (training only)"},
         {"batch", EX_INT, &o.batch, 1, 4096, "parallel streams of the text per step"},
@@ -393,7 +397,7 @@ static int cmd_train(int argc, char **argv)
         if (o.minutes <= 0 && done >= o.steps) {
             fprintf(stderr, "char_lm: %s has already trained %ld steps (--steps %d)\n", o.resume,
                     done, o.steps);
-            goto fail_data;
+            goto fail_model;
         }
     } else {
         if (load_data(&d, &o, NULL) != 0) goto fail_data;
@@ -420,18 +424,28 @@ static int cmd_train(int argc, char **argv)
         fprintf(stderr, "char_lm: %s\n", opt ? "out of memory" : err);
         goto fail_train;
     }
+    if (o.resume) {
+        int restored = lm_restore_optim(&m, opt, err, sizeof err);
+        if (restored < 0) {
+            fprintf(stderr, "char_lm: cannot resume %s: %s\n", o.resume, err);
+            goto fail_train;
+        }
+        fprintf(stderr, "%s\n", restored ? "Adam's moments restored from the checkpoint"
+                                         : "the checkpoint has no optimizer state: Adam starts afresh");
+    }
     if (o.log && !(r.log = ex_csv_open(o.log, "step,train_loss,val_bpc,tokens_per_s,elapsed_s")))
         goto fail_train;
     /* Save once before training, so an unwritable --save path fails now, not after the run. */
-    if (o.save && save_model(&m, done, o.save) != 0) goto fail_train;
+    if (o.save && save_model(&m, done, opt, o.save) != 0) goto fail_train;
     ex_progress_start(&r.prog, r.limit > 0 ? 1L << 40 : o.steps - done, o.report);
     if (train_loop(&m, opt, tp, &d, &o, &r) != 0) goto fail_train;
-    if (o.save && save_model(&m, r.step, o.save) != 0) goto fail_train;
+    if (o.save && save_model(&m, r.step, opt, o.save) != 0) goto fail_train;
     if (final_report(&m, tp, &d, &r) != 0) goto fail_train;
     if (o.save) printf("model saved to %s\n", o.save);
     rc = 0;
 fail_train:
-    if (r.log) fclose(r.log);
+    if (ex_close_output(r.log, o.log, "char_lm") != 0) rc = 1;
+    if (ex_finish_stdout("char_lm") != 0) rc = 1;
     ur_tape_free(tp);
     ur_optim_free(opt);
 fail_model:
@@ -493,6 +507,7 @@ static int cmd_sample(int argc, char **argv)
             rc = 0;
         }
     }
+    if (ex_finish_stdout("char_lm sample") != 0) rc = 1;
     ur_tape_free(tp);
     free(ids);
     lm_free(&m);

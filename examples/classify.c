@@ -190,6 +190,11 @@ static int train(const opts *o, const char *kind, const test_seq *ts, FILE *log,
         int eval = (step + 1) % (steps / 10 > 0 ? steps / 10 : 1) == 0 || step + 1 == steps;
         double acc = eval ? test_accuracy(tp, &m, ts, o->test, x, ptrs, res->right, res->total)
                           : NAN;
+        if (eval && isnan(acc)) {
+            fprintf(stderr, "classify: evaluation failed: %s\n",
+                    ur_tape_error(tp) ? ur_tape_error(tp) : "no accuracy");
+            goto done;
+        }
         if (log) {
             fprintf(log, "%s,%ld,%ld,%.6f,%.4f,%.2f,", kind, step + 1, (step + 1) * B, l, gn,
                     ex_elapsed(&pr));
@@ -312,7 +317,8 @@ int main(int argc, char **argv)
                    kinds[c], res[c].first_loss, res[c].last_loss, res[c].test_acc, res[c].seconds);
     rc = 0;
 done:
-    if (log) fclose(log);
+    if (ex_close_output(log, o.log, "classify") != 0) rc = 1;
+    if (ex_finish_stdout("classify") != 0) rc = 1;
     free(ts);
     free(tsym);
     return rc;

@@ -2,7 +2,10 @@
 #include "common.h"
 
 #include <errno.h>
+#include <float.h>
+#include <limits.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -26,6 +29,104 @@ static void print_help(const char *prog, const char *usage, const ex_opt *opts, 
         printf("  --%s%s\n      %s\n", o->name, def, o->help);
     }
     printf("  --help\n      print this help and exit\n");
+}
+
+/* ---- Strict number parsing ----------------------------------------------------------------- */
+
+static void num_err(char *err, size_t errlen, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+static void num_err(char *err, size_t errlen, const char *fmt, ...)
+{
+    if (!err || errlen == 0) return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+}
+
+static int is_digit(char c) { return c >= '0' && c <= '9'; }
+
+int ex_parse_int(const char *s, long long min, long long max, long long *out, char *err,
+                 size_t errlen)
+{
+    const char *p = s;
+    if (*p == '-') p++;
+    if (!is_digit(*p)) goto not_whole;
+    for (const char *q = p; *q; q++)
+        if (!is_digit(*q)) goto not_whole;
+    /* Accumulate as a negative number (its range is the larger one), watching for overflow. */
+    long long v = 0;
+    int neg = *s == '-', overflow = 0;
+    for (; *p; p++) {
+        int d = *p - '0';
+        if (v < (LLONG_MIN + d) / 10) overflow = 1;
+        else v = v * 10 - d;
+    }
+    if (!overflow && !neg && v == LLONG_MIN) overflow = 1;
+    if (overflow || (neg ? v : -v) < min || (neg ? v : -v) > max) {
+        num_err(err, errlen, "%s is outside [%lld, %lld]", s, min, max);
+        return -1;
+    }
+    *out = neg ? v : -v;
+    return 0;
+not_whole:
+    num_err(err, errlen, "'%s' is not a whole number (decimal digits, an optional '-' first)", s);
+    return -1;
+}
+
+/* 1 if s is a plain decimal number: [-]digits[.digits][e[+-]digits] or [-].digits[...]. */
+static int decimal_syntax(const char *s)
+{
+    const char *p = s;
+    if (*p == '-') p++;
+    int digits = 0;
+    while (is_digit(*p)) p++, digits++;
+    if (*p == '.') {
+        p++;
+        while (is_digit(*p)) p++, digits++;
+    }
+    if (!digits) return 0;
+    if (*p == 'e' || *p == 'E') {
+        p++;
+        if (*p == '+' || *p == '-') p++;
+        if (!is_digit(*p)) return 0;
+        while (is_digit(*p)) p++;
+    }
+    return *p == '\0';
+}
+
+int ex_parse_float(const char *s, double min, double max, double *out, char *err, size_t errlen)
+{
+    if (!decimal_syntax(s)) {
+        num_err(err, errlen, "'%s' is not a number (decimal, e.g. 0.5, -3 or 1e-4)", s);
+        return -1;
+    }
+    errno = 0;
+    char *end;
+    double v = strtod(s, &end);
+    int nonzero = 0; /* does the text name a value other than zero? */
+    for (const char *p = s; *p && *p != 'e' && *p != 'E'; p++)
+        if (*p >= '1' && *p <= '9') nonzero = 1;
+    if ((errno == ERANGE && fabs(v) > 1.0) || !(fabs(v) <= FLT_MAX)) {
+        num_err(err, errlen, "%s is out of range (too large in magnitude; accepted: [%g, %g])",
+                s, min, max);
+        return -1;
+    }
+    /* Underflow: strtod says so, or the value does not survive the float it is stored in. */
+    if (nonzero && (errno == ERANGE || v == 0.0 || fabs(v) < FLT_MIN)) {
+        num_err(err, errlen, "%s is out of range (too small in magnitude: it underflows to 0 "
+                "or loses precision; accepted: [%g, %g])", s, min, max);
+        return -1;
+    }
+    if (v < min || v > max) {
+        num_err(err, errlen, "%s is outside [%g, %g]", s, min, max);
+        return -1;
+    }
+    *out = v;
+    return 0;
 }
 
 int ex_parse(int argc, char **argv, int first, const char *prog, const char *usage,
@@ -64,23 +165,22 @@ int ex_parse(int argc, char **argv, int first, const char *prog, const char *usa
             *(const char **)o->ptr = value;
             continue;
         }
-        char *end;
-        errno = 0;
-        double v = strtod(value, &end);
-        if (errno || end == value || *end || !isfinite(v)) {
-            fprintf(stderr, "%s: --%s: '%s' is not a number\n", prog, o->name, value);
-            return -1;
+        char err[256];
+        if (o->type == EX_INT) {
+            long long v;
+            if (ex_parse_int(value, (long long)o->min, (long long)o->max, &v, err, sizeof err)) {
+                fprintf(stderr, "%s: --%s: %s\n", prog, o->name, err);
+                return -1;
+            }
+            *(int *)o->ptr = (int)v;
+        } else {
+            double v;
+            if (ex_parse_float(value, o->min, o->max, &v, err, sizeof err) != 0) {
+                fprintf(stderr, "%s: --%s: %s\n", prog, o->name, err);
+                return -1;
+            }
+            *(float *)o->ptr = (float)v;
         }
-        if (o->type == EX_INT && v != floor(v)) {
-            fprintf(stderr, "%s: --%s: '%s' is not a whole number\n", prog, o->name, value);
-            return -1;
-        }
-        if (v < o->min || v > o->max) {
-            fprintf(stderr, "%s: --%s: %s is outside [%g, %g]\n", prog, o->name, value, o->min, o->max);
-            return -1;
-        }
-        if (o->type == EX_INT) *(int *)o->ptr = (int)v;
-        else *(float *)o->ptr = (float)v;
     }
     return 0;
 }
@@ -126,6 +226,43 @@ FILE *ex_csv_open(const char *path, const char *header)
     }
     fprintf(f, "%s\n", header);
     return f;
+}
+
+/* Flushes f and reports a write error that happened now or at any earlier write. */
+static int flush_checked(FILE *f, int *err)
+{
+    errno = 0;
+    int bad = fflush(f) != 0;
+    if (bad) *err = errno;
+    if (ferror(f)) bad = 1;
+    return bad;
+}
+
+static void write_error(const char *prog, const char *what, int err)
+{
+    fprintf(stderr, "%s: cannot write %s: %s\n", prog, what,
+            err ? strerror(err) : "write error (is the disk full?)");
+}
+
+int ex_close_output(FILE *f, const char *path, const char *prog)
+{
+    if (!f) return 0;
+    int err = 0, bad = flush_checked(f, &err);
+    errno = 0;
+    if (fclose(f) != 0 && !bad) {
+        bad = 1;
+        err = errno;
+    }
+    if (bad) write_error(prog, path, err);
+    return bad ? -1 : 0;
+}
+
+int ex_finish_stdout(const char *prog)
+{
+    int err = 0;
+    if (!flush_checked(stdout, &err)) return 0;
+    write_error(prog, "the standard output", err);
+    return -1;
 }
 
 /* Declared by OpenBLAS; we declare it ourselves so any cblas.h will do. */

@@ -18,6 +18,15 @@ typedef struct ex_opt {
     const char *help;
 } ex_opt;
 
+/* Strict number parsing, the whole of s or nothing. An integer is an optional '-' and decimal
+ * digits (no spaces, '+', hex, exponent or fraction); it must lie in [min, max]. A float is
+ * [-]digits[.digits][e[+-]digits] (no spaces, '+', hex, inf or nan), finite, representable
+ * as a normal float when not 0 (1e-400 is out of range, not "not a number"), in [min, max].
+ * Each returns 0 and sets *out, or -1 with the reason in err (ranges printed as given). */
+int ex_parse_int(const char *s, long long min, long long max, long long *out, char *err,
+                 size_t errlen);
+int ex_parse_float(const char *s, double min, double max, double *out, char *err, size_t errlen);
+
 /* Parses argv[first..] against opts. Returns 0 when all is well, 1 when --help was printed
  * (the caller exits 0), -1 after printing a message about a bad argument (exit 2). usage is
  * the one-paragraph description printed above the option list. */
@@ -44,6 +53,12 @@ double ex_eta(const ex_progress *p, long step);
 /* Opens a CSV log at path and writes header (a comma-separated line without newline).
  * Returns NULL after printing a message when the file cannot be written. */
 FILE *ex_csv_open(const char *path, const char *header);
+
+/* Flushes and closes an output file (a log, a trace; NULL is ignored) and checks that every
+ * write to it succeeded. 0, or -1 after printing "prog: cannot write path: reason". */
+int ex_close_output(FILE *f, const char *path, const char *prog);
+/* The same check for stdout (the results), without closing it. */
+int ex_finish_stdout(const char *prog);
 
 /* Tells the user once, on stderr, when OpenBLAS runs its slow generic kernel on a processor
  * that has AVX2 or AVX-512, and how to get the fast one (OPENBLAS_CORETYPE). */

@@ -207,7 +207,7 @@ static int write_trace(const config *cfg, model *const *ms, int n_models)
     }
     rc = 0;
 done:
-    if (fclose(f) != 0) rc = -1;
+    if (ex_close_output(f, cfg->trace, "jordan") != 0) rc = -1;
     free(o);
     ur_tape_free(tp);
     free(targets);
@@ -282,7 +282,7 @@ int main(int argc, char **argv)
     uint64_t data_seed = (uint64_t)cfg.seed + 1000u;
     int rc = train(&tf, &cfg, 0, log, data_seed, &rt) != 0 ||
              train(&ss, &cfg, 1, log, data_seed, &rs) != 0;
-    if (fclose(log) != 0) rc = 1;
+    if (ex_close_output(log, cfg.log, "jordan") != 0) rc = 1;
     model *both[2] = {&tf, &ss};
     if (!rc && write_trace(&cfg, both, 2) != 0) {
         fprintf(stderr, "jordan: cannot write the trace %s\n", cfg.trace);
@@ -304,6 +304,7 @@ int main(int argc, char **argv)
                rt.err.teacher, rt.err.free, rs.err.teacher, rs.err.free, rt.first_loss,
                rt.last_loss, rt.seconds + rs.seconds);
     }
+    if (ex_finish_stdout("jordan") != 0) rc = 1;
     ur_params_free(tf.ps);
     ur_params_free(ss.ps);
     return rc ? 1 : 0;

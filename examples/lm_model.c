@@ -1,12 +1,10 @@
 #include "lm_model.h"
 
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
-
-enum { META_FORMAT, META_CELL, META_LAYERS, META_HIDDEN, META_EMBED, META_VOCAB, META_STEPS,
-       META_DROPOUT, META_N };
 
 static const char *const cell_names[] = {"elman", "lstm", "gru"};
 
@@ -36,7 +34,8 @@ int lm_build(lm_model *m, const lm_config *cfg, const unsigned char *vocab, ur_r
 {
     memset(m, 0, sizeof *m);
     if (cfg->cell < LM_ELMAN || cfg->cell > LM_GRU || cfg->layers < 1 ||
-        cfg->layers > LM_MAX_LAYERS || cfg->hidden < 1 || cfg->embed < 1 || cfg->vocab < 1 ||
+        cfg->layers > LM_MAX_LAYERS || cfg->hidden < 1 || cfg->hidden > LM_MAX_HIDDEN ||
+        cfg->embed < 1 || cfg->embed > LM_MAX_EMBED || cfg->vocab < 1 ||
         cfg->vocab > 256 || !(cfg->dropout >= 0 && cfg->dropout < 1)) {
         snprintf(err, errlen, "bad model shape (cell %d, %d layers, hidden %d, embed %d, "
                  "vocabulary %d, dropout %g)", cfg->cell, cfg->layers, cfg->hidden, cfg->embed,
@@ -64,14 +63,7 @@ int lm_build(lm_model *m, const lm_config *cfg, const unsigned char *vocab, ur_r
     float k = 1.0f / sqrtf((float)cfg->hidden);
     m->w_out = ur_model_param(m->ps, "head", "W", cfg->hidden, cfg->vocab, k, rng);
     m->b_out = ur_model_param(m->ps, "head", "b", 1, cfg->vocab, k, rng);
-    m->meta = ur_params_add(m->ps, "meta.config", 1, META_N);
-    m->meta_vocab = ur_params_add(m->ps, "meta.vocab", 1, cfg->vocab);
-    if (!m->w_out || !m->b_out || !m->meta || !m->meta_vocab)
-        return build_fail(m, "head", err, errlen);
-    float meta[META_N] = {LM_FORMAT, (float)cfg->cell, (float)cfg->layers, (float)cfg->hidden,
-                          (float)cfg->embed, (float)cfg->vocab, 0.0f, cfg->dropout};
-    memcpy(m->meta->val, meta, sizeof meta);
-    for (int v = 0; v < cfg->vocab; v++) m->meta_vocab->val[v] = vocab[v];
+    if (!m->w_out || !m->b_out) return build_fail(m, "head", err, errlen);
 
     ur_rng_seed(&m->dropout_rng, ur_rng_next(rng));
     if (ur_stack_init(&m->train_stack, cfg->layers, m->cells, cfg->dropout, &m->dropout_rng) != 0 ||
@@ -80,72 +72,237 @@ int lm_build(lm_model *m, const lm_config *cfg, const unsigned char *vocab, ur_r
     return 0;
 }
 
-void lm_set_steps(lm_model *m, long steps)
-{
-    m->meta->val[META_STEPS] = (float)steps;
-}
-
 void lm_free(lm_model *m)
 {
     ur_params_free(m->ps);
     m->ps = NULL;
+    ur_meta_free(m->loaded);
+    m->loaded = NULL;
 }
 
-/* 1 if x is a whole number in [lo, hi]. */
-static int whole(float x, double lo, double hi)
+/* ---- Checkpoints ------------------------------------------------------------------------- */
+
+/* The weights a configuration needs, in the order lm_build adds them (names as the cells of
+ * models/ make them; ur_model_file_load checks them again against the built model). */
+typedef struct weight {
+    char name[32];
+    int rows, cols;
+} weight;
+
+static int expected_weights(const lm_config *c, weight *w)
 {
-    return isfinite(x) && x == floorf(x) && x >= lo && x <= hi;
+    int n = 0, H = c->hidden;
+    w[n++] = (weight){"embed.E", c->vocab, c->embed};
+    for (int l = 0; l < c->layers; l++) {
+        int in = l == 0 ? c->embed : H;
+        const char *names[4];
+        int rows[4], cols[4], k = 0;
+        if (c->cell == LM_LSTM) {
+            names[k] = "Wx", rows[k] = in, cols[k++] = 4 * H;
+            names[k] = "Wh", rows[k] = H, cols[k++] = 4 * H;
+            names[k] = "b", rows[k] = 1, cols[k++] = 4 * H;
+        } else if (c->cell == LM_GRU) {
+            names[k] = "Wx", rows[k] = in, cols[k++] = 3 * H;
+            names[k] = "bx", rows[k] = 1, cols[k++] = 3 * H;
+            names[k] = "Wh", rows[k] = H, cols[k++] = 3 * H;
+            names[k] = "bh", rows[k] = 1, cols[k++] = 3 * H;
+        } else {
+            names[k] = "U", rows[k] = in, cols[k++] = H;
+            names[k] = "W", rows[k] = H, cols[k++] = H;
+            names[k] = "b", rows[k] = 1, cols[k++] = H;
+        }
+        for (int j = 0; j < k; j++) {
+            snprintf(w[n].name, sizeof w[n].name, "layer%d.%s", l, names[j]);
+            w[n].rows = rows[j];
+            w[n++].cols = cols[j];
+        }
+    }
+    w[n++] = (weight){"head.W", H, c->vocab};
+    w[n++] = (weight){"head.b", 1, c->vocab};
+    return n;
+}
+
+#define MAX_WEIGHTS (3 + 4 * LM_MAX_LAYERS)
+
+/* An int64 record in [lo, hi] into *out; else the reason. */
+static const char *int_record(const ur_meta *meta, const char *key, int64_t lo, int64_t hi,
+                              int64_t *out)
+{
+    if (ur_meta_type_of(meta, key) == UR_META_NONE) return "is missing";
+    if (ur_meta_int64(meta, key, out) != 0) return "is not an integer";
+    if (*out < lo || *out > hi) return "is out of range";
+    return NULL;
+}
+
+int lm_check_file(const ur_model_file *f, lm_config *cfg, unsigned char vocab[256], long *steps,
+                  char *err, size_t errlen)
+{
+    const ur_meta *meta = ur_model_file_meta(f);
+    int64_t format, layers, hidden, embed, V, done;
+    const char *why = NULL, *key = NULL;
+    if (ur_meta_type_of(meta, "char_lm.format") == UR_META_NONE) {
+        snprintf(err, errlen, "%s", ur_model_file_find(f, "meta.config", NULL, NULL) >= 0
+                 ? "a checkpoint of an older char_lm (its configuration stored as parameters), "
+                   "which this one does not read: train it again"
+                 : "no char_lm.format record: not a char_lm checkpoint");
+        return -1;
+    }
+    if ((why = int_record(meta, key = "char_lm.format", LM_FORMAT, LM_FORMAT, &format)) ||
+        (why = int_record(meta, key = "char_lm.layers", 1, LM_MAX_LAYERS, &layers)) ||
+        (why = int_record(meta, key = "char_lm.hidden", 1, LM_MAX_HIDDEN, &hidden)) ||
+        (why = int_record(meta, key = "char_lm.embed", 1, LM_MAX_EMBED, &embed)) ||
+        (why = int_record(meta, key = "char_lm.vocab", 2, 256, &V)) ||
+        (why = int_record(meta, key = "char_lm.steps", 0, INT32_MAX, &done))) {
+        snprintf(err, errlen, "record %s %s (layers 1 to %d, hidden 1 to %d, embed 1 to %d, "
+                 "vocabulary 2 to 256, format %d)", key, why, LM_MAX_LAYERS, LM_MAX_HIDDEN,
+                 LM_MAX_EMBED, LM_FORMAT);
+        return -1;
+    }
+    const char *cell = ur_meta_string(meta, "char_lm.cell");
+    double dropout;
+    size_t nb = 0;
+    const unsigned char *bytes = ur_meta_bytes(meta, "char_lm.bytes", &nb);
+    if (!cell || lm_cell_kind(cell) < 0) {
+        snprintf(err, errlen, "record char_lm.cell is missing or not lstm, gru or elman");
+        return -1;
+    }
+    if (ur_meta_float64(meta, "char_lm.dropout", &dropout) != 0 || !(dropout >= 0 && dropout < 1)) {
+        snprintf(err, errlen, "record char_lm.dropout is missing or not in [0, 1)");
+        return -1;
+    }
+    if (!bytes || nb != (size_t)V) {
+        snprintf(err, errlen, "record char_lm.bytes is missing or does not hold %d bytes",
+                 (int)V);
+        return -1;
+    }
+    int seen[256] = {0};
+    for (size_t k = 0; k < nb; k++)
+        if (seen[bytes[k]]++) {
+            snprintf(err, errlen, "record char_lm.bytes repeats byte 0x%02x", bytes[k]);
+            return -1;
+        }
+    lm_config c = {lm_cell_kind(cell), (int)layers, (int)hidden, (int)embed, (int)V,
+                   (float)dropout};
+    /* The weights this configuration needs must be the file's, exactly. */
+    weight w[MAX_WEIGHTS];
+    int n = expected_weights(&c, w);
+    for (int k = 0; k < n; k++) {
+        int r, cl;
+        if (ur_model_file_find(f, w[k].name, &r, &cl) < 0) {
+            snprintf(err, errlen, "the configuration (%s, %d layer(s) of %d, embedding %d, "
+                     "vocabulary %d) needs weight %s, which the file does not hold", cell,
+                     c.layers, c.hidden, c.embed, c.vocab, w[k].name);
+            return -1;
+        }
+        if (r != w[k].rows || cl != w[k].cols) {
+            snprintf(err, errlen, "weight %s is %dx%d in the file, but the configuration needs "
+                     "%dx%d", w[k].name, r, cl, w[k].rows, w[k].cols);
+            return -1;
+        }
+    }
+    if (ur_model_file_count(f) != n) {
+        snprintf(err, errlen, "the file holds %d weights, the configuration %d",
+                 ur_model_file_count(f), n);
+        return -1;
+    }
+    *cfg = c;
+    memcpy(vocab, bytes, nb);
+    *steps = (long)done;
+    return 0;
 }
 
 int lm_load(lm_model *m, const char *path, long *steps, char *err, size_t errlen)
 {
     memset(m, 0, sizeof *m);
-    ur_params *file = ur_params_load_new(path, err, errlen);
-    if (!file) return -1;
-    const ur_tensor *meta = ur_params_get(file, "meta.config");
-    const ur_tensor *mv = ur_params_get(file, "meta.vocab");
-    const char *bad = NULL;
-    lm_config cfg = {0};
+    char why[384];
+    ur_model_file *f = ur_model_file_read(path, err, errlen);
+    if (!f) return -1;
+    lm_config cfg;
     unsigned char vocab[256];
-    if (!meta || !mv) bad = "it has no meta.config or meta.vocab: not a char_lm model";
-    else if (meta->rows != 1 || meta->cols != META_N) bad = "meta.config has the wrong shape";
-    else if (meta->val[META_FORMAT] != LM_FORMAT) bad = "unknown char_lm format";
-    else if (!whole(meta->val[META_CELL], LM_ELMAN, LM_GRU) ||
-             !whole(meta->val[META_LAYERS], 1, LM_MAX_LAYERS) ||
-             !whole(meta->val[META_HIDDEN], 1, 1 << 16) ||
-             !whole(meta->val[META_EMBED], 1, 1 << 16) ||
-             !whole(meta->val[META_VOCAB], 1, 256) || !whole(meta->val[META_STEPS], 0, 1e9) ||
-             !(meta->val[META_DROPOUT] >= 0 && meta->val[META_DROPOUT] < 1))
-        bad = "meta.config holds an impossible value";
-    else if (mv->rows != 1 || mv->cols != (int)meta->val[META_VOCAB])
-        bad = "meta.vocab does not match the vocabulary size";
-    else {
-        int seen[256] = {0};
-        for (int v = 0; v < mv->cols && !bad; v++) {
-            if (!whole(mv->val[v], 0, 255) || seen[(int)mv->val[v]]++)
-                bad = "meta.vocab is not a list of distinct bytes";
-            else vocab[v] = (unsigned char)mv->val[v];
-        }
-    }
-    if (!bad) {
-        cfg = (lm_config){(int)meta->val[META_CELL], (int)meta->val[META_LAYERS],
-                          (int)meta->val[META_HIDDEN], (int)meta->val[META_EMBED],
-                          (int)meta->val[META_VOCAB], meta->val[META_DROPOUT]};
-        *steps = (long)meta->val[META_STEPS];
-    }
-    ur_params_free(file);
-    if (bad) {
-        snprintf(err, errlen, "%s: %s", path, bad);
+    if (lm_check_file(f, &cfg, vocab, steps, why, sizeof why) != 0) {
+        snprintf(err, errlen, "%s: %s", path, why);
+        ur_model_file_free(f);
         return -1;
     }
     ur_rng rng;
     ur_rng_seed(&rng, 0);
-    if (lm_build(m, &cfg, vocab, &rng, err, errlen) != 0 ||
-        ur_params_load(m->ps, path, err, errlen) != 0) {
-        lm_free(m);
+    int rc = lm_build(m, &cfg, vocab, &rng, err, errlen);
+    if (rc == 0 && !(m->loaded = ur_meta_new())) {
+        snprintf(err, errlen, "out of memory");
+        rc = -1;
+    }
+    if (rc == 0) rc = ur_model_file_load(f, m->ps, m->loaded, err, errlen);
+    ur_model_file_free(f);
+    if (rc != 0) lm_free(m);
+    return rc;
+}
+
+int lm_save(const lm_model *m, long steps, const ur_optim *opt, const char *path, char *err,
+            size_t errlen)
+{
+    const lm_config *c = &m->cfg;
+    ur_meta *meta = ur_meta_new();
+    int rc = !meta || ur_meta_set_int64(meta, "char_lm.format", LM_FORMAT) ||
+             ur_meta_set_string(meta, "char_lm.cell", lm_cell_name(c->cell)) ||
+             ur_meta_set_int64(meta, "char_lm.layers", c->layers) ||
+             ur_meta_set_int64(meta, "char_lm.hidden", c->hidden) ||
+             ur_meta_set_int64(meta, "char_lm.embed", c->embed) ||
+             ur_meta_set_int64(meta, "char_lm.vocab", c->vocab) ||
+             ur_meta_set_float64(meta, "char_lm.dropout", c->dropout) ||
+             ur_meta_set_bytes(meta, "char_lm.bytes", m->vocab, (size_t)c->vocab) ||
+             ur_meta_set_int64(meta, "char_lm.steps", steps);
+    unsigned char *state = NULL;
+    size_t n = opt ? ur_optim_state_size(opt) : 0;
+    if (!rc && n > 0) {
+        /* float32 little-endian, as the model file stores weights */
+        const float *s = ur_optim_state(opt);
+        state = malloc(4 * n);
+        rc = !state;
+        for (size_t k = 0; !rc && k < n; k++) {
+            uint32_t u;
+            memcpy(&u, &s[k], 4);
+            for (int b = 0; b < 4; b++) state[4 * k + b] = (unsigned char)(u >> (8 * b));
+        }
+        rc = rc || ur_meta_set_bytes(meta, "char_lm.adam", state, 4 * n) ||
+             ur_meta_set_int64(meta, "char_lm.adam_steps", ur_optim_steps(opt));
+    }
+    if (rc) snprintf(err, errlen, "%s: out of memory", path);
+    else rc = ur_params_save_meta(m->ps, meta, path, err, errlen);
+    free(state);
+    ur_meta_free(meta);
+    return rc ? -1 : 0;
+}
+
+int lm_restore_optim(const lm_model *m, ur_optim *opt, char *err, size_t errlen)
+{
+    size_t nb = 0;
+    const unsigned char *b = ur_meta_bytes(m->loaded, "char_lm.adam", &nb);
+    int64_t t;
+    if (!b) return 0;
+    size_t n = ur_optim_state_size(opt);
+    if (nb != 4 * n || ur_meta_int64(m->loaded, "char_lm.adam_steps", &t) != 0 || t < 0 ||
+        t > INT32_MAX) {
+        snprintf(err, errlen, "the checkpoint's optimizer state (%zu bytes) does not fit this "
+                 "optimizer (%zu floats)", nb, n);
         return -1;
     }
-    return 0;
+    float *s = malloc(n ? 4 * n : 1);
+    if (!s) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    for (size_t k = 0; k < n; k++) {
+        uint32_t u = (uint32_t)b[4 * k] | (uint32_t)b[4 * k + 1] << 8 |
+                     (uint32_t)b[4 * k + 2] << 16 | (uint32_t)b[4 * k + 3] << 24;
+        memcpy(&s[k], &u, 4);
+    }
+    int rc = ur_optim_set_state(opt, s, n, (long)t);
+    free(s);
+    if (rc != 0) {
+        snprintf(err, errlen, "the checkpoint's optimizer state holds a non-finite value");
+        return -1;
+    }
+    return 1;
 }
 
 ur_tensor *lm_forward(ur_tape *tp, lm_model *m, const int *in, int T, int B,

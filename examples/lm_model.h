@@ -3,12 +3,18 @@
  * H = hidden, L = layers, T = time steps, B = parallel streams; sequences are time-stacked
  * (row t*B + b is step t of stream b).
  *
- * The checkpoint is the model's parameter set itself, saved with ur_params_save: besides the
- * weights it holds two small parameters that are never trained,
- *     meta.config  1 x 8: format, cell kind, L, H, E, V, training steps done, dropout
- *     meta.vocab   1 x V: the byte of each id
- * so a checkpoint alone rebuilds the model (and ur_params_load then checks every name and
- * shape against the file). */
+ * The checkpoint is a model file (doc/model-format.md) holding the weights and, as metadata
+ * records (never as parameters, so the optimizer and clipping never see them):
+ *     char_lm.format   int64    LM_FORMAT
+ *     char_lm.cell     string   "elman", "lstm" or "gru"
+ *     char_lm.layers, char_lm.hidden, char_lm.embed, char_lm.vocab   int64
+ *     char_lm.dropout  float64
+ *     char_lm.bytes    bytes    the byte of each id (V distinct bytes)
+ *     char_lm.steps    int64    training steps done (exact)
+ *     char_lm.adam, char_lm.adam_steps   bytes, int64   Adam's moments (float32
+ *                      little-endian, ur_optim_state's layout) and step count, for resuming
+ * A checkpoint alone rebuilds the model. lm_load checks all of it against the caps below and
+ * against the weights the file actually holds before it allocates the model. */
 #ifndef UR_EXAMPLES_LM_MODEL_H
 #define UR_EXAMPLES_LM_MODEL_H
 
@@ -19,7 +25,9 @@
 
 enum { LM_ELMAN = 0, LM_LSTM = 1, LM_GRU = 2 };
 #define LM_MAX_LAYERS 8
-#define LM_FORMAT 1
+#define LM_MAX_HIDDEN 4096   /* --hidden's and --embed's upper bounds, and a checkpoint's */
+#define LM_MAX_EMBED 4096
+#define LM_FORMAT 2          /* 1: the configuration as parameters (before issue 12) */
 
 /* The shape of a model: what must come back from a checkpoint to rebuild it. */
 typedef struct lm_config {
@@ -39,7 +47,7 @@ typedef struct lm_model {
     ur_cell cells[LM_MAX_LAYERS];
     ur_stack train_stack, eval_stack;  /* the same cells, with and without dropout */
     ur_tensor *w_out, *b_out;       /* H x V, 1 x V */
-    ur_tensor *meta, *meta_vocab;   /* meta.config, meta.vocab */
+    ur_meta *loaded;                /* the records of the checkpoint it came from, or NULL */
     ur_rng dropout_rng;
 } lm_model;
 
@@ -50,12 +58,24 @@ int lm_cell_kind(const char *name);
 /* Builds a freshly initialised model from rng. Returns 0, or -1 with a message in err. */
 int lm_build(lm_model *m, const lm_config *cfg, const unsigned char *vocab, ur_rng *rng,
              char *err, size_t errlen);
-/* Rebuilds the model stored at path (shape and vocabulary from its meta parameters) and loads
- * its weights; *steps gets the training steps recorded in it. 0, or -1 with a message. */
+/* Checks a checkpoint read with ur_model_file_read: its records give a configuration within
+ * the caps above (2 <= V <= 256 distinct bytes), and it holds exactly the weights that
+ * configuration needs, name by name and shape by shape. Fills cfg, vocab and *steps. 0, or
+ * -1 with a message in err. Allocates nothing. */
+int lm_check_file(const ur_model_file *f, lm_config *cfg, unsigned char vocab[256], long *steps,
+                  char *err, size_t errlen);
+/* Reads the checkpoint at path, checks it (lm_check_file) and only then builds the model and
+ * loads its weights; m->loaded keeps the file's records (for lm_restore_optim). *steps gets
+ * the training steps recorded in it. 0, or -1 with a message. */
 int lm_load(lm_model *m, const char *path, long *steps, char *err, size_t errlen);
-/* Records the training steps done (saved with the checkpoint). */
-void lm_set_steps(lm_model *m, long steps);
-/* Frees the parameters. */
+/* Saves the weights and the records above (Adam's state from opt when not NULL) to path,
+ * atomically. 0, or -1 with a message in err. */
+int lm_save(const lm_model *m, long steps, const ur_optim *opt, const char *path, char *err,
+            size_t errlen);
+/* Restores opt's state from the checkpoint m was loaded from. 1 when restored, 0 when the
+ * checkpoint has none, -1 with a message when it does not fit opt. */
+int lm_restore_optim(const lm_model *m, ur_optim *opt, char *err, size_t errlen);
+/* Frees the parameters and the records. */
 void lm_free(lm_model *m);
 
 /* Records the forward pass over T steps of B streams: in (T*B ids, time-stacked), init (one

@@ -34,3 +34,23 @@ check_PROGRAMS += examples/tutorial_cell
 examples_tutorial_cell_LDADD = $(UR_LDADD)
 TESTS += examples/test-tutorial.sh
 EXTRA_DIST += examples/test-tutorial.sh doc/tutorial.md
+
+# Unit tests of the examples' shared plumbing: strict number parsing, checked output (issue 12).
+check_PROGRAMS += tests/test_excommon
+tests_test_excommon_SOURCES = tests/test_excommon.c tests/ur_test.h
+tests_test_excommon_CFLAGS = $(TEST_CFLAGS)
+tests_test_excommon_LDADD = examples/libexcommon.la $(TEST_LDADD)
+
+# char_lm's checkpoints: metadata round trip, hostile files rejected before allocation (issue 12).
+check_PROGRAMS += tests/test_charlm
+tests_test_charlm_SOURCES = tests/test_charlm.c tests/ur_test.h examples/lm_model.c examples/lm_model.h
+tests_test_charlm_CFLAGS = $(TEST_CFLAGS)
+tests_test_charlm_LDADD = $(TEST_LDADD)
+
+# Allocation-failure sweep over a training step, model files, checkpoints, n-grams and text
+# (issue 12). Replaces the allocator, so check-valgrind leaves it out and ASan builds skip it.
+check_PROGRAMS += tests/test_allocfail
+tests_test_allocfail_SOURCES = tests/test_allocfail.c examples/lm_model.c examples/lm_model.h \
+	examples/ngram.c examples/ngram.h examples/text.c examples/text.h
+tests_test_allocfail_CFLAGS = $(AM_CFLAGS)
+tests_test_allocfail_LDADD = $(UR_LDADD)

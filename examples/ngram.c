@@ -127,10 +127,10 @@ double ex_ngram_bpc(const ex_ngram *m, const int *ids, size_t from, size_t to, d
 const double ex_ngram_alphas[] = {0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0};
 const int ex_ngram_n_alphas = (int)(sizeof ex_ngram_alphas / sizeof ex_ngram_alphas[0]);
 
-double ex_ngram_tune_alpha(int order, int vocab, const int *ids, size_t n)
+int ex_ngram_tune_alpha(int order, int vocab, const int *ids, size_t n, double *alpha)
 {
     size_t cut = n - n / 10;
-    if (n < 20 || cut <= (size_t)order) return -1;
+    if (n < 20 || cut <= (size_t)order) return 1;
     ex_ngram *m = ex_ngram_new(order, vocab);
     if (!m || ex_ngram_fit(m, ids, cut) != 0) {
         ex_ngram_free(m);
@@ -145,5 +145,7 @@ double ex_ngram_tune_alpha(int order, int vocab, const int *ids, size_t n)
         }
     }
     ex_ngram_free(m);
-    return best;
+    if (best < 0) return 1;
+    *alpha = best;
+    return 0;
 }

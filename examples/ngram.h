@@ -28,8 +28,9 @@ double ex_ngram_bpc(const ex_ngram *m, const int *ids, size_t from, size_t to, d
 extern const double ex_ngram_alphas[];
 extern const int ex_ngram_n_alphas;
 /* Chooses alpha for an order-n model of ids[0..n) without looking at any validation text:
- * fits on the first 90% and returns the alpha of ex_ngram_alphas with the lowest bits per
- * character on the last 10%. Returns -1 when n is too short or memory runs out. */
-double ex_ngram_tune_alpha(int order, int vocab, const int *ids, size_t n);
+ * fits on the first 90% and sets *alpha to the alpha of ex_ngram_alphas with the lowest bits
+ * per character on the last 10%. Returns 0; 1 when n is too short to tune (*alpha is left
+ * alone); -1 when memory runs out, which is an error, not a short text. */
+int ex_ngram_tune_alpha(int order, int vocab, const int *ids, size_t n, double *alpha);
 
 #endif

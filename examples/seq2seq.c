@@ -303,7 +303,8 @@ int main(int argc, char **argv)
            lt.last, train_s);
     rc = 0;
 done:
-    fclose(log);
+    if (ex_close_output(log, cfg.log, "seq2seq") != 0) rc = 1;
+    if (ex_finish_stdout("seq2seq") != 0) rc = 1;
     ur_tape_free(tp);
     free(per_len);
     free(dec_out);

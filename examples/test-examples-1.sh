@@ -24,6 +24,19 @@ check() {
         echo "FAIL $name: the --smoke run failed:"; cat "$dir/$name.out"; fail=1; return
     fi
     if [ "$(wc -l <"$dir/$name.csv")" -lt 3 ]; then echo "FAIL $name: the log is empty"; fail=1; fi
+    # A full disk (issue 12): the log, and the results on stdout, must fail loudly.
+    if [ -w /dev/full ]; then
+        "$prog" --smoke --log /dev/full "$@" >/dev/null 2>"$dir/$name.err"
+        rc=$?
+        if [ "$rc" -eq 0 ] || ! grep -q "cannot write /dev/full" "$dir/$name.err"; then
+            echo "FAIL $name: --log /dev/full exited $rc with: $(cat "$dir/$name.err")"; fail=1
+        fi
+        "$prog" --smoke --log "$dir/$name-full.csv" "$@" >/dev/full 2>"$dir/$name.err"
+        rc=$?
+        if [ "$rc" -eq 0 ] || ! grep -q "cannot write the standard output" "$dir/$name.err"; then
+            echo "FAIL $name: stdout on /dev/full exited $rc with: $(cat "$dir/$name.err")"; fail=1
+        fi
+    fi
     grep '^result:' "$dir/$name.out"
     if ! awk '/^result:/ {
                 n++
@@ -36,6 +49,24 @@ check() {
 }
 
 check adding --grad-csv "$dir/adding_grad.csv"
+if [ -w /dev/full ]; then
+    ./examples/adding --smoke --log "$dir/a.csv" --grad-csv /dev/full >/dev/null 2>"$dir/a.err"
+    rc=$?
+    if [ "$rc" -eq 0 ] || ! grep -q "cannot write /dev/full" "$dir/a.err"; then
+        echo "FAIL adding: --grad-csv /dev/full exited $rc"; fail=1
+    fi
+fi
 check classify --cells lstm
+# A failed evaluation is an error, not "test_acc=nan" with status 0 (issue 12): a test set of
+# 200,000 sequences of one length does not fit its tape in 1.2 GB of address space. (Not under
+# AddressSanitizer, which cannot start in that little.)
+if (ulimit -v 1200000 && ./examples/classify --help) >/dev/null 2>&1; then
+    (ulimit -v 1200000; ./examples/classify --cells lstm --sequences 64 --test 200000 \
+        --min-len 42 --max-len 42 --log "$dir/c.csv") >"$dir/c.out" 2>&1
+    rc=$?
+    if [ "$rc" -eq 0 ] || ! grep -q "evaluation failed" "$dir/c.out" || grep -q "nan" "$dir/c.out"; then
+        echo "FAIL classify: a failed evaluation exited $rc:"; tail -3 "$dir/c.out"; fail=1
+    fi
+fi
 check xor
 exit $fail

@@ -30,6 +30,19 @@ check() {
         echo "FAIL $name: the --smoke run failed:"; cat "$dir/$name.out"; fail=1; return
     fi
     if [ "$(wc -l <"$dir/$name.csv")" -lt 3 ]; then echo "FAIL $name: the log is empty"; fail=1; fi
+    # A full disk (issue 12): the log, and the results on stdout, must fail loudly.
+    if [ -w /dev/full ]; then
+        "$prog" --smoke --log /dev/full "$@" >/dev/null 2>"$dir/$name.err"
+        rc=$?
+        if [ "$rc" -eq 0 ] || ! grep -q "cannot write /dev/full" "$dir/$name.err"; then
+            echo "FAIL $name: --log /dev/full exited $rc with: $(cat "$dir/$name.err")"; fail=1
+        fi
+        "$prog" --smoke --log "$dir/$name-full.csv" "$@" >/dev/full 2>"$dir/$name.err"
+        rc=$?
+        if [ "$rc" -eq 0 ] || ! grep -q "cannot write the standard output" "$dir/$name.err"; then
+            echo "FAIL $name: stdout on /dev/full exited $rc with: $(cat "$dir/$name.err")"; fail=1
+        fi
+    fi
     grep '^result:' "$dir/$name.out"
     if ! awk '/^result:/ {
                 n++
@@ -47,6 +60,13 @@ check() {
 }
 
 check jordan "--a2 0.9" --trace "$dir/jordan-trace.csv"
+if [ -w /dev/full ]; then
+    ./examples/jordan --smoke --log "$dir/j.csv" --trace /dev/full >/dev/null 2>"$dir/j.err"
+    rc=$?
+    if [ "$rc" -eq 0 ] || ! grep -q "cannot write /dev/full" "$dir/j.err"; then
+        echo "FAIL jordan: --trace /dev/full exited $rc"; fail=1
+    fi
+fi
 check bitag "--delay 24"
 check seq2seq "--min-len 9 --max-len 3"
 exit $fail

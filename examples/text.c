@@ -3,55 +3,93 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
-/* Appends the file at path to t (t->bytes grows by realloc). */
-static int append_file(ex_text *t, const char *path, char *err, size_t errlen)
+/* Appends the regular file at path to t, keeping t->n <= max. The file is opened without
+ * blocking (a FIFO must not hang us) and checked with fstat on the open descriptor, so what
+ * is read is what was checked: a FIFO, a device (/dev/zero) or a socket is refused, and a
+ * file that is, or grows while read to be, larger than the cap is refused without reading
+ * past it. */
+static int append_file(ex_text *t, const char *path, size_t max, char *err, size_t errlen)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_NOCTTY);
+    if (fd < 0) {
         snprintf(err, errlen, "cannot open %s: %s", path, strerror(errno));
         return -1;
     }
-    int rc = 0;
-    unsigned char buf[1 << 16];
-    size_t got;
-    while ((got = fread(buf, 1, sizeof buf, f)) > 0) {
-        unsigned char *nb = realloc(t->bytes, t->n + got);
-        if (!nb) {
-            snprintf(err, errlen, "out of memory reading %s", path);
-            rc = -1;
-            break;
-        }
-        t->bytes = nb;
-        memcpy(t->bytes + t->n, buf, got);
-        t->n += got;
-    }
-    if (rc == 0 && ferror(f)) {
-        snprintf(err, errlen, "cannot read %s: %s", path, strerror(errno));
-        rc = -1;
-    }
-    fclose(f);
-    return rc;
-}
-
-int ex_text_read_file(ex_text *t, const char *path, char *err, size_t errlen)
-{
-    t->bytes = NULL;
-    t->n = 0;
     struct stat st;
-    if (stat(path, &st) != 0) {
-        snprintf(err, errlen, "cannot open %s: %s", path, strerror(errno));
-        return -1;
+    int rc = -1;
+    if (fstat(fd, &st) != 0) {
+        snprintf(err, errlen, "cannot stat %s: %s", path, strerror(errno));
+        goto done;
     }
     if (S_ISDIR(st.st_mode)) {
         snprintf(err, errlen, "%s is a directory, not a text file", path);
-        return -1;
+        goto done;
     }
-    if (append_file(t, path, err, errlen) != 0) {
+    if (!S_ISREG(st.st_mode)) {
+        snprintf(err, errlen, "%s is not a regular file (a FIFO, a device or a socket): only "
+                 "regular files are read as text", path);
+        goto done;
+    }
+    size_t room = max - t->n;
+    if ((uintmax_t)st.st_size > room) {
+        snprintf(err, errlen, "%s is too large: %jd bytes, and at most %zu bytes of text are "
+                 "read (%zu MiB%s)", path, (intmax_t)st.st_size, max, max >> 20,
+                 t->n ? " in all" : "");
+        goto done;
+    }
+    /* Room for the size fstat gave plus one byte, to notice a file that grew since. */
+    size_t cap = (size_t)st.st_size + 1, got = 0;
+    for (;;) {
+        if (got == cap || got == 0) {
+            if (got > room) {
+                snprintf(err, errlen, "%s grew while being read to more than %zu bytes", path,
+                         max);
+                goto done;
+            }
+            if (got == cap) {
+                size_t more = got < ((size_t)1 << 20) ? got : ((size_t)1 << 20);
+                cap += more < room + 1 - got ? more : room + 1 - got;
+            }
+            unsigned char *nb = realloc(t->bytes, t->n + cap);
+            if (!nb) {
+                snprintf(err, errlen, "out of memory reading %s (%zu bytes)", path, cap);
+                goto done;
+            }
+            t->bytes = nb;
+        }
+        ssize_t r = read(fd, t->bytes + t->n + got, cap - got);
+        if (r < 0 && errno == EINTR) continue;
+        if (r < 0) {
+            snprintf(err, errlen, "cannot read %s: %s", path, strerror(errno));
+            goto done;
+        }
+        if (r == 0) break;
+        got += (size_t)r;
+    }
+    if (got > room) {
+        snprintf(err, errlen, "%s grew while being read to more than %zu bytes", path, max);
+        goto done;
+    }
+    t->n += got;
+    rc = 0;
+done:
+    close(fd);
+    return rc;
+}
+
+int ex_text_read_file(ex_text *t, const char *path, size_t max, char *err, size_t errlen)
+{
+    t->bytes = NULL;
+    t->n = 0;
+    if (append_file(t, path, max, err, errlen) != 0) {
         ex_text_free(t);
         return -1;
     }
@@ -63,7 +101,7 @@ static int by_name(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-int ex_text_read_dir(ex_text *t, const char *dir, char *err, size_t errlen)
+int ex_text_read_dir(ex_text *t, const char *dir, size_t max, char *err, size_t errlen)
 {
     t->bytes = NULL;
     t->n = 0;
@@ -95,7 +133,7 @@ int ex_text_read_dir(ex_text *t, const char *dir, char *err, size_t errlen)
         struct stat st;
         if (snprintf(path, sizeof path, "%s/%s", dir, names[k]) >= (int)sizeof path) continue;
         if (lstat(path, &st) != 0 || !S_ISREG(st.st_mode)) continue;
-        rc = append_file(t, path, err, errlen);
+        rc = append_file(t, path, max, err, errlen);
     }
     for (size_t k = 0; k < n; k++) free(names[k]);
     free(names);

@@ -11,11 +11,17 @@ typedef struct ex_text {
     size_t n;
 } ex_text;
 
-/* Reads the whole file at path. Returns 0, or -1 with a message in err. */
-int ex_text_read_file(ex_text *t, const char *path, char *err, size_t errlen);
+/* The most text the examples read: 256 MiB (char_lm keeps 5 bytes per character). */
+#define EX_TEXT_MAX_BYTES ((size_t)256 << 20)
+
+/* Reads the whole file at path, which must be a regular file (a symbolic link to one is
+ * followed) of at most max bytes: a directory, FIFO, device or socket is refused without
+ * blocking or reading, and so is a larger file. Returns 0, or -1 with a message in err. */
+int ex_text_read_file(ex_text *t, const char *path, size_t max, char *err, size_t errlen);
 /* Concatenates the regular files (symbolic links skipped, so no text appears twice) of the
- * directory dir, in strcmp order of their names. Returns 0, or -1 with a message in err. */
-int ex_text_read_dir(ex_text *t, const char *dir, char *err, size_t errlen);
+ * directory dir, in strcmp order of their names, at most max bytes in all. Returns 0, or -1
+ * with a message in err. */
+int ex_text_read_dir(ex_text *t, const char *dir, size_t max, char *err, size_t errlen);
 /* Frees the bytes. */
 void ex_text_free(ex_text *t);
 

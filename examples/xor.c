@@ -176,7 +176,9 @@ done:
 
 int main(int argc, char **argv)
 {
-    opts o = {.hidden = 8, .bptt = 6, .streams = 16, .steps = 3000, .test_bits = 30000,
+    /* 32 streams: with 16, about 1 seed in 100 (23 of 1..100) stays at chance on the XOR bits
+     * after 3000 steps; with 32, none of seeds 1..300 does (measured for issue 12). */
+    opts o = {.hidden = 8, .bptt = 6, .streams = 32, .steps = 3000, .test_bits = 30000,
               .seed = 1, .lr = 0.01f, .clip = 1.0f, .log = "xor.csv"};
     const ex_opt spec[] = {
         {"hidden", EX_INT, &o.hidden, 1, 4096, "hidden units of the Elman network"},
@@ -308,7 +310,8 @@ int main(int argc, char **argv)
            lt.first, lt.last, acc_pred(&te), acc_unpred(&te), seconds);
     rc = 0;
 done:
-    if (log) fclose(log);
+    if (ex_close_output(log, o.log, "xor") != 0) rc = 1;
+    if (ex_finish_stdout("xor") != 0) rc = 1;
     feed_free(&f);
     ur_optim_free(opt);
     ur_tbptt_free(&tb);

@@ -1,39 +1,40 @@
-/* Model files: save and load a parameter set.
+/* Model files: save and load a parameter set and its metadata records.
  *
- * Layout, all integers little-endian, floats as IEEE-754 binary32 little-endian:
- *   magic     8 bytes  "URMODEL\0"
- *   version   u32      UR_MODEL_FORMAT_VERSION
- *   count     u32      number of parameters
- *   count times:
- *     name_len u32     1..255
- *     name     name_len bytes, no NUL
- *     rows     u32     >= 1
- *     cols     u32     >= 1
- *     data     rows * cols floats, row-major
- *   checksum  u64      FNV-1a 64 of every byte before it
+ * The layout, byte by byte, is in doc/model-format.md; in short (little-endian integers,
+ * IEEE-754 binary32 little-endian floats):
+ *   "URMODEL\0", u32 version (1 or 2), u32 parameter count, [v2: u32 record count,
+ *   records: u32 key length, key, u32 type, u32 value length, value], parameters: u32 name
+ *   length, name, u32 rows, u32 cols, rows * cols floats; u64 FNV-1a 64 of all before it.
  *
- * Save writes path.tmp.XXXXXX in the same directory, fsyncs it and renames it over path, so
- * a crash leaves either the old file or the new one. Load reads the whole file, checks its
- * structure against its size (a header cannot make us allocate more than the file holds),
- * the checksum, and that names and shapes match the model, before it copies anything.
+ * Load reads the whole file (its size is what we allocate, never a size the file claims),
+ * walks its structure against the bytes that remain (a header cannot make us allocate more
+ * than the file holds), checks the checksum, finite values and unique names, then builds a
+ * small index; only then is anything copied into a model, and only when every name and shape
+ * matches. Save refuses non-finite values, writes an unnamed temporary file (O_TMPFILE) or a
+ * fixed, hashed temporary name in the target's directory, fsyncs it and renames it over the
+ * target (whose final symbolic links are followed), then fsyncs the directory.
  */
-#define _POSIX_C_SOURCE 200809L
-#include "graph/ur_train.h"
+#define _GNU_SOURCE /* O_TMPFILE, linkat's AT_EMPTY_PATH */
+#include "graph/meta_internal.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 static const unsigned char MAGIC[8] = {'U', 'R', 'M', 'O', 'D', 'E', 'L', 0};
-#define HEADER_BYTES 16u   /* magic, version, count */
 #define CHECKSUM_BYTES 8u
 #define NAME_LEN_MAX 255u
+#if UR_PARAM_NAME_MAX != 255 || UR_META_KEY_MAX != 255
+#error "the name limits of ur_params_add, metadata keys and the file format must agree"
+#endif
 
 static void set_err(char *err, size_t errlen, const char *fmt, ...)
 #if defined(__GNUC__)
@@ -89,18 +90,52 @@ static float bits_float(uint32_t u)
     return f;
 }
 
-/* ---- Save ------------------------------------------------------------------------------- */
+/* 1 if the binary32 with these bits is NaN or +-Inf (exponent all ones). */
+static int bits_nonfinite(uint32_t u) { return (u & 0x7f800000u) == 0x7f800000u; }
+
+/* ---- Save: the bytes --------------------------------------------------------------------- */
 
 typedef struct writer {
-    FILE *f;
+    int fd;
     uint64_t hash;
-    int failed;
+    int failed, errnum;
+    size_t used;
+    unsigned char buf[1 << 16];
 } writer;
+
+static void w_flush(writer *w)
+{
+    size_t done = 0;
+    while (!w->failed && done < w->used) {
+        ssize_t r = write(w->fd, w->buf + done, w->used - done);
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) {
+            w->failed = 1;
+            w->errnum = r < 0 ? errno : EIO;
+        } else {
+            done += (size_t)r;
+        }
+    }
+    w->used = 0;
+}
+
+static void w_raw(writer *w, const void *p, size_t n)
+{
+    const unsigned char *b = p;
+    while (n > 0) {
+        if (w->used == sizeof w->buf) w_flush(w);
+        size_t chunk = sizeof w->buf - w->used < n ? sizeof w->buf - w->used : n;
+        memcpy(w->buf + w->used, b, chunk);
+        w->used += chunk;
+        b += chunk;
+        n -= chunk;
+    }
+}
 
 static void w_bytes(writer *w, const void *p, size_t n)
 {
     w->hash = fnv1a(w->hash, p, n);
-    if (!w->failed && fwrite(p, 1, n, w->f) != n) w->failed = 1;
+    w_raw(w, p, n);
 }
 
 static void w_u32(writer *w, uint32_t x)
@@ -112,22 +147,39 @@ static void w_u32(writer *w, uint32_t x)
 
 static void w_floats(writer *w, const float *x, size_t n)
 {
-    unsigned char buf[4096];
+    unsigned char b[4096];
     while (n > 0) {
-        size_t chunk = n < sizeof buf / 4 ? n : sizeof buf / 4;
-        for (size_t k = 0; k < chunk; k++) put_u32(buf + 4 * k, float_bits(x[k]));
-        w_bytes(w, buf, 4 * chunk);
+        size_t chunk = n < sizeof b / 4 ? n : sizeof b / 4;
+        for (size_t k = 0; k < chunk; k++) put_u32(b + 4 * k, float_bits(x[k]));
+        w_bytes(w, b, 4 * chunk);
         x += chunk;
         n -= chunk;
     }
 }
 
-static void write_model(writer *w, const ur_params *ps)
+/* Writes the whole file into w (version 2). Returns w->failed == 0. */
+static int write_model(writer *w, const ur_params *ps, const ur_meta *meta)
 {
-    int count = ur_params_count(ps);
+    int count = ur_params_count(ps), n_meta = ur_meta_count(meta);
+    w->hash = FNV_OFFSET;
     w_bytes(w, MAGIC, sizeof MAGIC);
     w_u32(w, UR_MODEL_FORMAT_VERSION);
     w_u32(w, (uint32_t)count);
+    w_u32(w, (uint32_t)n_meta);
+    for (int k = 0; k < n_meta; k++) {
+        const char *key;
+        ur_meta_type type;
+        const unsigned char *value;
+        size_t len;
+        unsigned char num[8];
+        ur_meta_raw(meta, k, &key, &type, &value, &len, num);
+        size_t kl = strlen(key);
+        w_u32(w, (uint32_t)kl);
+        w_bytes(w, key, kl);
+        w_u32(w, (uint32_t)type);
+        w_u32(w, (uint32_t)len);
+        w_bytes(w, value, len);
+    }
     for (int i = 0; i < count; i++) {
         const ur_tensor *t = ur_params_at(ps, i);
         size_t len = strlen(t->name);
@@ -140,92 +192,575 @@ static void write_model(writer *w, const ur_params *ps)
     unsigned char sum[8];
     put_u32(sum, (uint32_t)w->hash);
     put_u32(sum + 4, (uint32_t)(w->hash >> 32));
-    if (!w->failed && fwrite(sum, 1, sizeof sum, w->f) != sizeof sum) w->failed = 1;
+    w_raw(w, sum, sizeof sum);
+    w_flush(w);
+    return !w->failed;
 }
 
-/* Makes the rename durable: fsync the directory that holds path (best effort). */
-static void sync_dir_of(const char *path)
+/* What save refuses before it touches the disk: names the format cannot hold, NaN or Inf. */
+static int check_savable(const ur_params *ps, const ur_meta *meta, const char *path, char *err,
+                         size_t errlen)
 {
-    const char *slash = strrchr(path, '/');
-    char dir[PATH_MAX];
-    if (!slash) strcpy(dir, ".");
-    else if (slash == path) strcpy(dir, "/");
-    else if ((size_t)(slash - path) < sizeof dir) {
-        memcpy(dir, path, (size_t)(slash - path));
-        dir[slash - path] = '\0';
-    } else return;
-    int fd = open(dir, O_RDONLY);
-    if (fd < 0) return;
-    (void)fsync(fd);
-    close(fd);
+    for (int i = 0; i < ur_params_count(ps); i++) {
+        const ur_tensor *t = ur_params_at(ps, i);
+        if (strlen(t->name) > NAME_LEN_MAX) {
+            set_err(err, errlen, "%s: parameter name longer than %u bytes", path, NAME_LEN_MAX);
+            return -1;
+        }
+        for (size_t k = 0; k < ur_numel(t); k++)
+            if (!isfinite(t->val[k])) {
+                set_err(err, errlen, "%s: not saved: parameter %s holds %s at row %zu, column %zu "
+                        "(training diverged?)", path, t->name, isnan(t->val[k]) ? "NaN" : "Inf",
+                        k / (size_t)t->cols, k % (size_t)t->cols);
+                return -1;
+            }
+    }
+    for (int k = 0; k < ur_meta_count(meta); k++) {
+        const char *key;
+        ur_meta_type type;
+        const unsigned char *value;
+        size_t len;
+        unsigned char num[8];
+        ur_meta_raw(meta, k, &key, &type, &value, &len, num);
+        if (len > UINT32_MAX) {
+            set_err(err, errlen, "%s: metadata %s is too long (%zu bytes)", path, key, len);
+            return -1;
+        }
+    }
+    return 0;
 }
 
-int ur_params_save(const ur_params *ps, const char *path, char *err, size_t errlen)
+/* ---- Save: where the bytes go ------------------------------------------------------------ */
+
+/* The path save really replaces: path with its final symbolic links followed (up to 40; a
+ * dangling link names the file to create). malloc'd; NULL with a message on error. */
+static char *final_target(const char *path, char *err, size_t errlen)
+{
+    char *cur = strdup(path);
+    for (int hops = 0; cur; hops++) {
+        struct stat st;
+        if (lstat(cur, &st) != 0 || !S_ISLNK(st.st_mode)) return cur;
+        if (hops == 40) {
+            set_err(err, errlen, "%s: too many levels of symbolic links", path);
+            free(cur);
+            return NULL;
+        }
+        char link[PATH_MAX];
+        ssize_t n = readlink(cur, link, sizeof link - 1);
+        if (n < 0) {
+            set_err(err, errlen, "%s: cannot read the symbolic link %s: %s", path, cur,
+                    strerror(errno));
+            free(cur);
+            return NULL;
+        }
+        link[n] = '\0';
+        const char *slash = strrchr(cur, '/');
+        size_t dl = link[0] == '/' || !slash ? 0 : (size_t)(slash - cur) + 1;
+        char *next = malloc(dl + (size_t)n + 1);
+        if (next) {
+            memcpy(next, cur, dl);
+            memcpy(next + dl, link, (size_t)n + 1);
+        }
+        free(cur);
+        cur = next;
+    }
+    set_err(err, errlen, "%s: out of memory", path);
+    return NULL;
+}
+
+/* Opens the directory of target (O_RDONLY, for openat, renameat, flock and fsync) and points
+ * *base at the last component. -1 with a message on error. */
+static int open_dir_of(const char *target, const char **base, const char *path, char *err,
+                       size_t errlen)
+{
+    const char *slash = strrchr(target, '/');
+    *base = slash ? slash + 1 : target;
+    if (!**base || strcmp(*base, ".") == 0 || strcmp(*base, "..") == 0) {
+        set_err(err, errlen, "%s: is a directory, not a file name", path);
+        return -1;
+    }
+    char *dir = slash ? strndup(target, slash == target ? 1 : (size_t)(slash - target)) : strdup(".");
+    if (!dir) {
+        set_err(err, errlen, "%s: out of memory", path);
+        return -1;
+    }
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        set_err(err, errlen, "%s: cannot create temporary file in %s: %s", path, dir,
+                strerror(errno));
+    free(dir);
+    return fd;
+}
+
+/* The fixed temporary name of a target: ".urm-" + 16 hex digits of FNV-1a 64 of its name +
+ * ".tmp", 25 bytes whatever the name's length. */
+static void temp_name(const char *base, char out[32])
+{
+    uint64_t h = fnv1a(FNV_OFFSET, (const unsigned char *)base, strlen(base));
+    snprintf(out, 32, ".urm-%016llx.tmp", (unsigned long long)h);
+}
+
+/* Gives the unnamed file fd the name tmp in dirfd (replacing a stale one). 0 or -1. */
+static int link_tmpfile(int fd, int dirfd, const char *tmp)
+{
+    char proc[64];
+    snprintf(proc, sizeof proc, "/proc/self/fd/%d", fd);
+    for (int attempt = 0; attempt < 2; attempt++) {
+        if (linkat(AT_FDCWD, proc, dirfd, tmp, AT_SYMLINK_FOLLOW) == 0) return 0;
+        if (errno == ENOENT && linkat(fd, "", dirfd, tmp, AT_EMPTY_PATH) == 0) return 0;
+        if (errno != EEXIST) return -1;
+        unlinkat(dirfd, tmp, 0); /* a save killed between link and rename left it */
+    }
+    return -1;
+}
+
+int ur_params_save_meta(const ur_params *ps, const ur_meta *meta, const char *path, char *err,
+                        size_t errlen)
 {
     if (!ps || !path || !*path) {
         set_err(err, errlen, "params_save: %s", ps ? "empty path" : "no parameter set");
         return -1;
     }
-    for (int i = 0; i < ur_params_count(ps); i++)
-        if (strlen(ur_params_at(ps, i)->name) > NAME_LEN_MAX) {
-            set_err(err, errlen, "%s: parameter name longer than %u bytes", path, NAME_LEN_MAX);
-            return -1;
-        }
-    static const char suffix[] = ".tmp.XXXXXX";
-    size_t plen = strlen(path);
-    char *tmp = malloc(plen + sizeof suffix);
-    if (!tmp) {
+    if (check_savable(ps, meta, path, err, errlen) != 0) return -1;
+    char *target = final_target(path, err, errlen);
+    if (!target) return -1;
+    const char *base;
+    int dirfd = open_dir_of(target, &base, path, err, errlen);
+    writer *w = malloc(sizeof *w);
+    int fd = -1, named = 0, locked = 0, rc = -1;
+    char tmp[32];
+    if (dirfd < 0) goto done;
+    if (!w) {
         set_err(err, errlen, "%s: out of memory", path);
-        return -1;
+        goto done;
     }
-    memcpy(tmp, path, plen);
-    memcpy(tmp + plen, suffix, sizeof suffix);
-    int fd = mkstemp(tmp);
-    if (fd < 0) {
-        set_err(err, errlen, "%s: cannot create temporary file %s: %s", path, tmp, strerror(errno));
-        free(tmp);
-        return -1;
-    }
-    /* mkstemp makes the file 0600; keep the mode of the file we replace, else 0644. */
+    temp_name(base, tmp);
+    /* A replaced file keeps its mode; a new one gets 0666 less the umask (open's mode). */
     struct stat st;
-    (void)fchmod(fd, stat(path, &st) == 0 ? (st.st_mode & 07777) : 0644);
-    writer w = {fdopen(fd, "wb"), FNV_OFFSET, 0};
-    if (!w.f) {
-        set_err(err, errlen, "%s: cannot open temporary file %s: %s", path, tmp, strerror(errno));
-        close(fd);
-        goto fail;
+    int exists = fstatat(dirfd, base, &st, 0) == 0, keep_mode = exists && S_ISREG(st.st_mode);
+    if (exists && !S_ISREG(st.st_mode)) {
+        set_err(err, errlen, "%s: exists and is not a regular file (%s): not replaced", path,
+                S_ISDIR(st.st_mode) ? "a directory" : "a device, FIFO or socket");
+        goto done;
     }
-    write_model(&w, ps);
-    if (w.failed || fflush(w.f) != 0 || fsync(fd) != 0) {
-        set_err(err, errlen, "%s: cannot write temporary file %s: %s", path, tmp, strerror(errno));
-        fclose(w.f);
-        goto fail;
+
+    /* First choice: an unnamed file, which a kill cannot leave behind. */
+#ifdef O_TMPFILE
+    /* UR_SAVE_NO_TMPFILE (any value) forces the fallback: for its tests. */
+    if (!getenv("UR_SAVE_NO_TMPFILE"))
+        fd = openat(dirfd, ".", O_TMPFILE | O_WRONLY | O_CLOEXEC, 0666);
+#endif
+    for (int pass = 0; pass < 2 && rc != 0; pass++) {
+        if (pass == 1 || fd < 0) {
+            /* Fallback: the fixed temporary name, under the directory's lock so two saves to
+             * one target cannot write it at once; a stale one is removed first. */
+            if (fd >= 0) close(fd);
+            fd = -1;
+            if (!locked && flock(dirfd, LOCK_EX) == 0) locked = 1;
+            unlinkat(dirfd, tmp, 0);
+            fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0666);
+            if (fd < 0) {
+                set_err(err, errlen, "%s: cannot create temporary file %s: %s", path, tmp,
+                        strerror(errno));
+                goto done;
+            }
+            named = 1;
+            pass = 1;
+        }
+        if (keep_mode) (void)fchmod(fd, st.st_mode & 07777);
+        w->fd = fd;
+        w->failed = 0;
+        w->errnum = 0;
+        w->used = 0;
+        if (!write_model(w, ps, meta) || fsync(fd) != 0) {
+            set_err(err, errlen, "%s: cannot write temporary file: %s", path,
+                    strerror(w->failed ? w->errnum : errno));
+            goto done;
+        }
+        if (!named) {
+            if (!locked && flock(dirfd, LOCK_EX) == 0) locked = 1;
+            if (link_tmpfile(fd, dirfd, tmp) != 0) continue; /* no way to name it: pass 2 */
+            named = 1;
+        }
+        if (close(fd) != 0) {
+            fd = -1;
+            set_err(err, errlen, "%s: cannot close temporary file %s: %s", path, tmp,
+                    strerror(errno));
+            goto done;
+        }
+        fd = -1;
+        if (renameat(dirfd, tmp, dirfd, base) != 0) {
+            set_err(err, errlen, "%s: cannot rename %s to it: %s", path, tmp, strerror(errno));
+            goto done;
+        }
+        named = 0;
+        (void)fsync(dirfd); /* makes the rename durable (best effort) */
+        rc = 0;
     }
-    if (fclose(w.f) != 0) {
-        set_err(err, errlen, "%s: cannot close temporary file %s: %s", path, tmp, strerror(errno));
-        goto fail;
-    }
-    if (rename(tmp, path) != 0) {
-        set_err(err, errlen, "%s: cannot rename %s to it: %s", path, tmp, strerror(errno));
-        goto fail;
-    }
-    sync_dir_of(path);
-    free(tmp);
-    return 0;
-fail:
-    unlink(tmp);
-    free(tmp);
+done:
+    if (fd >= 0) close(fd);
+    if (named) unlinkat(dirfd, tmp, 0);
+    if (dirfd >= 0) close(dirfd); /* releases the lock */
+    free(w);
+    free(target);
+    return rc;
+}
+
+int ur_params_save(const ur_params *ps, const char *path, char *err, size_t errlen)
+{
+    return ur_params_save_meta(ps, NULL, path, err, errlen);
+}
+
+/* ---- Load: reading and validating -------------------------------------------------------- */
+
+/* One parameter record as found in the file buffer. */
+typedef struct entry {
+    const char *name;            /* NUL-terminated copy, in ur_model_file's names block */
+    uint32_t rows, cols;
+    const unsigned char *data;   /* rows * cols little-endian floats */
+} entry;
+
+struct ur_model_file {
+    char *path;                  /* for messages */
+    unsigned char *buf;
+    size_t size;
+    int version;
+    uint32_t count;
+    entry *entries;
+    char *names;
+    ur_meta *meta;
+};
+
+typedef struct cursor {
+    const unsigned char *p;
+    size_t left;                 /* bytes from p up to (not including) the checksum */
+    size_t file_size;
+    const char *path;
+} cursor;
+
+static size_t offset_of(const cursor *c) { return c->file_size - CHECKSUM_BYTES - c->left; }
+
+static int truncated(const cursor *c, const char *what, uint32_t index, size_t offset, char *err,
+                     size_t errlen)
+{
+    set_err(err, errlen, "%s: truncated: %s #%u (byte %zu) is cut short", c->path, what, index,
+            offset);
     return -1;
 }
 
-/* ---- Load ------------------------------------------------------------------------------- */
+/* Walks metadata record #index at c: key, type, value checked against the bytes left. On
+ * success advances c and, if out is not NULL, adds the record to it. */
+static int next_meta(cursor *c, uint32_t index, ur_meta *out, char *err, size_t errlen)
+{
+    size_t offset = offset_of(c);
+    if (c->left < 4) return truncated(c, "metadata record", index, offset, err, errlen);
+    uint32_t kl = get_u32(c->p);
+    if (kl == 0 || kl > UR_META_KEY_MAX) {
+        set_err(err, errlen, "%s: metadata record #%u (byte %zu) has an implausible key length "
+                "%u (1 to %u expected)", c->path, index, offset, kl, UR_META_KEY_MAX);
+        return -1;
+    }
+    if (c->left < 12 + (size_t)kl) return truncated(c, "metadata record", index, offset, err, errlen);
+    char key[UR_META_KEY_MAX + 1];
+    memcpy(key, c->p + 4, kl);
+    key[kl] = '\0';
+    if (memchr(key, '\0', kl)) {
+        set_err(err, errlen, "%s: metadata record #%u (byte %zu) has a NUL byte in its key",
+                c->path, index, offset);
+        return -1;
+    }
+    uint32_t type = get_u32(c->p + 4 + kl), len = get_u32(c->p + 8 + kl);
+    const unsigned char *v = c->p + 12 + kl;
+    if (type < UR_META_STRING || type > UR_META_BYTES) {
+        set_err(err, errlen, "%s: metadata %s has an unknown type %u", c->path, key, type);
+        return -1;
+    }
+    if ((type == UR_META_INT64 || type == UR_META_FLOAT64) && len != 8) {
+        set_err(err, errlen, "%s: metadata %s: a number takes 8 bytes, not %u", c->path, key, len);
+        return -1;
+    }
+    if (len > c->left - 12 - kl) {
+        set_err(err, errlen, "%s: truncated: metadata %s needs %u bytes, only %zu are left "
+                "before the checksum", c->path, key, len, c->left - 12 - kl);
+        return -1;
+    }
+    if ((size_t)len > UR_META_VALUE_MAX) {
+        set_err(err, errlen, "%s: metadata %s is longer than %zu bytes", c->path, key,
+                (size_t)UR_META_VALUE_MAX);
+        return -1;
+    }
+    if (type == UR_META_STRING && memchr(v, '\0', len)) {
+        set_err(err, errlen, "%s: metadata %s: a string holds a NUL byte", c->path, key);
+        return -1;
+    }
+    double f = 0.0;
+    if (type == UR_META_FLOAT64) {
+        uint64_t u = get_u64(v);
+        memcpy(&f, &u, 8);
+        if (!isfinite(f)) {
+            set_err(err, errlen, "%s: metadata %s is not a finite number", c->path, key);
+            return -1;
+        }
+    }
+    if (out) {
+        if (ur_meta_type_of(out, key) != UR_META_NONE) {
+            set_err(err, errlen, "%s: metadata %s appears twice in the file", c->path, key);
+            return -1;
+        }
+        int rc = type == UR_META_INT64   ? ur_meta_set_int64(out, key, (int64_t)get_u64(v))
+                 : type == UR_META_FLOAT64 ? ur_meta_set_float64(out, key, f)
+                 : type == UR_META_BYTES   ? ur_meta_set_bytes(out, key, v, len)
+                                           : -2;
+        if (rc == -2) { /* a string: NUL-terminate a copy */
+            char *s = malloc((size_t)len + 1);
+            rc = -1;
+            if (s) {
+                memcpy(s, v, len);
+                s[len] = '\0';
+                rc = ur_meta_set_string(out, key, s);
+                free(s);
+            }
+        }
+        if (rc != 0) {
+            set_err(err, errlen, "%s: out of memory reading metadata %s", c->path, key);
+            return -1;
+        }
+    }
+    c->p += 12 + (size_t)kl + len;
+    c->left -= 12 + (size_t)kl + len;
+    return 0;
+}
+
+/* Walks parameter record #index at c, checked against the bytes left; fills e (e->name is
+ * left NULL, the name goes to name[]). */
+static int next_entry(cursor *c, uint32_t index, entry *e, char name[NAME_LEN_MAX + 1],
+                      char *err, size_t errlen)
+{
+    size_t offset = offset_of(c);
+    if (c->left < 4) return truncated(c, "parameter", index, offset, err, errlen);
+    uint32_t len = get_u32(c->p);
+    if (len == 0 || len > NAME_LEN_MAX) {
+        set_err(err, errlen, "%s: parameter #%u (byte %zu) has an implausible name length %u "
+                "(1 to %u expected)", c->path, index, offset, len, NAME_LEN_MAX);
+        return -1;
+    }
+    if (c->left < 4 + (size_t)len + 8) return truncated(c, "parameter", index, offset, err, errlen);
+    memcpy(name, c->p + 4, len);
+    name[len] = '\0';
+    if (memchr(name, '\0', len)) {
+        set_err(err, errlen, "%s: parameter #%u (byte %zu) has a NUL byte in its name",
+                c->path, index, offset);
+        return -1;
+    }
+    e->name = NULL;
+    e->rows = get_u32(c->p + 4 + len);
+    e->cols = get_u32(c->p + 8 + len);
+    c->p += 12 + (size_t)len;
+    c->left -= 12 + (size_t)len;
+    if (e->rows == 0 || e->cols == 0 || e->rows > INT_MAX || e->cols > INT_MAX) {
+        set_err(err, errlen, "%s: parameter %s has an invalid shape %ux%u",
+                c->path, name, e->rows, e->cols);
+        return -1;
+    }
+    uint64_t numel = (uint64_t)e->rows * e->cols;  /* < 2^62: no overflow */
+    if (numel > c->file_size / 4) {
+        set_err(err, errlen, "%s: truncated or corrupt: parameter %s claims %ux%u = %llu floats "
+                "(%llu bytes), more than the whole file (%zu bytes)", c->path, name,
+                e->rows, e->cols, (unsigned long long)numel, (unsigned long long)numel * 4,
+                c->file_size);
+        return -1;
+    }
+    if (numel * 4 > c->left) {
+        set_err(err, errlen, "%s: truncated: parameter %s (%ux%u) needs %llu bytes of data, "
+                "only %zu are left before the checksum", c->path, name, e->rows, e->cols,
+                (unsigned long long)numel * 4, c->left);
+        return -1;
+    }
+    e->data = c->p;
+    c->p += (size_t)numel * 4;
+    c->left -= (size_t)numel * 4;
+    return 0;
+}
+
+/* Checks magic, version and every record's structure against the file size, the absence of
+ * trailing bytes and the checksum, allocating nothing. Fills the counts, the version and the
+ * cursors at the first metadata and parameter records. */
+static int check_structure(const char *path, const unsigned char *buf, size_t size, int *version,
+                           uint32_t *n_meta, uint32_t *count, cursor *meta_at, cursor *params_at,
+                           char *err, size_t errlen)
+{
+    if (size < sizeof MAGIC && memcmp(buf, MAGIC, size) == 0) {
+        set_err(err, errlen, "%s: truncated: %zu bytes, a model file has at least %u",
+                path, size, 16 + CHECKSUM_BYTES);
+        return -1;
+    }
+    if (size < sizeof MAGIC || memcmp(buf, MAGIC, sizeof MAGIC) != 0) {
+        set_err(err, errlen, "%s: not a libunroll model file (bad magic)", path);
+        return -1;
+    }
+    if (size < 16 + CHECKSUM_BYTES) {
+        set_err(err, errlen, "%s: truncated: %zu bytes, a model file has at least %u",
+                path, size, 16 + CHECKSUM_BYTES);
+        return -1;
+    }
+    uint32_t v = get_u32(buf + 8);
+    if (v > UR_MODEL_FORMAT_VERSION) {
+        set_err(err, errlen, "%s: format version %u is newer than this library reads (up to %u)",
+                path, v, UR_MODEL_FORMAT_VERSION);
+        return -1;
+    }
+    if (v == 0) {
+        set_err(err, errlen, "%s: invalid format version 0", path);
+        return -1;
+    }
+    size_t header = v == 1 ? 16 : 20;
+    if (size < header + CHECKSUM_BYTES) {
+        set_err(err, errlen, "%s: truncated: %zu bytes, a version %u model file has at least %zu",
+                path, size, v, header + CHECKSUM_BYTES);
+        return -1;
+    }
+    *version = (int)v;
+    *count = get_u32(buf + 12);
+    *n_meta = v == 1 ? 0 : get_u32(buf + 16);
+    if (*n_meta > UR_META_COUNT_MAX) {
+        set_err(err, errlen, "%s: %u metadata records, more than the %u allowed", path, *n_meta,
+                UR_META_COUNT_MAX);
+        return -1;
+    }
+    cursor c = {buf + header, size - header - CHECKSUM_BYTES, size, path};
+    *meta_at = c;
+    /* Each record consumes at least 13 bytes, so these loops end quickly whatever the counts
+     * say: a count larger than the file can hold fails as "truncated". */
+    for (uint32_t i = 0; i < *n_meta; i++)
+        if (next_meta(&c, i, NULL, err, errlen) != 0) return -1;
+    *params_at = c;
+    entry e;
+    char name[NAME_LEN_MAX + 1];
+    for (uint32_t i = 0; i < *count; i++)
+        if (next_entry(&c, i, &e, name, err, errlen) != 0) return -1;
+    if (c.left > 0) {
+        set_err(err, errlen, "%s: %zu unexpected bytes after the last of %u parameters",
+                path, c.left, *count);
+        return -1;
+    }
+    uint64_t stored = get_u64(buf + size - CHECKSUM_BYTES);
+    uint64_t computed = fnv1a(FNV_OFFSET, buf, size - CHECKSUM_BYTES);
+    if (stored != computed) {
+        set_err(err, errlen, "%s: checksum mismatch, the file is corrupted (stored %016llx, "
+                "computed %016llx)", path, (unsigned long long)stored,
+                (unsigned long long)computed);
+        return -1;
+    }
+    return 0;
+}
+
+static int by_name(const void *a, const void *b)
+{
+    return strcmp((*(const entry *const *)a)->name, (*(const entry *const *)b)->name);
+}
+
+/* Builds the index of a buffer whose structure check_structure accepted: entries with their
+ * names, the metadata; then rejects repeated names and non-finite values. */
+static int build_index(ur_model_file *f, const char *path, cursor meta_at, cursor params_at,
+                       uint32_t n_meta, char *err, size_t errlen)
+{
+    if (!(f->meta = ur_meta_new())) goto oom;
+    for (uint32_t i = 0; i < n_meta; i++)
+        if (next_meta(&meta_at, i, f->meta, err, errlen) != 0) return -1;
+    /* count <= size / 17 and the names fit in the file: both allocations are bounded by it. */
+    size_t name_bytes = 0;
+    cursor c = params_at;
+    entry e;
+    char name[NAME_LEN_MAX + 1];
+    for (uint32_t i = 0; i < f->count; i++) {
+        next_entry(&c, i, &e, name, err, errlen);
+        name_bytes += strlen(name) + 1;
+    }
+    size_t n = f->count ? f->count : 1;
+    f->entries = malloc(n * sizeof *f->entries);
+    f->names = malloc(name_bytes ? name_bytes : 1);
+    entry **sorted = malloc(n * sizeof *sorted);
+    if (!f->entries || !f->names || !sorted) {
+        free(sorted);
+        goto oom;
+    }
+    char *at = f->names;
+    c = params_at;
+    for (uint32_t i = 0; i < f->count; i++) {
+        next_entry(&c, i, &f->entries[i], name, err, errlen);
+        size_t len = strlen(name) + 1;
+        memcpy(at, name, len);
+        f->entries[i].name = at;
+        at += len;
+        sorted[i] = &f->entries[i];
+    }
+    qsort(sorted, f->count, sizeof *sorted, by_name);
+    int rc = 0;
+    for (uint32_t i = 1; i < f->count && rc == 0; i++)
+        if (strcmp(sorted[i - 1]->name, sorted[i]->name) == 0) {
+            set_err(err, errlen, "%s: parameter %s appears twice in the file", path,
+                    sorted[i]->name);
+            rc = -1;
+        }
+    free(sorted);
+    for (uint32_t i = 0; i < f->count && rc == 0; i++) {
+        const entry *x = &f->entries[i];
+        size_t numel = (size_t)x->rows * x->cols;
+        for (size_t k = 0; k < numel; k++)
+            if (bits_nonfinite(get_u32(x->data + 4 * k))) {
+                set_err(err, errlen, "%s: parameter %s holds %s at row %zu, column %zu",
+                        path, x->name, (get_u32(x->data + 4 * k) & 0x7fffff) ? "NaN" : "Inf",
+                        k / x->cols, k % x->cols);
+                rc = -1;
+                break;
+            }
+    }
+    return rc;
+oom:
+    set_err(err, errlen, "%s: out of memory", path);
+    return -1;
+}
+
+/* Takes buf (malloc'd, size bytes) over: the validated file, or NULL (buf freed). */
+static ur_model_file *from_buffer(unsigned char *buf, size_t size, const char *path, char *err,
+                                  size_t errlen)
+{
+    int version;
+    uint32_t n_meta, count;
+    cursor meta_at, params_at;
+    if (check_structure(path, buf, size, &version, &n_meta, &count, &meta_at, &params_at, err,
+                        errlen) != 0) {
+        free(buf);
+        return NULL;
+    }
+    ur_model_file *f = calloc(1, sizeof *f);
+    if (!f) {
+        set_err(err, errlen, "%s: out of memory", path);
+        free(buf);
+        return NULL;
+    }
+    f->buf = buf;
+    f->size = size;
+    if (!(f->path = strdup(path))) {
+        set_err(err, errlen, "%s: out of memory", path);
+        ur_model_file_free(f);
+        return NULL;
+    }
+    f->version = version;
+    f->count = count;
+    if (build_index(f, path, meta_at, params_at, n_meta, err, errlen) != 0) {
+        ur_model_file_free(f);
+        return NULL;
+    }
+    return f;
+}
 
 /* Reads the whole regular file at path into *buf (malloc'd, caller frees). */
 static int read_whole(const char *path, unsigned char **buf, size_t *size, char *err, size_t errlen)
 {
     *buf = NULL;
     *size = 0;
-    int fd = open(path, O_RDONLY | O_NONBLOCK); /* a FIFO must not block us: fstat rejects it */
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC); /* a FIFO must not block */
     if (fd < 0) {
         set_err(err, errlen, "%s: cannot open: %s", path, strerror(errno));
         return -1;
@@ -280,124 +815,71 @@ fail:
     return -1;
 }
 
-/* One parameter record as found in the file buffer. */
-typedef struct entry {
-    char name[NAME_LEN_MAX + 1];
-    uint32_t rows, cols;
-    const unsigned char *data;   /* rows * cols little-endian floats */
-} entry;
-
-typedef struct cursor {
-    const unsigned char *p;
-    size_t left;                 /* bytes from p up to (not including) the checksum */
-    size_t file_size;
-    const char *path;
-    uint32_t index;              /* index of the next record */
-} cursor;
-
-/* Parses the next record at c into e; checks it against the bytes that remain. */
-static int next_entry(cursor *c, entry *e, char *err, size_t errlen)
+ur_model_file *ur_model_file_read(const char *path, char *err, size_t errlen)
 {
-    size_t offset = c->file_size - CHECKSUM_BYTES - c->left;
-    if (c->left < 4) goto truncated;
-    uint32_t len = get_u32(c->p);
-    if (len == 0 || len > NAME_LEN_MAX) {
-        set_err(err, errlen, "%s: parameter #%u (byte %zu) has an implausible name length %u "
-                "(1 to %u expected)", c->path, c->index, offset, len, NAME_LEN_MAX);
-        return -1;
+    if (!path || !*path) {
+        set_err(err, errlen, "model_file_read: empty path");
+        return NULL;
     }
-    if (c->left < 4 + (size_t)len + 8) goto truncated;
-    memcpy(e->name, c->p + 4, len);
-    e->name[len] = '\0';
-    if (memchr(e->name, '\0', len)) {
-        set_err(err, errlen, "%s: parameter #%u (byte %zu) has a NUL byte in its name",
-                c->path, c->index, offset);
-        return -1;
+    unsigned char *buf;
+    size_t size;
+    if (read_whole(path, &buf, &size, err, errlen) != 0) return NULL;
+    return from_buffer(buf, size, path, err, errlen);
+}
+
+ur_model_file *ur_model_file_parse(const void *bytes, size_t size, const char *name, char *err,
+                                   size_t errlen)
+{
+    if (!name) name = "(memory)";
+    if (!bytes || size == 0) {
+        set_err(err, errlen, "%s: empty, not a model file", name);
+        return NULL;
     }
-    e->rows = get_u32(c->p + 4 + len);
-    e->cols = get_u32(c->p + 8 + len);
-    c->p += 12 + (size_t)len;
-    c->left -= 12 + (size_t)len;
-    if (e->rows == 0 || e->cols == 0 || e->rows > INT_MAX || e->cols > INT_MAX) {
-        set_err(err, errlen, "%s: parameter %s has an invalid shape %ux%u",
-                c->path, e->name, e->rows, e->cols);
-        return -1;
+    unsigned char *buf = malloc(size);
+    if (!buf) {
+        set_err(err, errlen, "%s: out of memory", name);
+        return NULL;
     }
-    uint64_t numel = (uint64_t)e->rows * e->cols;  /* < 2^62: no overflow */
-    if (numel > c->file_size / 4) {
-        set_err(err, errlen, "%s: truncated or corrupt: parameter %s claims %ux%u = %llu floats "
-                "(%llu bytes), more than the whole file (%zu bytes)", c->path, e->name,
-                e->rows, e->cols, (unsigned long long)numel, (unsigned long long)numel * 4,
-                c->file_size);
-        return -1;
-    }
-    if (numel * 4 > c->left) {
-        set_err(err, errlen, "%s: truncated: parameter %s (%ux%u) needs %llu bytes of data, "
-                "only %zu are left before the checksum", c->path, e->name, e->rows, e->cols,
-                (unsigned long long)numel * 4, c->left);
-        return -1;
-    }
-    e->data = c->p;
-    c->p += (size_t)numel * 4;
-    c->left -= (size_t)numel * 4;
-    c->index++;
-    return 0;
-truncated:
-    set_err(err, errlen, "%s: truncated: parameter #%u (byte %zu) is cut short",
-            c->path, c->index, offset);
+    memcpy(buf, bytes, size);
+    return from_buffer(buf, size, name, err, errlen);
+}
+
+void ur_model_file_free(ur_model_file *f)
+{
+    if (!f) return;
+    free(f->path);
+    free(f->buf);
+    free(f->entries);
+    free(f->names);
+    ur_meta_free(f->meta);
+    free(f);
+}
+
+int ur_model_file_version(const ur_model_file *f) { return f ? f->version : 0; }
+int ur_model_file_count(const ur_model_file *f) { return f ? (int)f->count : 0; }
+const ur_meta *ur_model_file_meta(const ur_model_file *f) { return f ? f->meta : NULL; }
+
+const char *ur_model_file_param(const ur_model_file *f, int k, int *rows, int *cols)
+{
+    if (!f || k < 0 || (uint32_t)k >= f->count) return NULL;
+    if (rows) *rows = (int)f->entries[k].rows;
+    if (cols) *cols = (int)f->entries[k].cols;
+    return f->entries[k].name;
+}
+
+int ur_model_file_find(const ur_model_file *f, const char *name, int *rows, int *cols)
+{
+    for (uint32_t k = 0; f && name && k < f->count; k++)
+        if (strcmp(f->entries[k].name, name) == 0) {
+            ur_model_file_param(f, (int)k, rows, cols);
+            return (int)k;
+        }
     return -1;
 }
 
-/* Checks magic, version, every record's structure, the absence of trailing bytes and the
- * checksum. Fills *count and the cursor at the first record. */
-static int check_file(const char *path, const unsigned char *buf, size_t size, uint32_t *count,
-                      cursor *first, char *err, size_t errlen)
+static void copy_values(float *dst, const unsigned char *src, size_t n)
 {
-    if (size < sizeof MAGIC && memcmp(buf, MAGIC, size) == 0) {
-        set_err(err, errlen, "%s: truncated: %zu bytes, a model file has at least %u",
-                path, size, HEADER_BYTES + CHECKSUM_BYTES);
-        return -1;
-    }
-    if (size < sizeof MAGIC || memcmp(buf, MAGIC, sizeof MAGIC) != 0) {
-        set_err(err, errlen, "%s: not a libunroll model file (bad magic)", path);
-        return -1;
-    }
-    if (size < HEADER_BYTES + CHECKSUM_BYTES) {
-        set_err(err, errlen, "%s: truncated: %zu bytes, a model file has at least %u",
-                path, size, HEADER_BYTES + CHECKSUM_BYTES);
-        return -1;
-    }
-    uint32_t version = get_u32(buf + 8);
-    if (version > UR_MODEL_FORMAT_VERSION) {
-        set_err(err, errlen, "%s: format version %u is newer than this library reads (up to %u)",
-                path, version, UR_MODEL_FORMAT_VERSION);
-        return -1;
-    }
-    if (version == 0) {
-        set_err(err, errlen, "%s: invalid format version 0", path);
-        return -1;
-    }
-    *count = get_u32(buf + 12);
-    cursor c = {buf + HEADER_BYTES, size - HEADER_BYTES - CHECKSUM_BYTES, size, path, 0};
-    *first = c;
-    entry e;
-    /* Each record consumes at least 17 bytes, so this loop ends quickly whatever count says. */
-    for (uint32_t i = 0; i < *count; i++)
-        if (next_entry(&c, &e, err, errlen) != 0) return -1;
-    if (c.left > 0) {
-        set_err(err, errlen, "%s: %zu unexpected bytes after the last of %u parameters",
-                path, c.left, *count);
-        return -1;
-    }
-    uint64_t stored = get_u64(buf + size - CHECKSUM_BYTES);
-    uint64_t computed = fnv1a(FNV_OFFSET, buf, size - CHECKSUM_BYTES);
-    if (stored != computed) {
-        set_err(err, errlen, "%s: checksum mismatch, the file is corrupted (stored %016llx, "
-                "computed %016llx)", path, (unsigned long long)stored,
-                (unsigned long long)computed);
-        return -1;
-    }
-    return 0;
+    for (size_t k = 0; k < n; k++) dst[k] = bits_float(get_u32(src + 4 * k));
 }
 
 static int index_of(const ur_params *ps, const char *name)
@@ -407,80 +889,154 @@ static int index_of(const ur_params *ps, const char *name)
     return -1;
 }
 
-static void copy_values(float *dst, const unsigned char *src, size_t n)
-{
-    for (size_t k = 0; k < n; k++) dst[k] = bits_float(get_u32(src + 4 * k));
-}
-
-/* Every record matches a distinct model parameter of the same shape, and every model
- * parameter is in the file. */
-static int match_model(const ur_params *ps, uint32_t count, cursor c, char *err, size_t errlen)
+/* Every record matches a distinct model parameter of the same shape (names are unique in
+ * the file), and every model parameter is in the file. */
+static int match_model(const ur_params *ps, const ur_model_file *f, const char *path, char *err,
+                       size_t errlen)
 {
     int n = ur_params_count(ps);
-    unsigned char *seen = calloc(n > 0 ? (size_t)n : 1, 1);
-    if (!seen) {
-        set_err(err, errlen, "%s: out of memory", c.path);
-        return -1;
+    if ((uint32_t)n < f->count) {
+        /* Some file record has no model parameter: find it for the message. */
+        for (uint32_t i = 0; i < f->count; i++)
+            if (index_of(ps, f->entries[i].name) < 0) {
+                set_err(err, errlen, "%s: parameter %s is in the file but not in the model",
+                        path, f->entries[i].name);
+                return -1;
+            }
     }
-    entry e;
-    int rc = -1;
-    for (uint32_t i = 0; i < count; i++) {
-        next_entry(&c, &e, err, errlen); /* already validated */
-        int k = index_of(ps, e.name);
+    for (uint32_t i = 0; i < f->count; i++) {
+        const entry *e = &f->entries[i];
+        int k = index_of(ps, e->name);
         if (k < 0) {
             set_err(err, errlen, "%s: parameter %s is in the file but not in the model",
-                    c.path, e.name);
-            goto done;
+                    path, e->name);
+            return -1;
         }
-        if (seen[k]) {
-            set_err(err, errlen, "%s: parameter %s appears twice in the file", c.path, e.name);
-            goto done;
-        }
-        seen[k] = 1;
         const ur_tensor *t = ur_params_at(ps, k);
-        if ((int)e.rows != t->rows || (int)e.cols != t->cols) {
+        if ((int)e->rows != t->rows || (int)e->cols != t->cols) {
             set_err(err, errlen, "%s: parameter %s has shape %ux%u in the file, %dx%d in the model",
-                    c.path, e.name, e.rows, e.cols, t->rows, t->cols);
-            goto done;
+                    path, e->name, e->rows, e->cols, t->rows, t->cols);
+            return -1;
         }
     }
-    for (int k = 0; k < n; k++)
-        if (!seen[k]) {
-            set_err(err, errlen, "%s: parameter %s of the model is missing from the file",
-                    c.path, ur_params_at(ps, k)->name);
-            goto done;
-        }
-    rc = 0;
-done:
-    free(seen);
-    return rc;
+    /* The file's names are distinct and all in the model: the counts decide the rest. */
+    if ((uint32_t)n != f->count)
+        for (int k = 0; k < n; k++)
+            if (ur_model_file_find(f, ur_params_at(ps, k)->name, NULL, NULL) < 0) {
+                set_err(err, errlen, "%s: parameter %s of the model is missing from the file",
+                        path, ur_params_at(ps, k)->name);
+                return -1;
+            }
+    return 0;
 }
 
-int ur_params_load(ur_params *ps, const char *path, char *err, size_t errlen)
+/* Copies the file's metadata into a fresh set (so a failure leaves meta untouched). */
+static ur_meta *meta_copy(const ur_meta *src)
+{
+    ur_meta *m = ur_meta_new();
+    for (int k = 0; m && k < ur_meta_count(src); k++) {
+        const char *key;
+        ur_meta_type type;
+        const unsigned char *value;
+        size_t len;
+        unsigned char num[8];
+        ur_meta_raw(src, k, &key, &type, &value, &len, num);
+        int rc = -1;
+        if (type == UR_META_STRING) rc = ur_meta_set_string(m, key, (const char *)value);
+        else if (type == UR_META_BYTES) rc = ur_meta_set_bytes(m, key, value, len);
+        else if (type == UR_META_INT64) {
+            int64_t i;
+            ur_meta_int64(src, key, &i);
+            rc = ur_meta_set_int64(m, key, i);
+        } else {
+            double d;
+            ur_meta_float64(src, key, &d);
+            rc = ur_meta_set_float64(m, key, d);
+        }
+        if (rc != 0) {
+            ur_meta_free(m);
+            return NULL;
+        }
+    }
+    return m;
+}
+
+static int load_file(const ur_model_file *f, ur_params *ps, ur_meta *meta, const char *path,
+                     char *err, size_t errlen)
+{
+    if (match_model(ps, f, path, err, errlen) != 0) return -1;
+    ur_meta *copy = NULL;
+    if (meta && !(copy = meta_copy(f->meta))) {
+        set_err(err, errlen, "%s: out of memory", path);
+        return -1;
+    }
+    for (uint32_t i = 0; i < f->count; i++) {
+        ur_tensor *t = ur_params_get(ps, f->entries[i].name);
+        copy_values(t->val, f->entries[i].data, ur_numel(t));
+    }
+    if (meta) {
+        ur_meta_swap(meta, copy);
+        ur_meta_free(copy);
+    }
+    return 0;
+}
+
+int ur_model_file_load(const ur_model_file *f, ur_params *ps, ur_meta *meta, char *err,
+                       size_t errlen)
+{
+    if (!f || !ps) {
+        set_err(err, errlen, "model_file_load: %s", f ? "no parameter set" : "no file");
+        return -1;
+    }
+    return load_file(f, ps, meta, f->path, err, errlen);
+}
+
+int ur_params_load_meta(ur_params *ps, ur_meta *meta, const char *path, char *err,
+                        size_t errlen)
 {
     if (!ps || !path || !*path) {
         set_err(err, errlen, "params_load: %s", ps ? "empty path" : "no parameter set");
         return -1;
     }
-    unsigned char *buf;
-    size_t size;
-    if (read_whole(path, &buf, &size, err, errlen) != 0) return -1;
-    uint32_t count;
-    cursor first;
-    int rc = -1;
-    if (check_file(path, buf, size, &count, &first, err, errlen) != 0 ||
-        match_model(ps, count, first, err, errlen) != 0)
-        goto done;
-    entry e;
-    for (uint32_t i = 0; i < count; i++) {
-        next_entry(&first, &e, err, errlen);
-        ur_tensor *t = ur_params_get(ps, e.name);
-        copy_values(t->val, e.data, ur_numel(t));
-    }
-    rc = 0;
-done:
-    free(buf);
+    ur_model_file *f = ur_model_file_read(path, err, errlen);
+    if (!f) return -1;
+    int rc = load_file(f, ps, meta, path, err, errlen);
+    ur_model_file_free(f);
     return rc;
+}
+
+int ur_params_load(ur_params *ps, const char *path, char *err, size_t errlen)
+{
+    return ur_params_load_meta(ps, NULL, path, err, errlen);
+}
+
+static ur_params *new_params(const ur_model_file *f, const char *path, char *err, size_t errlen)
+{
+    ur_params *ps = ur_params_new();
+    if (!ps) {
+        set_err(err, errlen, "%s: out of memory", path);
+        return NULL;
+    }
+    for (uint32_t i = 0; i < f->count; i++) {
+        const entry *e = &f->entries[i];
+        ur_tensor *t = ur_params_add(ps, e->name, (int)e->rows, (int)e->cols);
+        if (!t) {
+            set_err(err, errlen, "%s: %s", path, ur_params_error(ps));
+            ur_params_free(ps);
+            return NULL;
+        }
+        copy_values(t->val, e->data, ur_numel(t));
+    }
+    return ps;
+}
+
+ur_params *ur_model_file_new_params(const ur_model_file *f, char *err, size_t errlen)
+{
+    if (!f) {
+        set_err(err, errlen, "model_file_new_params: no file");
+        return NULL;
+    }
+    return new_params(f, f->path, err, errlen);
 }
 
 ur_params *ur_params_load_new(const char *path, char *err, size_t errlen)
@@ -489,31 +1045,9 @@ ur_params *ur_params_load_new(const char *path, char *err, size_t errlen)
         set_err(err, errlen, "params_load_new: empty path");
         return NULL;
     }
-    unsigned char *buf;
-    size_t size;
-    if (read_whole(path, &buf, &size, err, errlen) != 0) return NULL;
-    uint32_t count;
-    cursor c;
-    ur_params *ps = NULL;
-    if (check_file(path, buf, size, &count, &c, err, errlen) != 0) goto done;
-    ps = ur_params_new();
-    if (!ps) {
-        set_err(err, errlen, "%s: out of memory", path);
-        goto done;
-    }
-    entry e;
-    for (uint32_t i = 0; i < count; i++) {
-        next_entry(&c, &e, err, errlen);
-        ur_tensor *t = ur_params_add(ps, e.name, (int)e.rows, (int)e.cols);
-        if (!t) {
-            set_err(err, errlen, "%s: %s", path, ur_params_error(ps));
-            ur_params_free(ps);
-            ps = NULL;
-            goto done;
-        }
-        copy_values(t->val, e.data, ur_numel(t));
-    }
-done:
-    free(buf);
+    ur_model_file *f = ur_model_file_read(path, err, errlen);
+    if (!f) return NULL;
+    ur_params *ps = new_params(f, path, err, errlen);
+    ur_model_file_free(f);
     return ps;
 }

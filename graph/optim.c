@@ -19,6 +19,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 struct ur_optim {
     ur_params *ps;
@@ -259,5 +260,22 @@ int ur_optim_step(ur_optim *opt)
         }
         off += n;
     }
+    return 0;
+}
+
+size_t ur_optim_state_size(const ur_optim *opt)
+{
+    return opt ? (size_t)slot_count(&opt->cfg) * opt->numel : 0;
+}
+
+const float *ur_optim_state(const ur_optim *opt) { return opt ? opt->slab : NULL; }
+
+int ur_optim_set_state(ur_optim *opt, const float *state, size_t n, long steps)
+{
+    if (!opt || n != ur_optim_state_size(opt) || (n && !state) || steps < 0) return -1;
+    for (size_t k = 0; k < n; k++)
+        if (!isfinite(state[k])) return -1;
+    if (n) memcpy(opt->slab, state, n * sizeof *state);
+    opt->t = steps;
     return 0;
 }

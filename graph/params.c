@@ -5,12 +5,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define NAME_MAX_LEN 63
+#define NAME_MAX_LEN UR_PARAM_NAME_MAX
 
 struct ur_params {
     ur_tensor **items;
     int n, cap;
-    char err[160];
+    char err[UR_PARAM_NAME_MAX + 96];
 };
 
 ur_params *ur_params_new(void) { return calloc(1, sizeof(ur_params)); }

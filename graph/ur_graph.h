@@ -188,7 +188,10 @@ typedef struct ur_params ur_params;
 ur_params *ur_params_new(void);
 /* Frees the set and all its tensors. NULL is ignored. */
 void ur_params_free(ur_params *ps);
-/* Adds a zero-filled rows x cols parameter named name (unique in the set, at most 63 bytes).
+/* The longest parameter name, in bytes: the same limit as in model files. */
+#define UR_PARAM_NAME_MAX 255
+/* Adds a zero-filled rows x cols parameter named name (unique in the set, 1 to
+ * UR_PARAM_NAME_MAX bytes).
  * Returns it, or NULL on a duplicate name, a bad size or no memory (see ur_params_error). */
 ur_tensor *ur_params_add(ur_params *ps, const char *name, int rows, int cols);
 /* The parameter called name, or NULL. */

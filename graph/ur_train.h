@@ -71,6 +71,14 @@ float ur_optim_lr(const ur_optim *opt);
 long ur_optim_steps(const ur_optim *opt);
 /* Forgets the state (moments, accumulators, step count); keeps the configuration. */
 void ur_optim_reset(ur_optim *opt);
+/* The optimizer's state for a checkpoint: ur_optim_state_size floats (0 for plain SGD), one
+ * slot after the other (momentum; accumulator; Adam's first then second moment), each
+ * covering the parameters in set order, and read with ur_optim_state (NULL when empty). */
+size_t ur_optim_state_size(const ur_optim *opt);
+const float *ur_optim_state(const ur_optim *opt);
+/* Restores n floats of state (as ur_optim_state gave them) and the step count steps. 0, or
+ * -1 (nothing changed) when n is not ur_optim_state_size, a value is not finite or steps < 0. */
+int ur_optim_set_state(ur_optim *opt, const float *state, size_t n, long steps);
 /* Frees the optimizer (not the parameters). NULL is ignored. */
 void ur_optim_free(ur_optim *opt);
 
@@ -120,21 +128,109 @@ int ur_init_constant(ur_tensor *t, float value);
 /* Every value set to 0. */
 int ur_init_zeros(ur_tensor *t);
 
+/* ---- Metadata: typed key/value records saved with the parameters ----------------------- */
+
+/* What a model needs besides its weights (configuration, vocabulary, step count) belongs
+ * here, not in parameters: the optimizer, clipping and ur_params_numel never see it. Keys
+ * are 1 to UR_META_KEY_MAX bytes and unique (setting a key again replaces its record). */
+typedef struct ur_meta ur_meta;
+typedef enum ur_meta_type {
+    UR_META_NONE = 0,     /* (no such key) */
+    UR_META_STRING = 1,   /* bytes without NUL, NUL-terminated in memory */
+    UR_META_INT64 = 2,    /* int64_t, exact */
+    UR_META_FLOAT64 = 3,  /* finite double */
+    UR_META_BYTES = 4     /* any bytes */
+} ur_meta_type;
+#define UR_META_KEY_MAX 255u
+#define UR_META_VALUE_MAX ((size_t)1 << 30)   /* bytes of one string or bytes value */
+#define UR_META_COUNT_MAX 4096u               /* records in one set (and one file) */
+
+/* An empty set of records; NULL when out of memory. */
+ur_meta *ur_meta_new(void);
+/* Frees it; NULL is ignored. */
+void ur_meta_free(ur_meta *m);
+/* Removes every record. */
+void ur_meta_clear(ur_meta *m);
+/* Each sets key to a value of its type (copied). 0, or -1 on a bad key, a NULL value, a
+ * non-finite float, a value over UR_META_VALUE_MAX, a new key beyond UR_META_COUNT_MAX
+ * records, or no memory (m is then unchanged). */
+int ur_meta_set_string(ur_meta *m, const char *key, const char *value);
+int ur_meta_set_int64(ur_meta *m, const char *key, int64_t value);
+int ur_meta_set_float64(ur_meta *m, const char *key, double value);
+int ur_meta_set_bytes(ur_meta *m, const char *key, const void *data, size_t len);
+/* Removes key: 0, or -1 when it is absent. */
+int ur_meta_remove(ur_meta *m, const char *key);
+/* The type of key's record, UR_META_NONE when absent. */
+ur_meta_type ur_meta_type_of(const ur_meta *m, const char *key);
+/* Getters: the value when key exists with that type; otherwise NULL, or -1 (*out untouched).
+ * ur_meta_bytes sets *len and returns a non-NULL pointer even for 0 bytes. Pointers stay
+ * valid until the key is set again or removed, or m is cleared or freed. */
+const char *ur_meta_string(const ur_meta *m, const char *key);
+int ur_meta_int64(const ur_meta *m, const char *key, int64_t *out);
+int ur_meta_float64(const ur_meta *m, const char *key, double *out);
+const void *ur_meta_bytes(const ur_meta *m, const char *key, size_t *len);
+/* Number of records, and the key of the k-th (in the order first set); NULL out of range. */
+int ur_meta_count(const ur_meta *m);
+const char *ur_meta_key(const ur_meta *m, int k);
+
 /* ---- Model files ------------------------------------------------------------------------ */
 
-/* Format version written by ur_params_save; files with a newer version are rejected. */
-#define UR_MODEL_FORMAT_VERSION 1u
+/* The layout, byte by byte, with every limit: doc/model-format.md. Version 2 adds the
+ * metadata section; version 1 files (no metadata) still load. */
+#define UR_MODEL_FORMAT_VERSION 2u
 
-/* Writes every parameter (name, shape, values) to path atomically: a temporary file in the
- * same directory, flushed and fsynced, then renamed. 0, or -1 with a message in err. */
+/* Writes every parameter (name, shape, values) and the records of meta (NULL: none) to path
+ * atomically: the old file or the new one, never a mix, even when killed. Refuses, with a
+ * message naming it, a parameter holding NaN or Inf. A symbolic link at path is followed and
+ * its target replaced (the link stays). The data goes to an unnamed file (O_TMPFILE) that is
+ * named only to be renamed over the target; where the file system has no O_TMPFILE, to the
+ * temporary "<dir>/.urm-<16 hex digits>.tmp", fixed per target, so a save killed midway leaves
+ * at most that one file, which the next save to the same path reuses and removes. A failed
+ * save removes its temporary file. A new file gets mode 0666 less the umask, a replaced one
+ * keeps its mode. 0, or -1 with a message in err. */
+int ur_params_save_meta(const ur_params *ps, const ur_meta *meta, const char *path, char *err,
+                        size_t errlen);
+/* ur_params_save_meta without metadata. */
 int ur_params_save(const ur_params *ps, const char *path, char *err, size_t errlen);
-/* Reads path into ps, whose parameters must match the file's exactly (names and shapes).
- * Everything is validated first; on any problem returns -1 with a message and leaves ps
- * untouched. */
+/* Reads path into ps, whose parameters must match the file's exactly (names and shapes),
+ * and, if meta is not NULL, replaces meta's records with the file's. Everything is validated
+ * first (structure against the file size, before allocating anything it asks for; checksum;
+ * finite values); on any problem returns -1 with a message and leaves ps and meta untouched. */
+int ur_params_load_meta(ur_params *ps, ur_meta *meta, const char *path, char *err,
+                        size_t errlen);
+/* ur_params_load_meta without metadata (a file's records are then ignored). */
 int ur_params_load(ur_params *ps, const char *path, char *err, size_t errlen);
 /* Builds a new parameter set holding the file's parameters, in file order. NULL with a
  * message in err on any problem. */
 ur_params *ur_params_load_new(const char *path, char *err, size_t errlen);
+
+/* A model file read and validated in memory, to look at before building anything: a program
+ * checks the names, shapes and metadata it will need (against its own limits) and only then
+ * allocates a model and loads it. The file's bytes are kept until ur_model_file_free. */
+typedef struct ur_model_file ur_model_file;
+/* Reads the regular file at path (a FIFO or device is refused without blocking) and
+ * validates it whole. NULL with a message in err on any problem. */
+ur_model_file *ur_model_file_read(const char *path, char *err, size_t errlen);
+/* The same from size bytes in memory (copied); name is used in messages. */
+ur_model_file *ur_model_file_parse(const void *bytes, size_t size, const char *name, char *err,
+                                   size_t errlen);
+/* Frees it; NULL is ignored. */
+void ur_model_file_free(ur_model_file *f);
+/* The format version of the file (1 or 2). */
+int ur_model_file_version(const ur_model_file *f);
+/* Number of parameters, and the name and shape of the k-th (file order); NULL out of range. */
+int ur_model_file_count(const ur_model_file *f);
+const char *ur_model_file_param(const ur_model_file *f, int k, int *rows, int *cols);
+/* Index of the parameter called name (its shape in *rows, *cols when not NULL), or -1. */
+int ur_model_file_find(const ur_model_file *f, const char *name, int *rows, int *cols);
+/* The file's metadata (empty for a version 1 file); owned by f. */
+const ur_meta *ur_model_file_meta(const ur_model_file *f);
+/* Copies the file's values into ps and its metadata into meta (NULL: not wanted), all or
+ * nothing, as ur_params_load_meta does. */
+int ur_model_file_load(const ur_model_file *f, ur_params *ps, ur_meta *meta, char *err,
+                       size_t errlen);
+/* A new parameter set holding the file's parameters, in file order; NULL with a message. */
+ur_params *ur_model_file_new_params(const ur_model_file *f, char *err, size_t errlen);
 
 /* ---- Sampling from a softmax head ------------------------------------------------------- */
 

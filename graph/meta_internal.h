@@ -1,0 +1,16 @@
+/* Between graph/meta.c and graph/modelio.c: not part of the public interface. */
+#ifndef UR_META_INTERNAL_H
+#define UR_META_INTERNAL_H
+
+#include "graph/ur_train.h"
+
+/* 1 if key has 1 to UR_META_KEY_MAX bytes. */
+int ur_meta_key_ok(const char *key);
+/* Record k as it is stored in a file: key, type and the value's bytes (numbers as 8
+ * little-endian bytes, written into num). 0, or -1 when k is out of range. */
+int ur_meta_raw(const ur_meta *m, int k, const char **key, ur_meta_type *type,
+                const unsigned char **value, size_t *len, unsigned char num[8]);
+/* Exchanges the contents of a and b. */
+void ur_meta_swap(ur_meta *a, ur_meta *b);
+
+#endif
