@@ -28,7 +28,7 @@
 
 typedef struct train_opts {
     const char *data, *cell, *log, *save, *resume;
-    float val_frac, lr, clip, dropout, minutes, report;
+    float val_frac, lr, clip, dropout, rec_dropout, minutes, report;
     int layers, hidden, embed, batch, bptt, steps, seed, eval_chars, save_every;
 } train_opts;
 
@@ -37,7 +37,8 @@ static const char *train_usage =
     "regular files of " LICENSE_DIR ", sorted by name) and compares its validation\n"
     "bits per character with add-alpha n-gram models (n = 1..5) on the same split.\n"
     "Model shape and vocabulary are stored in the --save file; with --resume they come\n"
-    "from the checkpoint (--cell, --layers, --hidden, --embed, --dropout are then ignored).\n"
+    "from the checkpoint (--cell, --layers, --hidden, --embed, --dropout and\n"
+    "--recurrent-dropout are then ignored).\n"
     "--steps counts from the start of the first run, so a resumed run continues the same\n"
     "learning-rate schedule, and Adam's moments are restored from the checkpoint.\n"
     "The n-gram alpha is chosen per order from {0.001, 0.003, ..., 1} by fitting on the\n"
@@ -347,12 +348,16 @@ static int cmd_train(int argc, char **argv)
         {"data", EX_STRING, &o.data, 0, 0, "text file to train on (default: " LICENSE_DIR "/*)"},
         {"val-frac", EX_FLOAT, &o.val_frac, 0.01, 0.5,
          "fraction held out at the end for validation"},
-        {"cell", EX_STRING, &o.cell, 0, 0, "recurrent cell: lstm, gru or elman"},
+        {"cell", EX_STRING, &o.cell, 0, 0,
+         "recurrent cell: lstm, gru, elman, lstm-ln, gru-ln (layer norm) or lstm-peephole"},
         {"layers", EX_INT, &o.layers, 1, LM_MAX_LAYERS, "stacked recurrent layers"},
         {"hidden", EX_INT, &o.hidden, 1, LM_MAX_HIDDEN, "hidden units per layer"},
         {"embed", EX_INT, &o.embed, 1, LM_MAX_EMBED, "character embedding size"},
         {"dropout", EX_FLOAT, &o.dropout, 0, 0.9,
          "dropout between layers and before the head (training only)"},
+        {"recurrent-dropout", EX_FLOAT, &o.rec_dropout, 0, 0.9,
+         "variational dropout in every cell: one mask per stream and chunk, on the input and "
+         "on h(t-1) (training only)"},
         {"batch", EX_INT, &o.batch, 1, 4096, "parallel streams of the text per step"},
         {"bptt", EX_INT, &o.bptt, 1, 10000, "truncated BPTT length: time steps per update"},
         {"lr", EX_FLOAT, &o.lr, 1e-7, 1, "Adam learning rate (cosine decay to lr/10)"},
@@ -373,7 +378,8 @@ static int cmd_train(int argc, char **argv)
     if (prc != 0) return prc > 0 ? 0 : 2;
     int cell = lm_cell_kind(o.cell);
     if (cell < 0) {
-        fprintf(stderr, "char_lm: --cell: '%s' is not lstm, gru or elman\n", o.cell);
+        fprintf(stderr, "char_lm: --cell: '%s' is not lstm, gru, elman, lstm-ln, gru-ln or "
+                "lstm-peephole\n", o.cell);
         return 2;
     }
     ex_blas_notice();
@@ -401,7 +407,8 @@ static int cmd_train(int argc, char **argv)
         }
     } else {
         if (load_data(&d, &o, NULL) != 0) goto fail_data;
-        lm_config cfg = {cell, o.layers, o.hidden, o.embed, d.vocab.size, o.dropout};
+        lm_config cfg = {cell, o.layers, o.hidden, o.embed, d.vocab.size, o.dropout,
+                         o.rec_dropout};
         ur_rng rng;
         ur_rng_seed(&rng, (uint64_t)o.seed);
         if (lm_build(&m, &cfg, d.vocab.byte, &rng, err, sizeof err) != 0) {

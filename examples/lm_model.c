@@ -6,16 +6,17 @@
 #include <stdio.h>
 #include <string.h>
 
-static const char *const cell_names[] = {"elman", "lstm", "gru"};
+static const char *const cell_names[LM_CELLS] = {"elman", "lstm", "gru", "lstm-ln", "gru-ln",
+                                                 "lstm-peephole"};
 
 const char *lm_cell_name(int cell)
 {
-    return cell >= 0 && cell <= LM_GRU ? cell_names[cell] : "?";
+    return cell >= 0 && cell < LM_CELLS ? cell_names[cell] : "?";
 }
 
 int lm_cell_kind(const char *name)
 {
-    for (int k = 0; k <= LM_GRU; k++)
+    for (int k = 0; k < LM_CELLS; k++)
         if (strcmp(name, cell_names[k]) == 0) return k;
     return -1;
 }
@@ -33,13 +34,14 @@ int lm_build(lm_model *m, const lm_config *cfg, const unsigned char *vocab, ur_r
              char *err, size_t errlen)
 {
     memset(m, 0, sizeof *m);
-    if (cfg->cell < LM_ELMAN || cfg->cell > LM_GRU || cfg->layers < 1 ||
+    if (cfg->cell < LM_ELMAN || cfg->cell >= LM_CELLS || cfg->layers < 1 ||
         cfg->layers > LM_MAX_LAYERS || cfg->hidden < 1 || cfg->hidden > LM_MAX_HIDDEN ||
         cfg->embed < 1 || cfg->embed > LM_MAX_EMBED || cfg->vocab < 1 ||
-        cfg->vocab > 256 || !(cfg->dropout >= 0 && cfg->dropout < 1)) {
+        cfg->vocab > 256 || !(cfg->dropout >= 0 && cfg->dropout < 1) ||
+        !(cfg->rec_dropout >= 0 && cfg->rec_dropout < 1)) {
         snprintf(err, errlen, "bad model shape (cell %d, %d layers, hidden %d, embed %d, "
-                 "vocabulary %d, dropout %g)", cfg->cell, cfg->layers, cfg->hidden, cfg->embed,
-                 cfg->vocab, cfg->dropout);
+                 "vocabulary %d, dropout %g, recurrent dropout %g)", cfg->cell, cfg->layers,
+                 cfg->hidden, cfg->embed, cfg->vocab, cfg->dropout, cfg->rec_dropout);
         return -1;
     }
     m->cfg = *cfg;
@@ -55,10 +57,18 @@ int lm_build(lm_model *m, const lm_config *cfg, const unsigned char *vocab, ur_r
         snprintf(prefix, sizeof prefix, "layer%d", l);
         int in = l == 0 ? cfg->embed : cfg->hidden, rc;
         ur_cell *c = &m->cells[l];
-        if (cfg->cell == LM_LSTM) rc = ur_lstm_cell(c, m->ps, prefix, in, cfg->hidden, rng);
-        else if (cfg->cell == LM_GRU) rc = ur_gru_cell(c, m->ps, prefix, in, cfg->hidden, rng);
-        else rc = ur_elman_cell(c, m->ps, prefix, in, cfg->hidden, rng);
+        ur_cell_opts opts = {.layer_norm = cfg->cell == LM_LSTM_LN || cfg->cell == LM_GRU_LN,
+                             .peephole = cfg->cell == LM_LSTM_PEEPHOLE};
+        if (cfg->cell == LM_GRU || cfg->cell == LM_GRU_LN)
+            rc = ur_gru_cell_ex(c, m->ps, prefix, in, cfg->hidden, &opts, rng);
+        else if (cfg->cell == LM_ELMAN)
+            rc = ur_elman_cell(c, m->ps, prefix, in, cfg->hidden, rng);
+        else
+            rc = ur_lstm_cell_ex(c, m->ps, prefix, in, cfg->hidden, &opts, rng);
         if (rc != 0) return build_fail(m, prefix, err, errlen);
+        m->eval_cells[l] = *c;
+        c->in_dropout = c->rec_dropout = cfg->rec_dropout;
+        c->rng = &m->dropout_rng;
     }
     float k = 1.0f / sqrtf((float)cfg->hidden);
     m->w_out = ur_model_param(m->ps, "head", "W", cfg->hidden, cfg->vocab, k, rng);
@@ -67,7 +77,7 @@ int lm_build(lm_model *m, const lm_config *cfg, const unsigned char *vocab, ur_r
 
     ur_rng_seed(&m->dropout_rng, ur_rng_next(rng));
     if (ur_stack_init(&m->train_stack, cfg->layers, m->cells, cfg->dropout, &m->dropout_rng) != 0 ||
-        ur_stack_init(&m->eval_stack, cfg->layers, m->cells, 0.0f, NULL) != 0)
+        ur_stack_init(&m->eval_stack, cfg->layers, m->eval_cells, 0.0f, NULL) != 0)
         return build_fail(m, "stack", err, errlen);
     return 0;
 }
@@ -95,17 +105,32 @@ static int expected_weights(const lm_config *c, weight *w)
     w[n++] = (weight){"embed.E", c->vocab, c->embed};
     for (int l = 0; l < c->layers; l++) {
         int in = l == 0 ? c->embed : H;
-        const char *names[4];
-        int rows[4], cols[4], k = 0;
-        if (c->cell == LM_LSTM) {
+        const char *names[7];
+        int rows[7], cols[7], k = 0;
+        if (c->cell == LM_LSTM || c->cell == LM_LSTM_LN || c->cell == LM_LSTM_PEEPHOLE) {
             names[k] = "Wx", rows[k] = in, cols[k++] = 4 * H;
             names[k] = "Wh", rows[k] = H, cols[k++] = 4 * H;
             names[k] = "b", rows[k] = 1, cols[k++] = 4 * H;
-        } else if (c->cell == LM_GRU) {
+            if (c->cell == LM_LSTM_LN) {
+                names[k] = "gx", rows[k] = 1, cols[k++] = 4 * H;
+                names[k] = "gh", rows[k] = 1, cols[k++] = 4 * H;
+                names[k] = "gc", rows[k] = 1, cols[k++] = H;
+                names[k] = "bc", rows[k] = 1, cols[k++] = H;
+            }
+            if (c->cell == LM_LSTM_PEEPHOLE) {
+                names[k] = "pi", rows[k] = 1, cols[k++] = H;
+                names[k] = "pf", rows[k] = 1, cols[k++] = H;
+                names[k] = "po", rows[k] = 1, cols[k++] = H;
+            }
+        } else if (c->cell == LM_GRU || c->cell == LM_GRU_LN) {
             names[k] = "Wx", rows[k] = in, cols[k++] = 3 * H;
             names[k] = "bx", rows[k] = 1, cols[k++] = 3 * H;
             names[k] = "Wh", rows[k] = H, cols[k++] = 3 * H;
             names[k] = "bh", rows[k] = 1, cols[k++] = 3 * H;
+            if (c->cell == LM_GRU_LN) {
+                names[k] = "gx", rows[k] = 1, cols[k++] = 3 * H;
+                names[k] = "gh", rows[k] = 1, cols[k++] = 3 * H;
+            }
         } else {
             names[k] = "U", rows[k] = in, cols[k++] = H;
             names[k] = "W", rows[k] = H, cols[k++] = H;
@@ -122,7 +147,7 @@ static int expected_weights(const lm_config *c, weight *w)
     return n;
 }
 
-#define MAX_WEIGHTS (3 + 4 * LM_MAX_LAYERS)
+#define MAX_WEIGHTS (3 + 7 * LM_MAX_LAYERS)
 
 /* An int64 record in [lo, hi] into *out; else the reason. */
 static const char *int_record(const ur_meta *meta, const char *key, int64_t lo, int64_t hi,
@@ -163,7 +188,15 @@ int lm_check_file(const ur_model_file *f, lm_config *cfg, unsigned char vocab[25
     size_t nb = 0;
     const unsigned char *bytes = ur_meta_bytes(meta, "char_lm.bytes", &nb);
     if (!cell || lm_cell_kind(cell) < 0) {
-        snprintf(err, errlen, "record char_lm.cell is missing or not lstm, gru or elman");
+        snprintf(err, errlen, "record char_lm.cell is missing or not a cell char_lm knows "
+                 "(elman, lstm, gru, lstm-ln, gru-ln, lstm-peephole)");
+        return -1;
+    }
+    double rec_dropout = 0; /* absent in checkpoints made before it existed */
+    if (ur_meta_type_of(meta, "char_lm.rec_dropout") != UR_META_NONE &&
+        (ur_meta_float64(meta, "char_lm.rec_dropout", &rec_dropout) != 0 ||
+         !(rec_dropout >= 0 && rec_dropout < 1))) {
+        snprintf(err, errlen, "record char_lm.rec_dropout is not a number in [0, 1)");
         return -1;
     }
     if (ur_meta_float64(meta, "char_lm.dropout", &dropout) != 0 || !(dropout >= 0 && dropout < 1)) {
@@ -182,7 +215,7 @@ int lm_check_file(const ur_model_file *f, lm_config *cfg, unsigned char vocab[25
             return -1;
         }
     lm_config c = {lm_cell_kind(cell), (int)layers, (int)hidden, (int)embed, (int)V,
-                   (float)dropout};
+                   (float)dropout, (float)rec_dropout};
     /* The weights this configuration needs must be the file's, exactly. */
     weight w[MAX_WEIGHTS];
     int n = expected_weights(&c, w);
@@ -249,6 +282,7 @@ int lm_save(const lm_model *m, long steps, const ur_optim *opt, const char *path
              ur_meta_set_int64(meta, "char_lm.embed", c->embed) ||
              ur_meta_set_int64(meta, "char_lm.vocab", c->vocab) ||
              ur_meta_set_float64(meta, "char_lm.dropout", c->dropout) ||
+             ur_meta_set_float64(meta, "char_lm.rec_dropout", c->rec_dropout) ||
              ur_meta_set_bytes(meta, "char_lm.bytes", m->vocab, (size_t)c->vocab) ||
              ur_meta_set_int64(meta, "char_lm.steps", steps);
     unsigned char *state = NULL;

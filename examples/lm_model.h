@@ -6,9 +6,10 @@
  * The checkpoint is a model file (doc/model-format.md) holding the weights and, as metadata
  * records (never as parameters, so the optimizer and clipping never see them):
  *     char_lm.format   int64    LM_FORMAT
- *     char_lm.cell     string   "elman", "lstm" or "gru"
+ *     char_lm.cell     string   "elman", "lstm", "gru", "lstm-ln", "gru-ln" or "lstm-peephole"
  *     char_lm.layers, char_lm.hidden, char_lm.embed, char_lm.vocab   int64
  *     char_lm.dropout  float64
+ *     char_lm.rec_dropout  float64  variational dropout on the input and h (absent: 0)
  *     char_lm.bytes    bytes    the byte of each id (V distinct bytes)
  *     char_lm.steps    int64    training steps done (exact)
  *     char_lm.adam, char_lm.adam_steps   bytes, int64   Adam's moments (float32
@@ -23,7 +24,7 @@
 
 #include "unroll.h"
 
-enum { LM_ELMAN = 0, LM_LSTM = 1, LM_GRU = 2 };
+enum { LM_ELMAN = 0, LM_LSTM, LM_GRU, LM_LSTM_LN, LM_GRU_LN, LM_LSTM_PEEPHOLE, LM_CELLS };
 #define LM_MAX_LAYERS 8
 #define LM_MAX_HIDDEN 4096   /* --hidden's and --embed's upper bounds, and a checkpoint's */
 #define LM_MAX_EMBED 4096
@@ -31,12 +32,13 @@ enum { LM_ELMAN = 0, LM_LSTM = 1, LM_GRU = 2 };
 
 /* The shape of a model: what must come back from a checkpoint to rebuild it. */
 typedef struct lm_config {
-    int cell;       /* LM_ELMAN, LM_LSTM or LM_GRU */
+    int cell;       /* LM_ELMAN .. LM_CELLS - 1 */
     int layers;     /* 1..LM_MAX_LAYERS */
     int hidden;     /* H */
     int embed;      /* E */
     int vocab;      /* V, 1..256 */
     float dropout;  /* between layers and before the head, training only */
+    float rec_dropout; /* variational dropout in every cell (ur_cell.in_dropout/rec_dropout) */
 } lm_config;
 
 typedef struct lm_model {
@@ -44,14 +46,15 @@ typedef struct lm_model {
     unsigned char vocab[256];       /* id -> byte */
     ur_params *ps;                  /* every tensor below */
     ur_tensor *emb;                 /* V x E */
-    ur_cell cells[LM_MAX_LAYERS];
-    ur_stack train_stack, eval_stack;  /* the same cells, with and without dropout */
+    ur_cell cells[LM_MAX_LAYERS];      /* for training: with the variational dropout */
+    ur_cell eval_cells[LM_MAX_LAYERS]; /* the same cells without it */
+    ur_stack train_stack, eval_stack;  /* cells and eval_cells, with and without dropout */
     ur_tensor *w_out, *b_out;       /* H x V, 1 x V */
     ur_meta *loaded;                /* the records of the checkpoint it came from, or NULL */
     ur_rng dropout_rng;
 } lm_model;
 
-/* The name of a cell kind ("elman", "lstm", "gru"), and the kind of a name (-1: unknown). */
+/* The name of a cell kind ("elman", "lstm", ...), and the kind of a name (-1: unknown). */
 const char *lm_cell_name(int cell);
 int lm_cell_kind(const char *name);
 

@@ -54,7 +54,7 @@ for v in " 5" "+3" "0x10" "1e3" "5 "; do
 done
 expect_error "float underflow" "out of range (too small" $prog --lr 1e-400
 expect_error "integer range printed as integers" "outside \[1, 4096\]" $prog --hidden 5000
-expect_error "bad cell" "not lstm, gru or elman" $prog --cell rnn
+expect_error "bad cell" "not lstm, gru, elman, lstm-ln, gru-ln or lstm-peephole" $prog --cell rnn
 expect_error "out of range" "outside" $prog --lr 5
 head -c 100 "$dir/m.urm" > "$dir/cut.urm"
 expect_error "truncated model" "cannot load" $prog sample --model "$dir/cut.urm"

@@ -51,7 +51,7 @@ int main(int argc, char **argv)
     const int cells[3] = {LM_ELMAN, LM_LSTM, LM_GRU};
     for (int c = 0; c < 3; c++) {
         unsigned char vocab[3] = {'a', 'b', '\n'};
-        lm_config cfg = {cells[c], c == 1 ? 2 : 1, 2, 2, 3, 0.0f};
+        lm_config cfg = {cells[c], c == 1 ? 2 : 1, 2, 2, 3, 0.0f, 0.0f};
         lm_model lm;
         ur_rng rng;
         ur_rng_seed(&rng, 1);

@@ -359,7 +359,7 @@ int main(void)
     for (int k = 0; k < 200; k++) fprintf(f, "line %d of a small text\n", k);
     fclose(f);
     unsigned char vocab[6] = {'a', 'b', 'c', 'd', ' ', '\n'};
-    lm_config cfg = {LM_GRU, 2, 5, 3, 6, 0.0f};
+    lm_config cfg = {LM_GRU, 2, 5, 3, 6, 0.0f, 0.0f};
     lm_model lm;
     ur_rng rng;
     ur_rng_seed(&rng, 2);

@@ -36,7 +36,7 @@ static const char *path_of(const char *name)
 static void small_model(lm_model *m, int cell)
 {
     unsigned char vocab[5] = {'a', 'b', 'c', ' ', '\n'};
-    lm_config cfg = {cell, 2, 12, 6, 5, 0.1f};
+    lm_config cfg = {cell, 2, 12, 6, 5, 0.1f, cell % 2 ? 0.25f : 0.0f};
     ur_rng rng;
     ur_rng_seed(&rng, 3);
     char err[256];
@@ -45,7 +45,7 @@ static void small_model(lm_model *m, int cell)
 
 START_TEST(test_roundtrip)
 {
-    for (int cell = LM_ELMAN; cell <= LM_GRU; cell++) {
+    for (int cell = LM_ELMAN; cell < LM_CELLS; cell++) {
         lm_model a, b;
         small_model(&a, cell);
         /* No config or vocabulary among the parameters: the optimizer never sees them. */
@@ -66,7 +66,10 @@ START_TEST(test_roundtrip)
         ck_assert_msg(lm_load(&b, path_of("m.urm"), &got, err, sizeof err) == 0, "%s", err);
         ck_assert_int_eq(got, steps);
         ck_assert(b.cfg.cell == cell && b.cfg.layers == 2 && b.cfg.hidden == 12 &&
-                  b.cfg.embed == 6 && b.cfg.vocab == 5 && b.cfg.dropout == 0.1f);
+                  b.cfg.embed == 6 && b.cfg.vocab == 5 && b.cfg.dropout == 0.1f &&
+                  b.cfg.rec_dropout == (cell % 2 ? 0.25f : 0.0f));
+        /* Training cells carry the variational dropout, evaluation cells do not. */
+        ck_assert(b.cells[0].rec_dropout == b.cfg.rec_dropout && b.eval_cells[1].rec_dropout == 0);
         ck_assert(memcmp(b.vocab, "abc \n", 5) == 0);
         for (int k = 0; k < ur_params_count(a.ps); k++)
             ck_assert(memcmp(ur_params_at(a.ps, k)->val, ur_params_at(b.ps, k)->val,
@@ -187,11 +190,13 @@ START_TEST(test_hostile)
     forge(p, "lstm", 1, 12, 6, 5, NULL);
     expect_hostile(p, "the file holds 9 weights, the configuration 6");
     forge(p, "rnn", 2, 12, 6, 5, NULL);
-    expect_hostile(p, "char_lm.cell is missing or not lstm");
+    expect_hostile(p, "char_lm.cell is missing or not a cell char_lm knows");
     forge(p, "lstm", 2, 12, 6, 5, "char_lm.steps");
     expect_hostile(p, "record char_lm.steps is missing");
     forge(p, "lstm", 2, 12, 6, 5, "char_lm.format");
     expect_hostile(p, "not a char_lm checkpoint");
+    forge(p, "lstm-ln", 2, 12, 6, 5, NULL); /* a plain LSTM's weights */
+    expect_hostile(p, "needs weight layer0.gx, which the file does not hold");
     /* The control: the same forging with the true configuration loads. */
     forge(p, "lstm", 2, 12, 6, 5, NULL);
     lm_model m;
