@@ -13,7 +13,8 @@
  * sorted by length and evaluated in runs of equal length.
  *
  * Both cells are single-output models (unroll, a linear head on the last h, softmax + NLL),
- * trained on the same sequences with Adam (learning rate decaying on a half cosine to 0) and
+ * trained on the same sequences with Adam (learning rate warming up linearly over --warmup
+ * steps, then decaying on a half cosine to 0) and
  * gradient-norm clipping for a fixed budget. The LSTM's forget-gate bias starts at 3
  * (--forget-bias) instead of the library's 1, so that at the start of training its cell state
  * remembers for ~20 steps rather than ~4 and the gradient from the end reaches the first
@@ -34,7 +35,7 @@ enum { SYM_B = 4, SYM_E = 5, SYM_X = 6, SYM_Y = 7, N_SYM = 8, N_CLASS = 4, MAX_L
 static const char *class_name[N_CLASS] = {"XX", "XY", "YX", "YY"};
 
 typedef struct opts {
-    int sequences, batch, hidden, test, min_len, max_len, seed, smoke;
+    int sequences, batch, hidden, test, min_len, max_len, seed, smoke, warmup;
     float lr, clip, forget_bias;
     const char *cells, *log;
 } opts;
@@ -182,7 +183,7 @@ static int train(const opts *o, const char *kind, const test_seq *ts, FILE *log,
         ur_tape_reset(tp);
         ur_tensor *loss = ur_softmax_nll(tp, model_forward(tp, &m, x, L, B), labels, UR_MEAN);
         double gn;
-        if (ex_update(tp, loss, m.ps, opt, o->clip, ur_lr_cosine(o->lr, step, steps, 0, 0.0f),
+        if (ex_update(tp, loss, m.ps, opt, o->clip, ur_lr_cosine(o->lr, step, steps, o->warmup, 0.0f),
                       "classify", &gn) != 0)
             goto done;
         double l = loss->val[0];
@@ -229,8 +230,12 @@ done:
 
 int main(int argc, char **argv)
 {
+    /* Warmup 300 steps (of 1250): without it the LSTM stops on a plateau for some seeds (seed
+     * 7: 73%); with it, seeds 1-20 all reach 100% on OpenBLAS's SkylakeX kernel and 19 of 20
+     * on its Haswell kernel (seed 12 stays near chance): see README, issue 12. */
     opts o = {.sequences = 40000, .batch = 32, .hidden = 32, .test = 512, .min_len = 50,
-              .max_len = 100, .seed = 1, .lr = 0.01f, .clip = 1.0f, .forget_bias = 3.0f,
+              .max_len = 100, .seed = 1, .warmup = 300, .lr = 0.01f, .clip = 1.0f,
+              .forget_bias = 3.0f,
               .cells = "both", .log = "classify.csv"};
     const ex_opt spec[] = {
         {"sequences", EX_INT, &o.sequences, 1, 1e9, "training sequences per cell (fixed budget)"},
@@ -242,15 +247,18 @@ int main(int argc, char **argv)
         {"min-len", EX_INT, &o.min_len, 42, MAX_LEN, "shortest sequence"},
         {"max-len", EX_INT, &o.max_len, 42, MAX_LEN, "longest sequence"},
         {"test", EX_INT, &o.test, 1, 1e6, "held-out test sequences"},
+        {"warmup", EX_INT, &o.warmup, 0, 1e9,
+         "steps of linear learning-rate warmup before the cosine decay"},
         {"cells", EX_STRING, &o.cells, 0, 0, "which cells to train: lstm, elman or both"},
         {"seed", EX_INT, &o.seed, 0, 2147483647, "random seed (data and initialisation)"},
         {"log", EX_STRING, &o.log, 0, 0, "CSV training log (cell,step,sequences,loss,...)"},
-        {"smoke", EX_FLAG, &o.smoke, 0, 0, "quick run for the tests: 8000 sequences, length 42..50"},
+        {"smoke", EX_FLAG, &o.smoke, 0, 0, "quick run for the tests: 8000 sequences, length 42..50, warmup 60"},
     };
     /* --smoke changes the defaults, so options given beside it still apply. */
     for (int a = 1; a < argc; a++)
         if (strcmp(argv[a], "--smoke") == 0) {
             o.sequences = 8000;
+            o.warmup = 60;
             o.min_len = 42;
             o.max_len = 50;
             o.test = 128;
