@@ -34,3 +34,10 @@ check_PROGRAMS += examples/tutorial_cell
 examples_tutorial_cell_LDADD = $(UR_LDADD)
 TESTS += examples/test-tutorial.sh
 EXTRA_DIST += examples/test-tutorial.sh doc/tutorial.md
+
+# attention_cell: the program shown in doc/graph-code.md (a layer-normalised LSTM and a Luong
+# attention decoder written as graph code, gradient-checked and trained), run like the tutorial.
+check_PROGRAMS += examples/attention_cell
+examples_attention_cell_LDADD = $(UR_LDADD)
+TESTS += examples/test-graph-code.sh
+EXTRA_DIST += examples/test-graph-code.sh doc/graph-code.md
