@@ -54,3 +54,10 @@ tests_test_allocfail_SOURCES = tests/test_allocfail.c examples/lm_model.c exampl
 	examples/ngram.c examples/ngram.h examples/text.c examples/text.h
 tests_test_allocfail_CFLAGS = $(AM_CFLAGS)
 tests_test_allocfail_LDADD = $(UR_LDADD)
+
+# attention_cell: the program shown in doc/graph-code.md (a layer-normalised LSTM and a Luong
+# attention decoder written as graph code, gradient-checked and trained), run like the tutorial.
+check_PROGRAMS += examples/attention_cell
+examples_attention_cell_LDADD = $(UR_LDADD)
+TESTS += examples/test-graph-code.sh
+EXTRA_DIST += examples/test-graph-code.sh doc/graph-code.md
