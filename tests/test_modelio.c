@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -790,7 +791,9 @@ static void kill_saves(int no_tmpfile)
         pid_t pid = fork();
         ck_assert(pid >= 0);
         if (pid == 0) {
-            for (;;) ur_params_save(big, path, NULL, 0);
+            prctl(PR_SET_PDEATHSIG, SIGKILL); /* never outlive the test, even on a timeout */
+            for (int k = 0; k < 100000; k++) ur_params_save(big, path, NULL, 0);
+            _exit(0);
         }
         struct timespec ts = {0, 1000000L + (long)ur_rng_below(&r, 20000000u)};
         nanosleep(&ts, NULL);
@@ -971,6 +974,7 @@ static Suite *modelio_suite(void)
 {
     Suite *s = suite_create("modelio");
     TCase *io = tcase_create("modelio");
+    tcase_set_timeout(io, 120); /* the kill tests take seconds under sanitizers and load */
     tcase_add_unchecked_fixture(io, io_root_setup, io_root_teardown);
     tcase_add_checked_fixture(io, io_setup, io_teardown);
     tcase_add_test(io, test_save_load_roundtrip);
