@@ -17,6 +17,10 @@
  * never draws one of those, so the test strings were never seen. (Short lengths have few:
  * 100 of the 1000 strings of length 3, so the test draws repeat there.)
  *
+ * With --attention the decoder also looks at every encoder state (Luong attention, below the
+ * encoder), and the strings of --test-len digits, longer than any trained on, show how far
+ * each model carries over to unseen lengths.
+ *
  * Shapes: B = batch, L = string length, E = embedding size, H = hidden units, V = 12 tokens
  * (digits 0-9, <start> = 10, <end> = 11). Sequences are time-stacked: row t*B + b.
  */
@@ -35,13 +39,15 @@ typedef struct config {
     int steps, batch, min_len, max_len, embed, hidden, test, eval_every, seed, smoke;
     float lr, clip;
     const char *log, *cell;
+    int attention, test_len; /* --attention; --test-len (0: twice --max-len) */
 } config;
 
 typedef struct model {
     ur_params *ps;
     ur_tensor *emb;     /* VOCAB x E, shared by encoder and decoder */
     ur_cell enc, dec;
-    ur_tensor *V, *c;   /* head: H x VOCAB, 1 x VOCAB */
+    ur_tensor *V, *c;   /* head: H x VOCAB (2H x VOCAB with attention), 1 x VOCAB */
+    int attention;      /* 1: the decoder attends to the encoder states (attn_* below) */
 } model;
 
 static int make_cell(const config *cfg, ur_cell *cell, ur_params *ps, const char *prefix,
@@ -57,13 +63,17 @@ static int make_cell(const config *cfg, ur_cell *cell, ur_params *ps, const char
 static int model_init(model *m, const config *cfg, ur_rng *rng)
 {
     memset(m, 0, sizeof *m);
+    m->attention = cfg->attention;
+    config dc = *cfg; /* the decoder: with attention it reads [x | previous context] */
+    if (cfg->attention) dc.embed += cfg->hidden;
     if (!(m->ps = ur_params_new())) return -1;
     m->emb = ur_model_param(m->ps, "embed", "E", VOCAB, cfg->embed, 1.0f, rng);
     if (!m->emb || make_cell(cfg, &m->enc, m->ps, "encoder", rng) != 0 ||
-        make_cell(cfg, &m->dec, m->ps, "decoder", rng) != 0)
+        make_cell(&dc, &m->dec, m->ps, "decoder", rng) != 0)
         return -1;
     float k = 1.0f / sqrtf((float)cfg->hidden);
-    m->V = ur_model_param(m->ps, "head", "V", cfg->hidden, VOCAB, k, rng);
+    int head_in = cfg->attention ? 2 * cfg->hidden : cfg->hidden; /* [h | context] */
+    m->V = ur_model_param(m->ps, "head", "V", head_in, VOCAB, k, rng);
     m->c = ur_model_param(m->ps, "head", "c", 1, VOCAB, k, rng);
     return m->V && m->c ? 0 : -1;
 }
@@ -97,6 +107,96 @@ static ur_state encode(ur_tape *tp, const model *m, const int *src, int L, int B
     return ur_tape_error(tp) ? zero : last;
 }
 
+/* ---- Attention (--attention) --------------------------------------------------------------
+ * Luong et al. 2015, global attention with the dot score and input feeding. At decoder step s
+ * the state d_s scores every encoder state e_j of its own string, a softmax over the L steps
+ * weighs them, and their weighted mean, the context, joins d_s in the output layer:
+ *     d_s = cell([x_s | ctx_{s-1}], d_{s-1})        (ctx_{-1} = 0; d_{-1} = the encoder's last)
+ *     a_s = softmax_j(d_s . e_j),     ctx_s = sum_j a_sj e_j,     logits_s = [d_s | ctx_s] V + c
+ * (V is 2H x VOCAB). Feeding ctx_{s-1} back tells the decoder where it looked last; without
+ * it, the decoder finds each position by counting alone, and does worse than no attention on
+ * strings longer than it was trained on (LSTM, seeds 1-5: 39-78% exact at length 12, against
+ * 83-88% without attention). Scores and contexts are per string, so the encoder
+ * states are put batch-major (B*L x H, block b = string b's L states) and each product is a
+ * block matmul over the B blocks. Public ops only, as a user would write it. */
+
+/* Runs the encoder over src (L*B ids) and returns all its states batch-major (B*L x H);
+ * *last gets its last state. NULL on a tape error. */
+static ur_tensor *attn_encode(ur_tape *tp, const model *m, const int *src, int L, int B,
+                              ur_state *last)
+{
+    ur_seq e;
+    ur_tensor *x = ur_embedding(tp, m->emb, src, L * B);
+    if (ur_unroll(tp, &m->enc, x, L, (ur_state){NULL, NULL}, 0, &e) != 0) return NULL;
+    *last = e.last;
+    return ur_time_to_batch(tp, e.H, L);
+}
+
+/* One decoder step on the embedded tokens x (B x E): updates *d and *ctx (B x H each) and
+ * returns the logits (B x VOCAB). enc: the encoder states, batch-major (B*L x H). */
+static ur_tensor *attn_step(ur_tape *tp, const model *m, ur_tensor *x, ur_tensor *enc,
+                            ur_state *d, ur_tensor **ctx)
+{
+    int B = x->rows;
+    ur_tensor *in[2] = {x, *ctx};
+    *d = ur_cell_step(tp, &m->dec, ur_concat_cols(tp, 2, in), *d);
+    ur_tensor *scores = ur_block_matmul(tp, d->h, enc, B, 0, 1); /* B x L: d . e_j */
+    ur_tensor *a = ur_softmax(tp, scores);                       /* over each string's L */
+    *ctx = ur_block_matmul(tp, a, enc, B, 0, 0);                 /* B x H: sum_j a_j e_j */
+    ur_tensor *out[2] = {d->h, *ctx};
+    return ur_linear(tp, ur_concat_cols(tp, 2, out), m->V, m->c);
+}
+
+/* Teacher-forced loss with attention (dec_in and dec_out as in teacher_forced_loss): the
+ * mean over the L+1 steps of each step's mean negative log-likelihood. */
+static ur_tensor *attn_loss(ur_tape *tp, const model *m, const int *src, int L, int B,
+                            const int *dec_in, const int *dec_out)
+{
+    ur_state d;
+    ur_tensor *enc = attn_encode(tp, m, src, L, B, &d);
+    if (!enc) return ur_tape_poison(tp);
+    ur_tensor *x = ur_embedding(tp, m->emb, dec_in, (L + 1) * B), *loss = NULL;
+    ur_tensor *ctx = ur_zeros(tp, B, m->enc.hidden);
+    for (int s = 0; s <= L; s++) {
+        ur_tensor *logits = attn_step(tp, m, ur_rows(tp, x, s * B, B), enc, &d, &ctx);
+        ur_tensor *l = ur_softmax_nll(tp, logits, dec_out + (size_t)s * B, UR_MEAN);
+        loss = loss ? ur_add(tp, loss, l) : l;
+    }
+    return ur_scale(tp, loss, 1.0f / (float)(L + 1));
+}
+
+/* How many of the B decoded strings in out (time-stacked ids) are src reversed, then <end>. */
+static int attn_count_exact(const int *src, const int *out, int L, int B)
+{
+    int right = 0;
+    for (int b = 0; b < B; b++) {
+        int ok = out[L * B + b] == END;
+        for (int t = 0; t < L && ok; t++) ok = out[t * B + b] == src[(L - 1 - t) * B + b];
+        right += ok;
+    }
+    return right;
+}
+
+/* Greedy decoding with attention, as greedy_correct does without. */
+static int attn_greedy_correct(ur_tape *tp, const model *m, const int *src, int L, int B,
+                               int *tok, int *out)
+{
+    ur_state d;
+    ur_tensor *enc = attn_encode(tp, m, src, L, B, &d);
+    if (!enc) return -1;
+    ur_tensor *ctx = ur_zeros(tp, B, m->enc.hidden);
+    for (int b = 0; b < B; b++) tok[b] = START;
+    for (int s = 0; s < L + 2; s++) {
+        ur_tensor *logits = attn_step(tp, m, ur_embedding(tp, m->emb, tok, B), enc, &d, &ctx);
+        if (ur_tape_error(tp)) return -1;
+        for (int b = 0; b < B; b++) {
+            tok[b] = ur_argmax(logits->val + (size_t)b * VOCAB, VOCAB);
+            out[s * B + b] = tok[b];
+        }
+    }
+    return attn_count_exact(src, out, L, B);
+}
+
 /* Teacher-forced loss of reversing src (L*B ids). dec_in and dec_out hold (L+1)*B ids. */
 static ur_tensor *teacher_forced_loss(ur_tape *tp, const model *m, const int *src, int L, int B,
                                       int *dec_in, int *dec_out)
@@ -110,6 +210,7 @@ static ur_tensor *teacher_forced_loss(ur_tape *tp, const model *m, const int *sr
         }
         dec_out[L * B + b] = END;
     }
+    if (m->attention) return attn_loss(tp, m, src, L, B, dec_in, dec_out);
     ur_state h = encode(tp, m, src, L, B);
     if (!h.h) return ur_tape_poison(tp);
     ur_seq d;
@@ -124,6 +225,7 @@ static ur_tensor *teacher_forced_loss(ur_tape *tp, const model *m, const int *sr
 static int greedy_correct(ur_tape *tp, const model *m, const int *src, int L, int B, int *tok,
                           int *out)
 {
+    if (m->attention) return attn_greedy_correct(tp, m, src, L, B, tok, out);
     int steps = L + 2; /* enough to see a late <end> */
     ur_state h = encode(tp, m, src, L, B);
     if (!h.h) return -1;
@@ -195,12 +297,19 @@ int main(int argc, char **argv)
         {"seed", EX_INT, &cfg.seed, 0, 2147483647, "random seed (same seed, same run)"},
         {"log", EX_STRING, &cfg.log, 0, 0, "CSV log: step,loss,heldout_exact,seconds"},
         {"smoke", EX_FLAG, &cfg.smoke, 0, 0, "short run for the test suite (60 small steps)"},
+        {"attention", EX_FLAG, &cfg.attention, 0, 0,
+         "the decoder attends to every encoder state (Luong dot-product attention)"},
+        {"test-len", EX_INT, &cfg.test_len, 0, 1000,
+         "also test lengths --max-len+1 .. this, never trained on (0: twice --max-len)"},
     };
     const char *usage =
         "Trains an encoder-decoder RNN to reverse digit strings: the encoder's last state is\n"
         "the decoder's first. Teacher forcing in training, greedy decoding at test; prints\n"
-        "the exact-match accuracy on strings never seen in training, per length and overall.\n"
-        "The last line is machine-readable: result: exact=... first_loss=... last_loss=...";
+        "the exact-match accuracy on strings never seen in training, per length and overall,\n"
+        "and on strings longer than any trained on. --attention lets the decoder look at every\n"
+        "encoder state (Luong dot-product attention with input feeding).\n"
+        "The last line is machine-readable: result: exact=... exact_long=... exact_beyond=... "
+        "first_loss=... last_loss=...";
     int pr = ex_parse(argc, argv, 1, "seq2seq", usage, opts, (int)(sizeof opts / sizeof opts[0]));
     if (pr != 0) return pr > 0 ? 0 : 2;
     if (strcmp(cfg.cell, "elman") != 0 && strcmp(cfg.cell, "lstm") != 0 &&
@@ -210,6 +319,12 @@ int main(int argc, char **argv)
     }
     if (cfg.min_len > cfg.max_len) {
         fprintf(stderr, "seq2seq: --min-len %d is above --max-len %d\n", cfg.min_len, cfg.max_len);
+        return 2;
+    }
+    if (cfg.test_len == 0) cfg.test_len = 2 * cfg.max_len;
+    if (cfg.test_len <= cfg.max_len) {
+        fprintf(stderr, "seq2seq: --test-len %d is not above --max-len %d\n", cfg.test_len,
+                cfg.max_len);
         return 2;
     }
     if (cfg.smoke) {
@@ -235,18 +350,18 @@ int main(int argc, char **argv)
     ur_optim_config oc = ur_optim_defaults(UR_OPTIM_ADAM);
     oc.lr = cfg.lr;
     ur_optim *opt = ur_optim_new(m.ps, &oc, err, sizeof err);
-    size_t n = (size_t)(cfg.max_len + 2) * (size_t)cfg.batch;
+    size_t n = (size_t)(cfg.test_len + 2) * (size_t)cfg.batch; /* test_len > max_len */
     int *src = malloc(n * sizeof *src), *dec_in = malloc(n * sizeof *dec_in);
     int *dec_out = malloc(n * sizeof *dec_out);
-    double *per_len = calloc((size_t)cfg.max_len + 1, sizeof *per_len);
+    double *per_len = calloc((size_t)cfg.test_len + 1, sizeof *per_len);
     ur_tape *tp = ur_tape_new(0);
     if (!opt || !src || !dec_in || !dec_out || !per_len || !tp) {
         fprintf(stderr, "seq2seq: %s\n", opt ? "out of memory" : err);
         return 1;
     }
-    printf("seq2seq: reversing digit strings of length %d-%d, %s %d hidden, %zu parameters, "
+    printf("seq2seq: reversing digit strings of length %d-%d, %s %d hidden%s, %zu parameters, "
            "%d steps of %d\n", cfg.min_len, cfg.max_len, cfg.cell, cfg.hidden,
-           ur_params_numel(m.ps), cfg.steps, cfg.batch);
+           cfg.attention ? " with attention" : "", ur_params_numel(m.ps), cfg.steps, cfg.batch);
 
     int rc = 1;
     double seqs = 0.0;
@@ -293,14 +408,27 @@ int main(int argc, char **argv)
         fprintf(stderr, "seq2seq: %s\n", ur_tape_error(tp));
         goto done;
     }
+    config lc = cfg; /* the longer strings, each length as many times as the trained ones */
+    lc.min_len = cfg.max_len + 1;
+    lc.max_len = cfg.test_len;
+    double beyond = evaluate(tp, &m, &lc, cfg.test, src, dec_in, dec_out, per_len);
+    if (beyond < 0) {
+        fprintf(stderr, "seq2seq: %s\n", ur_tape_error(tp));
+        goto done;
+    }
     fprintf(log, "%d,%.6f,%.4f,%.2f\n", cfg.steps, lt.last, exact, ex_elapsed(&pg));
     printf("\ngreedy exact match on %d held-out strings per length:\n", cfg.test);
     for (int L = cfg.min_len; L <= cfg.max_len; L++)
         printf("  length %2d  %6.2f%%\n", L, 100 * per_len[L]);
     printf("  overall    %6.2f%%   (training %.1fs)\n", 100 * exact, train_s);
+    printf("longer than any trained on:\n");
+    for (int L = lc.min_len; L <= lc.max_len; L++)
+        printf("  length %2d  %6.2f%%\n", L, 100 * per_len[L]);
+    printf("  overall    %6.2f%%\n", 100 * beyond);
     printf("log written to %s\n", cfg.log);
-    printf("result: exact=%.4f first_loss=%.4f last_loss=%.4f seconds=%.1f\n", exact, lt.first,
-           lt.last, train_s);
+    printf("result: exact=%.4f exact_long=%.4f exact_beyond=%.4f test_len=%d attention=%d "
+           "first_loss=%.4f last_loss=%.4f seconds=%.1f\n", exact, per_len[cfg.test_len], beyond,
+           cfg.test_len, cfg.attention, lt.first, lt.last, train_s);
     rc = 0;
 done:
     if (ex_close_output(log, cfg.log, "seq2seq") != 0) rc = 1;

@@ -3,7 +3,7 @@
 # directory): each must print --help, reject bad arguments with exit status 2, finish its
 # --smoke run, write its CSV log, and show its training loss falling (the "result:" line has
 # last_loss < first_loss). A second --smoke run with the same seed must print the same
-# result line (reproducibility).
+# result line (reproducibility). seq2seq is checked twice, without and with --attention.
 set -u
 # The smoke models are tiny: OpenBLAS threads would only wait on each other.
 OPENBLAS_NUM_THREADS=${OPENBLAS_NUM_THREADS:-1}
@@ -69,4 +69,5 @@ if [ -w /dev/full ]; then
 fi
 check bitag "--delay 24"
 check seq2seq "--min-len 9 --max-len 3"
+check seq2seq "--test-len 10" --attention
 exit $fail
