@@ -34,3 +34,7 @@ check_PROGRAMS += examples/tutorial_cell
 examples_tutorial_cell_LDADD = $(UR_LDADD)
 TESTS += examples/test-tutorial.sh
 EXTRA_DIST += examples/test-tutorial.sh doc/tutorial.md
+
+# unfold: the unfolded graphs of small Elman and Jordan networks as Graphviz drawings (issue 14).
+noinst_PROGRAMS += examples/unfold
+examples_unfold_LDADD = $(EX_LDADD)

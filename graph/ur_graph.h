@@ -24,6 +24,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -133,6 +134,29 @@ void ur_tape_set_context(ur_tape *tp, const char *what, int step);
 void ur_tape_set_step_offset(ur_tape *tp, int offset);
 /* The offset ur_tape_set_step_offset set (0 when none). */
 int ur_tape_step_offset(const ur_tape *tp);
+
+/* ---- Drawing the tape (graph/dot.c) ------------------------------------------------------ */
+
+/* How ur_tape_write_dot draws; all zero (or NULL) is a plain top-to-bottom drawing. */
+typedef struct ur_dot_opts {
+    int cluster_steps;   /* 1: the nodes recorded at time step t (ur_tape_set_context; ur_unroll
+                            sets it) grouped in a box "t = t", the unfolded graph of the seeds */
+    int left_to_right;   /* 1: time runs left to right: with cluster_steps the steps side by
+                            side, each drawn bottom (inputs) to top (losses) as in the seeds;
+                            without, rankdir=LR */
+    const char *title;   /* a label over the drawing, or NULL */
+} ur_dot_opts;
+
+/* Writes the recording on tp as a Graphviz DOT graph: one box per recorded op with its name
+ * and output shape ("n<index>"), each parameter once ("p<k>", its name and shape) with an edge
+ * to every op that reads it, each input leaf once ("l<k>"), and one edge per input of each op
+ * from whatever produced it (dashed for node->uses). Render with `dot -Tpng f.dot -o f.png`.
+ * Returns 0, or -1 with errno set when a write fails (EIO, ENOSPC, ...) or memory runs out;
+ * the stream is flushed. */
+int ur_tape_write_dot(const ur_tape *tp, FILE *out, const ur_dot_opts *opts);
+/* The same into a new file at path (replaced if it exists); -1 with errno also when the file
+ * cannot be opened or closed. */
+int ur_tape_write_dot_file(const ur_tape *tp, const char *path, const ur_dot_opts *opts);
 
 /* ---- Tensors on a tape ------------------------------------------------------------------ */
 

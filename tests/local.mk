@@ -50,3 +50,8 @@ check_PROGRAMS += tests/test_checkpoint
 tests_test_checkpoint_SOURCES = tests/test_checkpoint.c tests/ur_test.h
 tests_test_checkpoint_CFLAGS = $(TEST_CFLAGS)
 tests_test_checkpoint_LDADD = $(TEST_LDADD)
+
+check_PROGRAMS += tests/test_dot
+tests_test_dot_SOURCES = tests/test_dot.c tests/ur_test.h
+tests_test_dot_CFLAGS = $(TEST_CFLAGS)
+tests_test_dot_LDADD = $(TEST_LDADD)
