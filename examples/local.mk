@@ -38,3 +38,5 @@ EXTRA_DIST += examples/test-tutorial.sh doc/tutorial.md
 # unfold: the unfolded graphs of small Elman and Jordan networks as Graphviz drawings (issue 14).
 noinst_PROGRAMS += examples/unfold
 examples_unfold_LDADD = $(EX_LDADD)
+TESTS += examples/test-plots.sh
+EXTRA_DIST += examples/test-plots.sh examples/plot-log.sh
