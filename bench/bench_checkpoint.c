@@ -7,8 +7,12 @@
  *   every  the loss reads every step's h: sum(H * G), G a fixed T*B x hidden leaf; H and its
  *          gradient (2 T B hidden floats) are then kept by either method.
  * Memory is the tape's peak (ur_tape_peak_bytes: the main tape's and the scratch tape's most
- * bytes in use, input x and G included); time is the median step. Then the tape bytes of every
- * built-in cell's plain unroll against the BPTT minimum (T = 64).
+ * bytes in use, input x and G included); time is the median step. Every step after the first
+ * must allocate nothing in libunroll (counted, as bench_train does; the scratch tape is reset,
+ * not freed). The gradients of the two methods are compared after the last step: the largest
+ * |difference| over a parameter against its largest |gradient|, and the relative Frobenius
+ * norm of the difference. Then the tape bytes of every built-in cell's plain unroll against
+ * the BPTT minimum (T = 64).
  *
  *   bench/bench_checkpoint [--T "100 1000 10000"] [--steps N] [--interval K] [--quick]
  *
@@ -18,12 +22,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bench/alloc_count.h"
 #include "bench/bench_common.h"
 #include "examples/common.h"
 
 typedef struct run {
     ur_tape *tp;
     double *ms;       /* per timed step */
+    long allocs;      /* libunroll's allocations in the steps after the first (-1: not counted) */
     size_t peak;      /* ur_tape_peak_bytes after the steps */
     size_t arena;     /* ur_tape_arena_bytes after the steps */
     int nodes;
@@ -73,21 +79,24 @@ static double step(run *r, ur_params *ps, const ur_cell *cell, const float *x, c
     return ms;
 }
 
-/* The gradient of every parameter after the last step, to compare the two methods. */
-static double max_rel_diff(ur_params *ps, float *const *saved)
+/* The gradients now against saved ones: over the parameters, the worst max|difference| /
+ * max|saved gradient| (*inf) and the worst ||difference|| / ||saved gradient|| (*fro). */
+static void rel_diff(ur_params *ps, float *const *saved, double *inf, double *fro)
 {
-    double worst = 0.0;
+    *inf = *fro = 0.0;
     for (int p = 0; p < ur_params_count(ps); p++) {
         const ur_tensor *t = ur_params_at(ps, p);
-        double d = 0.0, s = 0.0;
+        double d = 0.0, s = 0.0, d2 = 0.0, s2 = 0.0;
         for (size_t k = 0; k < ur_numel(t); k++) {
-            double e = fabs((double)t->grad[k] - saved[p][k]);
+            double e = fabs((double)t->grad[k] - saved[p][k]), v = fabs((double)saved[p][k]);
             if (e > d) d = e;
-            if (fabs(saved[p][k]) > s) s = fabs(saved[p][k]);
+            if (v > s) s = v;
+            d2 += e * e;
+            s2 += v * v;
         }
-        if (s > 0 && d / s > worst) worst = d / s;
+        if (s > 0 && d / s > *inf) *inf = d / s;
+        if (s2 > 0 && sqrt(d2 / s2) > *fro) *fro = sqrt(d2 / s2);
     }
-    return worst;
 }
 
 /* Floats per time step and row that BPTT must keep for a cell's backward (besides its input):
@@ -191,8 +200,9 @@ int main(int argc, char **argv)
     printf("peak: the tape's most bytes in use during the step (main + scratch tape, the input "
            "included); time: median step (forward + backward)\n\n");
     printf("| loss | T | k | plain peak MiB | checkpointed peak MiB | memory ratio | plain ms "
-           "| checkpointed ms | time ratio | max rel. grad diff |\n"
-           "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+           "| checkpointed ms | time ratio | grad difference (max / Frobenius, relative) "
+           "| allocations after step 1 |\n"
+           "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
     int fail = 0;
     for (int every = 0; every < 2 && !fail; every++) {
         if (!strstr(losses, every ? "every" : "last") && !strstr(losses, "both")) continue;
@@ -209,8 +219,8 @@ int main(int argc, char **argv)
             int k = ur_checkpoint_interval(T, interval);
             size_t nx = (size_t)T * B * I, ng = every ? (size_t)T * B * Hd : (size_t)B * Hd;
             float *x = malloc(nx * sizeof *x), *g = malloc(ng * sizeof *g);
-            run r[2] = {{ur_tape_new(0), malloc((size_t)n * sizeof(double)), 0, 0, 0},
-                        {ur_tape_new(0), malloc((size_t)n * sizeof(double)), 0, 0, 0}};
+            run r[2] = {{ur_tape_new(0), malloc((size_t)n * sizeof(double)), 0, 0, 0, 0},
+                        {ur_tape_new(0), malloc((size_t)n * sizeof(double)), 0, 0, 0, 0}};
             if (!x || !g || !r[0].tp || !r[1].tp || !r[0].ms || !r[1].ms) {
                 fprintf(stderr, "bench_checkpoint: out of memory at T = %d\n", T);
                 fail = 1;
@@ -220,7 +230,11 @@ int main(int argc, char **argv)
             /* One untimed step each (the arenas grow to their size), then alternate. */
             for (int s = -1; s < n && !fail; s++)
                 for (int m = 0; m < 2 && !fail; m++) {
+                    bench_alloc_counts a;
+                    bench_alloc_start();
                     double ms = step(&r[m], ps, &cell, x, g, T, B, m ? interval : 0, every);
+                    bench_alloc_stop(&a);
+                    if (s >= 0) r[m].allocs += a.total - a.openblas;
                     if (ms < 0) fail = 1;
                     else if (s >= 0) r[m].ms[s] = ms;
                     if (m == 0 && s == n - 1)
@@ -229,21 +243,30 @@ int main(int argc, char **argv)
                                    ur_numel(ur_params_at(ps, q)) * sizeof(float));
                 }
             if (!fail) {
-                double diff = max_rel_diff(ps, saved);
+                double inf, fro;
+                rel_diff(ps, saved, &inf, &fro);
                 for (int m = 0; m < 2; m++) {
                     r[m].peak = ur_tape_peak_bytes(r[m].tp);
                     r[m].arena = ur_tape_arena_bytes(r[m].tp);
+                    if (!bench_alloc_available()) r[m].allocs = -1;
                 }
                 double t0 = median(r[0].ms, n), t1 = median(r[1].ms, n);
-                printf("| %s | %d | %d | %.1f | %.1f | %.3f | %.1f | %.1f | %.3f | %.1e |\n",
-                       every ? "every h" : "last h", T, k, mib(r[0].peak), mib(r[1].peak),
-                       (double)r[1].peak / (double)r[0].peak, t0, t1, t1 / t0, diff);
+                printf("| %s | %d | %d | %.1f | %.1f | %.3f | %.1f | %.1f | %.3f | %.1e / %.1e "
+                       "| %ld |\n", every ? "every h" : "last h", T, k, mib(r[0].peak),
+                       mib(r[1].peak), (double)r[1].peak / (double)r[0].peak, t0, t1, t1 / t0,
+                       inf, fro, r[1].allocs);
                 printf("RESULT loss=%s T=%d k=%d steps=%d plain_peak=%zu ckpt_peak=%zu "
                        "plain_arena=%zu ckpt_arena=%zu mem_ratio=%.4f plain_ms=%.3f ckpt_ms=%.3f "
-                       "time_ratio=%.4f grad_rel_diff=%.3g\n", every ? "every" : "last", T, k, n,
-                       r[0].peak, r[1].peak, r[0].arena, r[1].arena,
-                       (double)r[1].peak / (double)r[0].peak, t0, t1, t1 / t0, diff);
+                       "time_ratio=%.4f grad_diff_max=%.3g grad_diff_fro=%.3g allocs_plain=%ld "
+                       "allocs_ckpt=%ld\n", every ? "every" : "last", T, k, n, r[0].peak,
+                       r[1].peak, r[0].arena, r[1].arena, (double)r[1].peak / (double)r[0].peak,
+                       t0, t1, t1 / t0, inf, fro, r[0].allocs, r[1].allocs);
                 fflush(stdout);
+                if (r[0].allocs > 0 || r[1].allocs > 0) {
+                    fprintf(stderr, "bench_checkpoint: FAIL: libunroll allocated in steps after "
+                            "the first (plain %ld, checkpointed %ld)\n", r[0].allocs, r[1].allocs);
+                    fail = 1;
+                }
             }
             for (int m = 0; m < 2; m++) {
                 ur_tape_free(r[m].tp);

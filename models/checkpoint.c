@@ -42,20 +42,34 @@
 #include <string.h>
 
 /* What every segment of one checkpointed unroll shares (on the main tape). */
-typedef struct ckpt_run {
-    ur_cell cell;     /* the caller's cell, with rng pointing at `rng` below */
-    ur_rng rng0;      /* the caller's rng when the unroll began: each segment starts from it */
-    ur_rng rng;
-    int T, B, reverse, last_only;
-    double *norms;    /* T values: ||dL/dh_t||, written by the segments' backward */
-    char op[64];      /* "unroll_checkpointed(<kind>)", for messages */
-} ckpt_run;
+typedef struct ckpt_run ckpt_run;
 
 /* One segment: time steps [t0, t0 + len). */
 typedef struct ckpt_seg {
     ckpt_run *run;
     int t0, len;
 } ckpt_seg;
+
+/* A segment's recording on the scratch tape: its leaves and its unroll. */
+typedef struct ckpt_rec {
+    ur_tensor *h0, *c0, *xs;
+    ur_seq seq;
+} ckpt_rec;
+
+struct ckpt_run {
+    ur_cell cell;     /* the caller's cell, with rng pointing at `rng` below */
+    ur_rng rng0;      /* the caller's rng when the unroll began: each segment starts from it */
+    ur_rng rng;
+    int T, B, reverse, last_only;
+    double *norms;    /* T values: ||dL/dh_t||, written by the segments' backward */
+    char op[64];      /* "unroll_checkpointed(<kind>)", for messages */
+    /* The last segment's forward recording is still on the scratch tape when backward
+     * reaches it first, unless something reset the scratch tape since: then it is used as it
+     * is instead of being recorded again. */
+    const ckpt_seg *kept;
+    unsigned kept_gen;
+    ckpt_rec kept_rec;
+};
 
 int ur_checkpoint_interval(int T, int interval)
 {
@@ -76,14 +90,26 @@ static void fail_from_scratch(ur_tape *tp, ur_tape *sc, const ckpt_run *r, const
                  s->t0 + s->len - 1, when);
 }
 
-/* Records segment s on the scratch tape sc from the leaves (h0, c0) and xs (len*B x I). */
-static int record_segment(ur_tape *sc, const ckpt_seg *s, ur_tensor *h0, ur_tensor *c0,
-                          ur_tensor *xs, ur_seq *seq)
+/* Resets the scratch tape sc and records segment s on it from the values of the state before
+ * it (hp, cp) and of its rows of x (xv), as leaves that require a gradient where those do.
+ * 0, or -1 with sc failed. */
+static int record_segment(ur_tape *sc, const ckpt_seg *s, const ur_tensor *hp,
+                          const ur_tensor *cp, const ur_tensor *xv, ckpt_rec *rec)
 {
     ckpt_run *r = s->run;
+    const int B = r->B, Hd = r->cell.hidden;
+    ur_tape_reset(sc);
+    rec->h0 = ur_input_from(sc, B, Hd, hp->val);
+    rec->c0 = cp ? ur_input_from(sc, B, Hd, cp->val) : NULL;
+    rec->xs = ur_input_from(sc, xv->rows, xv->cols, xv->val);
+    if (ur_tape_error(sc)) return -1;
+    if (hp->requires_grad) ur_requires_grad(rec->h0);
+    if (cp && cp->requires_grad) ur_requires_grad(rec->c0);
+    if (xv->requires_grad) ur_requires_grad(rec->xs);
     r->rng = r->rng0;
     ur_tape_set_step_offset(sc, s->t0);
-    return ur_unroll(sc, &r->cell, xs, s->len, (ur_state){h0, c0}, r->reverse, seq);
+    return ur_unroll(sc, &r->cell, rec->xs, s->len, (ur_state){rec->h0, rec->c0}, r->reverse,
+                     &rec->seq);
 }
 
 /* ||g||_2 of a B x Hd state's gradient, summed in double; 0 when nothing flowed into it. */
@@ -108,46 +134,72 @@ static void segment_backward(ur_node *n)
     ckpt_seg *s = n->aux;
     ckpt_run *r = s->run;
     ur_tape *tp = n->out->tape, *sc = ur_tape_scratch(tp);
-    const int has_c = r->cell.has_c, B = r->B, Hd = r->cell.hidden;
+    const int has_c = r->cell.has_c;
     ur_tensor *hp = n->in[0], *cp = has_c ? n->in[1] : NULL, *xv = n->in[1 + has_c];
     if (!sc) {
         ur_tape_fail(tp, "%s: out of memory for the scratch tape", r->op);
         return;
     }
-    ur_tape_reset(sc);
-    ur_tensor *h0 = ur_input_from(sc, B, Hd, hp->val);
-    ur_tensor *c0 = has_c ? ur_input_from(sc, B, Hd, cp->val) : NULL;
-    ur_tensor *xs = ur_input_from(sc, xv->rows, xv->cols, xv->val);
-    if (hp->requires_grad) ur_requires_grad(h0);
-    if (cp && cp->requires_grad) ur_requires_grad(c0);
-    if (xv->requires_grad) ur_requires_grad(xs);
-    ur_seq seq;
-    if (ur_tape_error(sc) || record_segment(sc, s, h0, c0, xs, &seq) != 0) {
+    ckpt_rec rec;
+    if (r->kept == s && ur_tape_generation(sc) == r->kept_gen) {
+        rec = r->kept_rec; /* forward's recording of this segment is still there */
+    } else if (record_segment(sc, s, hp, cp, xv, &rec) != 0) {
         fail_from_scratch(tp, sc, r, s, "recorded again in backward");
         return;
     }
+    r->kept = NULL; /* back-propagated now: another backward must record it again */
     /* Seed what the main tape saw: H's rows (or the last h) and the last c. */
     ur_tensor *outs[2];
     const float *seeds[2];
     int n_out = 0;
-    ur_tensor *h_out = r->last_only ? seq.last.h : seq.H;
+    ur_tensor *h_out = r->last_only ? rec.seq.last.h : rec.seq.H;
     if (h_out->requires_grad) {
         outs[n_out] = h_out;
         seeds[n_out++] = n->out->grad;
     }
-    if (has_c && n->out2 && seq.last.c->requires_grad) {
-        outs[n_out] = seq.last.c;
+    if (has_c && n->out2 && rec.seq.last.c->requires_grad) {
+        outs[n_out] = rec.seq.last.c;
         seeds[n_out++] = n->out2->grad;
     }
     if (n_out == 0) return;
-    if (ur_backward_seeded(sc, n_out, outs, seeds) != 0) {
+    /* The parameters' gradients of this segment are summed apart, from zero, and then added
+     * in: the sums over time become sums of per-segment sums, whose rounding stays that of
+     * plain BPTT's one long sum (adding a segment's small terms one by one to the large total
+     * of the later segments would lose their low bits). */
+    const int p0 = 2 + has_c, n_p = n->n_in - p0;
+    size_t total = 0;
+    for (int k = 0; k < n_p; k++) total += n->in[p0 + k]->grad ? ur_numel(n->in[p0 + k]) : 0;
+    float **saved = ur_tape_alloc(sc, (size_t)(n_p > 0 ? n_p : 1) * sizeof *saved);
+    float *apart = ur_tape_alloc(sc, (total > 0 ? total : 1) * sizeof *apart);
+    if (!saved || !apart) {
         fail_from_scratch(tp, sc, r, s, "back-propagated");
         return;
     }
-    for (int t = 0; t < s->len; t++) r->norms[s->t0 + t] = grad_norm(seq.states[t].h);
-    if (hp->requires_grad && h0->grad) add_into(ur_grad(hp), h0->grad, ur_numel(hp));
-    if (cp && cp->requires_grad && c0->grad) add_into(ur_grad(cp), c0->grad, ur_numel(cp));
-    if (xv->requires_grad && xs->grad) add_into(ur_grad(xv), xs->grad, ur_numel(xv));
+    memset(apart, 0, total * sizeof *apart);
+    size_t at = 0;
+    for (int k = 0; k < n_p; k++) {
+        ur_tensor *p = n->in[p0 + k];
+        saved[k] = p->grad;
+        if (!p->grad) continue;
+        p->grad = apart + at;
+        at += ur_numel(p);
+    }
+    int rc = ur_backward_seeded(sc, n_out, outs, seeds);
+    for (int k = 0; k < n_p; k++) {
+        ur_tensor *p = n->in[p0 + k];
+        if (!saved[k]) continue;
+        const float *mine = p->grad;
+        p->grad = saved[k];
+        add_into(p->grad, mine, ur_numel(p));
+    }
+    if (rc != 0) {
+        fail_from_scratch(tp, sc, r, s, "back-propagated");
+        return;
+    }
+    for (int t = 0; t < s->len; t++) r->norms[s->t0 + t] = grad_norm(rec.seq.states[t].h);
+    if (hp->requires_grad && rec.h0->grad) add_into(ur_grad(hp), rec.h0->grad, ur_numel(hp));
+    if (cp && cp->requires_grad && rec.c0->grad) add_into(ur_grad(cp), rec.c0->grad, ur_numel(cp));
+    if (xv->requires_grad && rec.xs->grad) add_into(ur_grad(xv), rec.xs->grad, ur_numel(xv));
 }
 static const ur_op segment_op = {"checkpoint_segment", segment_backward};
 
@@ -269,18 +321,20 @@ int ur_unroll_checkpointed(ur_tape *tp, const ur_cell *cell, ur_tensor *x_all, i
         ur_tensor *c_out = has_c ? ur_tensor_new(tp, B, Hd) : NULL;
         if (ur_tape_error(tp)) return -1;
 
-        ur_tape_reset(sc);
-        ur_tensor *h0 = ur_input_from(sc, B, Hd, prev.h->val);
-        ur_tensor *c0 = has_c ? ur_input_from(sc, B, Hd, prev.c->val) : NULL;
-        ur_tensor *xs = ur_input_from(sc, len * B, cell->in_dim, xv->val);
-        ur_seq seq;
-        if (ur_tape_error(sc) || record_segment(sc, s, h0, c0, xs, &seq) != 0) {
+        ckpt_rec rec;
+        if (record_segment(sc, s, prev.h, prev.c, xv, &rec) != 0) {
             fail_from_scratch(tp, sc, r, s, "recorded in forward");
             return -1;
         }
-        if (full) memcpy(h_out->val, seq.H->val, ur_numel(h_out) * sizeof(float));
-        else memcpy(h_out->val, seq.last.h->val, ur_numel(h_out) * sizeof(float));
-        if (has_c) memcpy(c_out->val, seq.last.c->val, ur_numel(c_out) * sizeof(float));
+        const ur_seq *seq = &rec.seq;
+        if (full) memcpy(h_out->val, seq->H->val, ur_numel(h_out) * sizeof(float));
+        else memcpy(h_out->val, seq->last.h->val, ur_numel(h_out) * sizeof(float));
+        if (has_c) memcpy(c_out->val, seq->last.c->val, ur_numel(c_out) * sizeof(float));
+        if (j == n_seg - 1) { /* backward starts with this one: keep its recording */
+            r->kept = s;
+            r->kept_gen = ur_tape_generation(sc);
+            r->kept_rec = rec;
+        }
 
         ur_tensor **in;
         int n_in = segment_inputs(tp, sc, r, prev, xv, &in);

@@ -2,6 +2,7 @@
 #include "ops/ur_ops.h"
 
 #include <string.h>
+#include "ops/colsum.h"
 
 static int same_shape(ur_tape *tp, const char *op, const ur_tensor *a, const ur_tensor *b)
 {
@@ -115,13 +116,7 @@ static void add_bias_backward(ur_node *n)
 {
     ur_tensor *x = n->in[0], *b = n->in[1], *y = n->out;
     acc(x, y->grad, 1.0f, ur_numel(y));
-    if (b->requires_grad) {
-        float *db = ur_grad(b);
-        for (int r = 0; r < y->rows; r++) {
-            const float *g = y->grad + (size_t)r * y->cols;
-            for (int j = 0; j < y->cols; j++) db[j] += g[j];
-        }
-    }
+    if (b->requires_grad) ur_add_column_sums(ur_grad(b), y->grad, y->rows, y->cols);
 }
 static const ur_op add_bias_op = {"add_bias", add_bias_backward};
 
