@@ -11,3 +11,9 @@ EXTRA_DIST += bench/run bench/bench_torch.py bench/trap
 noinst_PROGRAMS += bench/bench_cells
 bench_bench_cells_SOURCES = bench/bench_cells.c $(BENCH_COMMON)
 bench_bench_cells_LDADD = $(EX_LDADD)
+# bench_checkpoint: memory and time of checkpointed against plain BPTT, and each cell's tape
+# against the BPTT minimum (issue 14).
+noinst_PROGRAMS += bench/bench_checkpoint
+bench_bench_checkpoint_SOURCES = bench/bench_checkpoint.c bench/alloc_count.c \
+	bench/alloc_count.h $(BENCH_COMMON)
+bench_bench_checkpoint_LDADD = $(EX_LDADD)

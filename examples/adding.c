@@ -11,6 +11,9 @@
  * --grad-csv) at the start of training shows why: the gradient reaching the first marker is
  * many orders of magnitude below the one at the end, for both cells; the LSTM's gates learn
  * to carry it (the same picture after training), the Elman network's tanh and W cannot.
+ * --grad-plot FILE.png draws that picture (log ||dL/dh_t|| against t, both cells, start and
+ * end) with gnuplot. --checkpoint K trains with memory-efficient BPTT (a checkpoint every K
+ * steps, -1: about sqrt(T)): the same gradients in a fraction of the memory, for long T.
  *
  * Shapes: T time steps, B sequences per batch, H hidden units. Inputs are time-stacked,
  * row t*B + b holds step t of sequence b (2 features); targets are B x 1. */
@@ -24,9 +27,9 @@
 #include "unroll.h"
 
 typedef struct opts {
-    int T, sequences, batch, hidden, test, seed, smoke;
+    int T, sequences, batch, hidden, test, seed, smoke, checkpoint;
     float lr, clip;
-    const char *cells, *log, *grad_csv;
+    const char *cells, *log, *grad_csv, *grad_plot;
 } opts;
 
 /* One batch of B sequences: x (T*B x 2, time-stacked) and y (B x 1). */
@@ -65,14 +68,17 @@ static int model_init(model *m, const char *kind, int hidden, ur_rng *rng)
 }
 
 /* Records the forward pass of one batch; returns the B x 1 predictions. This is what
- * ur_single_output does, but through ur_unroll, whose seq keeps every step's state: the
- * gradient picture reads dL/dh_t from seq->states[t].h after backward. */
+ * ur_single_output does, but through the unroll's seq, from which the gradient picture reads
+ * ||dL/dh_t|| after backward (ur_seq_grad_norms). checkpoint: 0 plain BPTT, else the
+ * interval of a checkpointed unroll that keeps only the last state (the loss reads no other). */
 static ur_tensor *model_forward(ur_tape *tp, const model *m, const float *x, int T, int B,
-                                ur_seq *seq)
+                                int checkpoint, ur_seq *seq)
 {
     ur_tensor *xs = ur_input_from(tp, T * B, 2, x);
     ur_state init = {NULL, NULL};
-    if (ur_unroll(tp, &m->cell, xs, T, init, 0, seq) != 0) return ur_tape_poison(tp);
+    ur_checkpoint ck = {checkpoint, 1};
+    if (ur_unroll_checkpointed(tp, &m->cell, xs, T, init, 0, &ck, seq) != 0)
+        return ur_tape_poison(tp);
     return ur_linear(tp, seq->last.h, m->wo, m->bo);
 }
 
@@ -84,7 +90,7 @@ static double test_mse(ur_tape *tp, const model *m, const float *tx, const float
     for (int k = 0; k < n_batches; k++) {
         ur_tape_reset(tp);
         ur_seq seq;
-        ur_tensor *y = model_forward(tp, m, tx + (size_t)k * T * B * 2, T, B, &seq);
+        ur_tensor *y = model_forward(tp, m, tx + (size_t)k * T * B * 2, T, B, 0, &seq);
         if (ur_tape_error(tp)) return NAN;
         for (int b = 0; b < B; b++) {
             double d = y->val[b] - ty[(size_t)k * B + b];
@@ -96,6 +102,8 @@ static double test_mse(ur_tape *tp, const model *m, const float *tx, const float
 
 typedef struct run_result {
     double first_loss, last_loss, test_mse, seconds;
+    double gn_first, gn_last; /* global gradient norm before clipping, first and last batch */
+    size_t peak;              /* the tape's peak bytes (training steps and evaluation) */
     double *gnorm; /* 2T values: ||dL/dh_t|| on the first batch (before any update), then on
                       the last one */
 } run_result;
@@ -130,24 +138,26 @@ static int train(const opts *o, const char *kind, const float *tx, const float *
     ex_loss_start(&lt, steps, steps / 20 > 0 ? steps / 20 : 1, 0.05);
     ex_progress pr;
     ex_progress_start(&pr, steps, 2.0);
-    printf("training %s (H = %d, %ld parameters): %ld steps of %d sequences, T = %d\n", kind,
-           o->hidden, (long)ur_params_numel(m.ps), steps, B, T);
+    printf("training %s (H = %d, %ld parameters): %ld steps of %d sequences, T = %d%s\n", kind,
+           o->hidden, (long)ur_params_numel(m.ps), steps, B, T,
+           o->checkpoint ? ", checkpointed BPTT" : "");
     for (long step = 0; step < steps; step++) {
         make_batch(&data_rng, T, B, x, y);
         ur_tape_reset(tp);
         ur_seq seq;
-        ur_tensor *pred = model_forward(tp, &m, x, T, B, &seq);
+        ur_tensor *pred = model_forward(tp, &m, x, T, B, o->checkpoint, &seq);
         ur_tensor *loss = ur_mse(tp, pred, ur_input_from(tp, B, 1, y), UR_MEAN);
         double gn;
         if (ex_update(tp, loss, m.ps, opt, o->clip, o->lr, "adding", &gn) != 0) goto done;
-        /* The gradient picture, first and last batch (the step leaves the states' gradients). */
-        if (step == 0 || step + 1 == steps)
-            for (int t = 0; t < T; t++) {
-                const float *g = ur_grad(seq.states[t].h);
-                double s = 0.0;
-                for (int j = 0; j < B * o->hidden; j++) s += (double)g[j] * g[j];
-                res->gnorm[(step == 0 ? 0 : T) + t] = sqrt(s);
-            }
+        /* The gradient picture, first and last batch: ||dL/dh_t|| after backward, and the
+         * global norm before clipping. */
+        if ((step == 0 || step + 1 == steps) &&
+            ur_seq_grad_norms(&seq, res->gnorm + (step == 0 ? 0 : T)) != 0) {
+            fprintf(stderr, "adding: no gradient norms\n");
+            goto done;
+        }
+        if (step == 0) res->gn_first = gn;
+        if (step + 1 == steps) res->gn_last = gn;
         double l = loss->val[0];
         ex_loss_add(&lt, step, l);
         int eval = (step + 1) % (steps / 10 > 0 ? steps / 10 : 1) == 0 || step + 1 == steps;
@@ -174,6 +184,7 @@ static int train(const opts *o, const char *kind, const float *tx, const float *
         }
         if (eval && step + 1 == steps) res->test_mse = mse;
     }
+    res->peak = ur_tape_peak_bytes(tp);
     res->first_loss = lt.first;
     res->last_loss = lt.last;
     res->seconds = ex_elapsed(&pr);
@@ -187,11 +198,53 @@ done:
     return rc;
 }
 
+/* The gradient-flow picture from the --grad-csv file: log ||dL/dh_t|| against t, each trained
+ * cell at the start and at the end of training. 0 drawn (or gnuplot missing: said), -1 failed. */
+static int grad_plot(const opts *o, const int *want)
+{
+    char csv[1024], png[1024], title[256], script[4096];
+    snprintf(title, sizeof title, "Gradient flow on the adding problem, T = %d: ||dL/dh_t|| on "
+             "one batch (the loss reads h_%d)", o->T, o->T - 1);
+    if (ex_gnuplot_quote(csv, sizeof csv, o->grad_csv) != 0 ||
+        ex_gnuplot_quote(png, sizeof png, o->grad_plot) != 0) {
+        fprintf(stderr, "adding: file names too long for the plot\n");
+        return -1;
+    }
+    int n = snprintf(script, sizeof script,
+                     "set terminal pngcairo size 900,540 noenhanced font 'Helvetica,11'\n"
+                     "set output %s\nset datafile separator ','\n"
+                     "set title '%s'\nset xlabel 'time step t'\n"
+                     "set ylabel '||dL/dh_t|| (log scale)'\nset logscale y\nset format y '%%.0e'\n"
+                     "set grid\nset key below\nplot ", png, title);
+    /* Columns: t, lstm_start, elman_start, lstm_end, elman_end. */
+    const char *names[2] = {"LSTM", "Elman"};
+    const char *colors[2] = {"#1f6fb4", "#d6402b"};
+    int first = 1;
+    for (int c = 0; c < 2; c++)
+        for (int half = 0; half < 2; half++) {
+            if (!want[c] || n < 0 || (size_t)n >= sizeof script) continue;
+            n += snprintf(script + n, sizeof script - (size_t)n,
+                          "%s%s skip 1 using 1:%d with lines lw %s dt %d lc rgb '%s' title "
+                          "'%s, %s of training'", first ? "" : ", ", csv, 2 + c + 2 * half,
+                          half ? "2.5" : "1.5", half ? 1 : 2, colors[c], names[c],
+                          half ? "end" : "start");
+            first = 0;
+        }
+    if (n < 0 || (size_t)n + 2 >= sizeof script) {
+        fprintf(stderr, "adding: the plot script is too long\n");
+        return -1;
+    }
+    strcat(script, "\n");
+    int r = ex_gnuplot("adding", script, o->grad_plot);
+    if (r == 0) printf("gradient-flow picture: %s\n", o->grad_plot);
+    return r < 0 ? -1 : 0;
+}
+
 int main(int argc, char **argv)
 {
     opts o = {.T = 100, .sequences = 150000, .batch = 50, .hidden = 32, .test = 1000,
               .seed = 1, .lr = 0.01f, .clip = 1.0f, .cells = "both", .log = "adding.csv",
-              .grad_csv = "adding_grad.csv"};
+              .grad_csv = "adding_grad.csv", .grad_plot = NULL};
     const ex_opt spec[] = {
         {"T", EX_INT, &o.T, 2, 100000, "sequence length"},
         {"sequences", EX_INT, &o.sequences, 1, 1e9, "training sequences per cell (fixed budget)"},
@@ -205,6 +258,10 @@ int main(int argc, char **argv)
         {"log", EX_STRING, &o.log, 0, 0, "CSV training log (cell,step,sequences,loss,...)"},
         {"grad-csv", EX_STRING, &o.grad_csv, 0, 0,
          "CSV of ||dL/dh_t|| per step t, on the first and the last batch"},
+        {"grad-plot", EX_STRING, &o.grad_plot, 0, 0,
+         "draw the --grad-csv figures as this PNG (gnuplot; log scale)"},
+        {"checkpoint", EX_INT, &o.checkpoint, -1, 1e6,
+         "memory-efficient BPTT: a checkpoint every K steps (-1: about sqrt(T); 0: plain)"},
         {"smoke", EX_FLAG, &o.smoke, 0, 0, "quick run for the tests: T 20, 3000 sequences"},
     };
     /* --smoke changes the defaults, so options given beside it still apply. */
@@ -286,6 +343,19 @@ int main(int argc, char **argv)
             }
         fputc('\n', gf);
     }
+    int gf_bad = ferror(gf);
+    gf_bad |= fclose(gf) != 0;
+    gf = NULL;
+    if (gf_bad) {
+        fprintf(stderr, "adding: cannot write %s\n", o.grad_csv);
+        goto done;
+    }
+    printf("\nglobal gradient norm before clipping (at %g), first and last batch:\n", (double)o.clip);
+    for (int c = 0; c < 2; c++)
+        if (want[c])
+            printf("  %-5s  %.3e  %.3e   (tape peak %.1f MiB)\n", kinds[c], res[c].gn_first,
+                   res[c].gn_last, (double)res[c].peak / 1048576.0);
+    if (o.grad_plot && grad_plot(&o, want) < 0) goto done;
 
     printf("\ntest MSE on %d held-out sequences, T = %d, after %d training sequences:\n",
            n_test_b * B, T, o.sequences);
@@ -299,9 +369,9 @@ int main(int argc, char **argv)
     for (int c = 0; c < 2; c++)
         if (want[c])
             printf("result: cell=%s first_loss=%.6f last_loss=%.6f test_mse=%.6f baseline=%.6f "
-                   "seconds=%.1f\n",
+                   "grad_norm_first=%.4g grad_norm_last=%.4g seconds=%.1f\n",
                    kinds[c], res[c].first_loss, res[c].last_loss, res[c].test_mse, base1,
-                   res[c].seconds);
+                   res[c].gn_first, res[c].gn_last, res[c].seconds);
     rc = 0;
 done:
     if (ex_close_output(log, o.log, "adding") != 0) rc = 1;

@@ -8,7 +8,10 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
 
 static void print_help(const char *prog, const char *usage, const ex_opt *opts, int n)
 {
@@ -298,8 +301,10 @@ int ex_update(ur_tape *tp, ur_tensor *loss, ur_params *ps, ur_optim *opt, float 
         fprintf(stderr, "%s: %s\n", prog, ur_tape_error(tp));
         return -1;
     }
-    double gn = clip > 0 ? ur_clip_grad_norm(ps, clip) : 0.0;
-    if (gnorm) *gnorm = gn;
+    /* The norm before clipping, logged whether or not clipping is on. */
+    ur_clip_stats st = {ur_grad_norm(ps), 1.0, 0};
+    if (clip > 0) ur_clip_grad_norm_stats(ps, clip, &st);
+    if (gnorm) *gnorm = st.norm;
     ur_optim_set_lr(opt, lr);
     if (ur_optim_step(opt) != 0) { /* a NaN or Inf gradient: training diverged */
         fprintf(stderr, "%s: %s; try a lower --lr\n", prog, ur_optim_error(opt));
@@ -331,4 +336,94 @@ double ex_loss_recent(ex_loss_track *lt)
     lt->recent_sum = 0.0;
     lt->recent_n = 0;
     return mean;
+}
+
+int ex_have_program(const char *name)
+{
+    const char *path = getenv("PATH");
+    if (!path || !*path) path = "/usr/bin:/bin";
+    char buf[4096];
+    while (*path) {
+        size_t n = strcspn(path, ":");
+        int len = snprintf(buf, sizeof buf, "%.*s/%s", (int)n, n ? path : ".", name);
+        if (len > 0 && (size_t)len < sizeof buf && access(buf, X_OK) == 0) return 1;
+        path += n;
+        if (*path == ':') path++;
+    }
+    return 0;
+}
+
+/* 0 when path is a non-empty regular file. */
+static int non_empty(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0 ? 0 : -1;
+}
+
+int ex_dot_to_png(const char *prog, const char *dot_path, const char *png_path)
+{
+    if (!ex_have_program("dot")) {
+        fprintf(stderr, "%s: Graphviz is not installed (apt-get install graphviz): %s not drawn "
+                "as %s\n", prog, dot_path, png_path);
+        return 1;
+    }
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid < 0) {
+        fprintf(stderr, "%s: cannot run dot: %s\n", prog, strerror(errno));
+        return -1;
+    }
+    if (pid == 0) {
+        execlp("dot", "dot", "-Tpng", "-o", png_path, dot_path, (char *)NULL);
+        _exit(127);
+    }
+    int status;
+    while (waitpid(pid, &status, 0) < 0)
+        if (errno != EINTR) {
+            fprintf(stderr, "%s: waiting for dot: %s\n", prog, strerror(errno));
+            return -1;
+        }
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0 || non_empty(png_path) != 0) {
+        fprintf(stderr, "%s: dot failed to draw %s from %s\n", prog, png_path, dot_path);
+        return -1;
+    }
+    return 0;
+}
+
+int ex_gnuplot(const char *prog, const char *script, const char *png_path)
+{
+    if (!ex_have_program("gnuplot")) {
+        fprintf(stderr, "%s: gnuplot is not installed (apt-get install gnuplot-nox): %s not "
+                "drawn\n", prog, png_path);
+        return 1;
+    }
+    fflush(NULL);
+    FILE *p = popen("gnuplot", "w");
+    if (!p) {
+        fprintf(stderr, "%s: cannot run gnuplot: %s\n", prog, strerror(errno));
+        return -1;
+    }
+    int wrote = fputs(script, p) >= 0;
+    int status = pclose(p);
+    if (!wrote || status == -1 || !WIFEXITED(status) || WEXITSTATUS(status) != 0 ||
+        non_empty(png_path) != 0) {
+        fprintf(stderr, "%s: gnuplot failed to draw %s\n", prog, png_path);
+        return -1;
+    }
+    return 0;
+}
+
+int ex_gnuplot_quote(char *buf, size_t len, const char *s)
+{
+    size_t k = 0;
+    if (len < 3) return -1;
+    buf[k++] = '\'';
+    for (; *s; s++) {
+        if (k + 3 >= len) return -1;
+        if (*s == '\'') buf[k++] = '\'';
+        buf[k++] = *s;
+    }
+    buf[k++] = '\'';
+    buf[k] = '\0';
+    return 0;
 }

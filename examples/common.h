@@ -66,9 +66,25 @@ void ex_blas_notice(void);
 
 /* One optimisation step on loss: zero ps's gradients, backpropagate, clip the global gradient
  * norm to clip (not when clip <= 0), set the learning rate to lr and step opt. Returns 0 (and
- * the norm before clipping in *gnorm when not NULL), or -1 after printing "prog: <tape error>". */
+ * the global gradient norm before clipping in *gnorm when not NULL, also when clip <= 0), or -1
+ * after printing "prog: <tape error>" or the optimizer's refusal of a non-finite gradient. */
 int ex_update(ur_tape *tp, ur_tensor *loss, ur_params *ps, ur_optim *opt, float clip, float lr,
               const char *prog, double *gnorm);
+
+/* ---- Pictures: Graphviz and gnuplot, when installed --------------------------------------- */
+
+/* 1 if an executable called name is on PATH. */
+int ex_have_program(const char *name);
+/* Renders the DOT file dot_path as the PNG png_path with Graphviz's dot. Returns 0 when the
+ * PNG was written, 1 after telling the user (on stderr, as prog) that Graphviz is not
+ * installed, -1 after printing why dot failed. */
+int ex_dot_to_png(const char *prog, const char *dot_path, const char *png_path);
+/* Runs gnuplot on script (which must `set output` to png_path itself). Returns 0 when the PNG
+ * was written, 1 after telling the user that gnuplot is not installed, -1 after printing why
+ * it failed. */
+int ex_gnuplot(const char *prog, const char *script, const char *png_path);
+/* Writes s into buf as a gnuplot single-quoted string ('' for each '); -1 if it does not fit. */
+int ex_gnuplot_quote(char *buf, size_t len, const char *s);
 
 /* Training-loss bookkeeping over a run of total steps. */
 typedef struct ex_loss_track {

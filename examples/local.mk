@@ -61,3 +61,9 @@ check_PROGRAMS += examples/attention_cell
 examples_attention_cell_LDADD = $(UR_LDADD)
 TESTS += examples/test-graph-code.sh
 EXTRA_DIST += examples/test-graph-code.sh doc/graph-code.md
+
+# unfold: the unfolded graphs of small Elman and Jordan networks as Graphviz drawings (issue 14).
+noinst_PROGRAMS += examples/unfold
+examples_unfold_LDADD = $(EX_LDADD)
+TESTS += examples/test-plots.sh
+EXTRA_DIST += examples/test-plots.sh examples/plot-log.sh

@@ -35,20 +35,30 @@ double ur_grad_norm(const ur_params *ps)
 }
 
 /* g <- g * (max_norm / norm) when norm > max_norm, so that the new global norm is max_norm. */
+int ur_clip_grad_norm_stats(ur_params *ps, double max_norm, ur_clip_stats *stats)
+{
+    ur_clip_stats st = {ur_grad_norm(ps), 1.0, 0};
+    int rc = 0;
+    if (!(max_norm > 0.0) || !isfinite(max_norm) || !isfinite(st.norm)) {
+        rc = -1;
+    } else if (st.norm > max_norm) {
+        st.scale = max_norm / st.norm;
+        st.clipped = 1;
+        const float fscale = (float)st.scale;
+        for (int i = 0; i < ur_params_count(ps); i++) {
+            ur_tensor *t = ur_params_at(ps, i);
+            size_t n = ur_numel(t);
+            for (size_t k = 0; k < n; k++) t->grad[k] *= fscale;
+        }
+    }
+    if (stats) *stats = st;
+    return rc;
+}
+
 double ur_clip_grad_norm(ur_params *ps, double max_norm)
 {
-    if (!(max_norm > 0.0) || !isfinite(max_norm)) return -1.0;
-    double norm = ur_grad_norm(ps);
-    if (!isfinite(norm)) return -1.0;
-    if (norm <= max_norm) return norm;
-    double scale = max_norm / norm;
-    for (int i = 0; i < ur_params_count(ps); i++) {
-        ur_tensor *t = ur_params_at(ps, i);
-        size_t n = ur_numel(t);
-        const float fscale = (float)scale;
-        for (size_t k = 0; k < n; k++) t->grad[k] *= fscale;
-    }
-    return norm;
+    ur_clip_stats st;
+    return ur_clip_grad_norm_stats(ps, max_norm, &st) == 0 ? st.norm : -1.0;
 }
 
 int ur_clip_grad_value(ur_params *ps, float limit)

@@ -48,6 +48,9 @@ struct ur_tape {
     int check_finite;
     const char *ctx_what;  /* recording context (ur_tape_set_context) */
     int ctx_step;
+    int step_offset;       /* added to the steps given to ur_tape_set_context */
+    size_t peak;           /* the most bytes used before any reset so far */
+    ur_tape *scratch;      /* ur_tape_scratch's tape, made on first use */
     char err[ERR_LEN];
     float poison_val;
     ur_tensor poison;
@@ -152,6 +155,7 @@ ur_tape *ur_tape_new(size_t chunk_bytes)
 void ur_tape_free(ur_tape *tp)
 {
     if (!tp) return;
+    ur_tape_free(tp->scratch);
     arena_free(&tp->main);
     for (int k = 0; k < HEADER_POOLS; k++) arena_free(&tp->hdr[k]);
     free(tp);
@@ -160,6 +164,8 @@ void ur_tape_free(ur_tape *tp)
 void ur_tape_reset(ur_tape *tp)
 {
     if (!tp) return;
+    size_t used = ur_tape_used_bytes(tp);
+    if (used > tp->peak) tp->peak = used;
     arena_reset(&tp->main);
     tp->gen = tp->gen + 1 ? tp->gen + 1 : 1;
     arena_reset(&tp->hdr[tp->gen % HEADER_POOLS]);
@@ -170,6 +176,7 @@ void ur_tape_reset(ur_tape *tp)
     tp->retained = 0;
     tp->ctx_what = NULL;
     tp->ctx_step = -1;
+    tp->step_offset = 0;
     tp->err[0] = '\0';
     tp->poison_val = NAN;
     tp->poison.grad = NULL;
@@ -181,13 +188,28 @@ size_t ur_tape_arena_bytes(const ur_tape *tp)
     if (!tp) return 0;
     size_t n = tp->main.reserved;
     for (int k = 0; k < HEADER_POOLS; k++) n += tp->hdr[k].reserved;
-    return n;
+    return n + ur_tape_arena_bytes(tp->scratch);
 }
 size_t ur_tape_used_bytes(const ur_tape *tp)
 {
     return tp ? arena_used(&tp->main) + arena_used(&tp->hdr[tp->gen % HEADER_POOLS]) : 0;
 }
+size_t ur_tape_peak_bytes(const ur_tape *tp)
+{
+    if (!tp) return 0;
+    size_t used = ur_tape_used_bytes(tp);
+    return (used > tp->peak ? used : tp->peak) + ur_tape_peak_bytes(tp->scratch);
+}
 int ur_tape_node_count(const ur_tape *tp) { return tp ? tp->n_nodes : 0; }
+ur_node *ur_tape_last(const ur_tape *tp) { return tp ? tp->last : NULL; }
+
+ur_tape *ur_tape_scratch(ur_tape *tp)
+{
+    if (!tp) return NULL;
+    if (!tp->scratch) tp->scratch = ur_tape_new(tp->main.chunk_bytes);
+    if (tp->scratch) tp->scratch->check_finite = tp->check_finite;
+    return tp->scratch;
+}
 const char *ur_tape_error(const ur_tape *tp) { return tp && tp->failed ? tp->err : NULL; }
 ur_tensor *ur_tape_poison(ur_tape *tp) { return tp ? &tp->poison : NULL; }
 unsigned ur_tape_generation(const ur_tape *tp) { return tp ? tp->gen : 0; }
@@ -197,8 +219,14 @@ void ur_tape_set_context(ur_tape *tp, const char *what, int step)
 {
     if (!tp) return;
     tp->ctx_what = what;
-    tp->ctx_step = what ? step : -1;
+    tp->ctx_step = what && step >= 0 ? step + tp->step_offset : -1;
 }
+
+void ur_tape_set_step_offset(ur_tape *tp, int offset)
+{
+    if (tp) tp->step_offset = offset;
+}
+int ur_tape_step_offset(const ur_tape *tp) { return tp ? tp->step_offset : 0; }
 
 ur_tensor *ur_tape_fail(ur_tape *tp, const char *fmt, ...)
 {
@@ -435,28 +463,16 @@ static void zero_intermediate_grads(ur_tape *tp)
     }
 }
 
-static int backward(ur_tape *tp, ur_tensor *loss, int retain)
+/* Checks that tp may run a backward and makes every gradient buffer it will need; seeds come
+ * after this (a re-run zeroes the intermediate gradients first). 0, or -1 with tp failed. */
+static int backward_begin(ur_tape *tp, int retain)
 {
-    if (!tp) return -1;
-    if (tp->failed) return -1;
-    if (!loss) { ur_tape_fail(tp, "backward: loss is NULL"); return -1; }
-    if (!check_input(tp, "backward", 1, loss)) return -1;
-    if (loss->rows != 1 || loss->cols != 1) {
-        ur_tape_fail(tp, "backward: loss must be 1x1, got %dx%d", loss->rows, loss->cols);
-        return -1;
-    }
-    if (!loss->requires_grad) {
-        ur_tape_fail(tp, "backward: the loss does not depend on any parameter");
-        return -1;
-    }
     if (tp->backward_runs > 0 && !tp->retained) {
         ur_tape_fail(tp, "backward: this recording was already back-propagated; ur_tape_reset "
                      "and record the forward pass again, or use ur_backward_retain to allow "
                      "another backward (the gradients then add up)");
         return -1;
     }
-    float *g = ur_grad(loss);
-    if (!g) return -1;
     /* Make every gradient buffer first, so that no backward can meet an allocation failure
      * half-way; a node whose output received no gradient is still skipped below. */
     for (ur_node *n = tp->last; n; n = n->prev) {
@@ -468,7 +484,12 @@ static int backward(ur_tape *tp, ur_tensor *loss, int retain)
     if (tp->backward_runs > 0) zero_intermediate_grads(tp);
     tp->backward_runs++;
     tp->retained = retain;
-    g[0] += 1.0f;
+    return 0;
+}
+
+/* Runs every recorded op's backward in reverse order, once the seeds are in place. */
+static int backward_walk(ur_tape *tp)
+{
     for (ur_node *n = tp->last; n && !tp->failed; n = n->prev) {
         if (!n->out->grad) continue;
         n->op->backward(n);
@@ -483,5 +504,55 @@ static int backward(ur_tape *tp, ur_tensor *loss, int retain)
     return tp->failed ? -1 : 0;
 }
 
+static int backward(ur_tape *tp, ur_tensor *loss, int retain)
+{
+    if (!tp) return -1;
+    if (tp->failed) return -1;
+    if (!loss) { ur_tape_fail(tp, "backward: loss is NULL"); return -1; }
+    if (!check_input(tp, "backward", 1, loss)) return -1;
+    if (loss->rows != 1 || loss->cols != 1) {
+        ur_tape_fail(tp, "backward: loss must be 1x1, got %dx%d", loss->rows, loss->cols);
+        return -1;
+    }
+    if (!loss->requires_grad) {
+        ur_tape_fail(tp, "backward: the loss does not depend on any parameter");
+        return -1;
+    }
+    float *g = ur_grad(loss);
+    if (!g || backward_begin(tp, retain) != 0) return -1;
+    g[0] += 1.0f;
+    return backward_walk(tp);
+}
+
 int ur_backward(ur_tape *tp, ur_tensor *loss) { return backward(tp, loss, 0); }
 int ur_backward_retain(ur_tape *tp, ur_tensor *loss) { return backward(tp, loss, 1); }
+
+int ur_backward_seeded(ur_tape *tp, int n, ur_tensor *const *outs, const float *const *seeds)
+{
+    if (!tp || tp->failed) return -1;
+    if (n <= 0 || !outs || !seeds) {
+        ur_tape_fail(tp, "backward_seeded: needs n >= 1 outputs and their seeds, got %d", n);
+        return -1;
+    }
+    for (int k = 0; k < n; k++) {
+        if (!check_input(tp, "backward_seeded", k + 1, outs[k])) return -1;
+        if (!seeds[k]) {
+            ur_tape_fail(tp, "backward_seeded: the seed of output %d is NULL", k + 1);
+            return -1;
+        }
+        if (!outs[k]->requires_grad) {
+            ur_tape_fail(tp, "backward_seeded: output %d (%dx%d) does not depend on any "
+                         "parameter", k + 1, outs[k]->rows, outs[k]->cols);
+            return -1;
+        }
+        if (!ur_grad(outs[k])) return -1;
+    }
+    if (backward_begin(tp, 0) != 0) return -1;
+    for (int k = 0; k < n; k++) {
+        float *g = outs[k]->grad;
+        const float *s = seeds[k];
+        size_t len = ur_numel(outs[k]);
+        for (size_t j = 0; j < len; j++) g[j] += s[j];
+    }
+    return backward_walk(tp);
+}

@@ -24,6 +24,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -69,12 +70,24 @@ void ur_tape_reset(ur_tape *tp);
 unsigned ur_tape_generation(const ur_tape *tp);
 /* 1 when t may be used: a parameter (no tape), or a tensor of its tape's current generation. */
 int ur_tensor_is_live(const ur_tensor *t);
-/* Bytes the arena has reserved from the system (constant once training reaches steady state). */
+/* Bytes the arena has reserved from the system (constant once training reaches steady state),
+ * the scratch tape's included. */
 size_t ur_tape_arena_bytes(const ur_tape *tp);
 /* Bytes of the arena in use since the last reset (tensors, gradients, nodes). */
 size_t ur_tape_used_bytes(const ur_tape *tp);
+/* The most bytes ever in use at once on tp since it was made (ur_tape_used_bytes at its
+ * highest), plus the same figure for its scratch tape: the peak memory of a recording and its
+ * backward, checkpointed segments included (an upper bound when both peaks did not coincide). */
+size_t ur_tape_peak_bytes(const ur_tape *tp);
 /* Number of nodes (recorded ops) since the last reset. */
 int ur_tape_node_count(const ur_tape *tp);
+/* The last node recorded since the last reset (NULL if none); node->prev leads to the others. */
+ur_node *ur_tape_last(const ur_tape *tp);
+/* A second tape owned by tp, made on first use (NULL when out of memory) and freed with it, for
+ * an op that records a sub-graph and back-propagates it inside its own forward or backward
+ * (checkpointing re-records a segment of an unroll this way). Its recordings are independent
+ * of tp's: reset it before each use. Each call gives it tp's non-finite trap setting. */
+ur_tape *ur_tape_scratch(ur_tape *tp);
 /* The first error recorded since the last reset, or NULL when there is none. */
 const char *ur_tape_error(const ur_tape *tp);
 /* Records an error (printf format) unless one is already recorded; returns the poison tensor. */
@@ -97,6 +110,12 @@ int ur_backward(ur_tape *tp, ur_tensor *loss);
  * call adds exactly one d(loss)/dp to the gradients of parameters and leaves, whichever
  * 1 x 1 loss of the recording it starts from. */
 int ur_backward_retain(ur_tape *tp, ur_tensor *loss);
+/* Backward from outputs of any shape with given gradients (a vector-Jacobian product): adds
+ * seeds[k] (ur_numel(outs[k]) values) into the gradient of outs[k] for k < n, then runs every
+ * recorded op's backward in reverse as ur_backward does, under the same once-per-recording
+ * rule. With one 1 x 1 output seeded with 1 it is ur_backward. Every output must depend on a
+ * parameter or a leaf that requires a gradient. Returns 0, or -1 with the tape's error set. */
+int ur_backward_seeded(ur_tape *tp, int n, ur_tensor *const *outs, const float *const *seeds);
 
 /* Turns the non-finite trap on or off (off when a tape is made; kept across resets). When
  * on, every op checks its output as it records it, and backward checks each gradient an
@@ -109,6 +128,35 @@ void ur_tape_check_finite(ur_tape *tp, int on);
  * and the time step (-1: none) for the trap's messages; what = NULL clears it. ur_unroll
  * sets it to the cell's kind and the step around each step. */
 void ur_tape_set_context(ur_tape *tp, const char *what, int step);
+/* From now until the next reset, ur_tape_set_context records step + offset for steps >= 0:
+ * a segment of an unroll recorded on its own (checkpointing) keeps its steps' numbers in the
+ * whole sequence. 0 after every reset. */
+void ur_tape_set_step_offset(ur_tape *tp, int offset);
+/* The offset ur_tape_set_step_offset set (0 when none). */
+int ur_tape_step_offset(const ur_tape *tp);
+
+/* ---- Drawing the tape (graph/dot.c) ------------------------------------------------------ */
+
+/* How ur_tape_write_dot draws; all zero (or NULL) is a plain top-to-bottom drawing. */
+typedef struct ur_dot_opts {
+    int cluster_steps;   /* 1: the nodes recorded at time step t (ur_tape_set_context; ur_unroll
+                            sets it) grouped in a box "t = t", the unfolded graph of the seeds */
+    int left_to_right;   /* 1: time runs left to right: with cluster_steps the steps side by
+                            side, each drawn bottom (inputs) to top (losses) as in the seeds;
+                            without, rankdir=LR */
+    const char *title;   /* a label over the drawing, or NULL */
+} ur_dot_opts;
+
+/* Writes the recording on tp as a Graphviz DOT graph: one box per recorded op with its name
+ * and output shape ("n<index>"), each parameter once ("p<k>", its name and shape) with an edge
+ * to every op that reads it, each input leaf once ("l<k>"), and one edge per input of each op
+ * from whatever produced it (dashed for node->uses). Render with `dot -Tpng f.dot -o f.png`.
+ * Returns 0, or -1 with errno set when a write fails (EIO, ENOSPC, ...) or memory runs out;
+ * the stream is flushed. */
+int ur_tape_write_dot(const ur_tape *tp, FILE *out, const ur_dot_opts *opts);
+/* The same into a new file at path (replaced if it exists); -1 with errno also when the file
+ * cannot be opened or closed. */
+int ur_tape_write_dot_file(const ur_tape *tp, const char *path, const ur_dot_opts *opts);
 
 /* ---- Tensors on a tape ------------------------------------------------------------------ */
 
@@ -149,6 +197,9 @@ struct ur_node {
     int index;               /* 0 for the first node recorded since the last reset */
     const char *ctx_what;    /* the recording context (ur_tape_set_context) */
     int ctx_step;
+    ur_tensor *uses;         /* a tensor the op reads whose gradient another node adds (the
+                                recurrent weight of ur_recurrent_addmm): drawn as an input by
+                                ur_tape_write_dot, ignored by backward; NULL for most ops */
 };
 
 /* 1 if the tape may record: tp not NULL, no error so far, and every tensor given non-NULL,

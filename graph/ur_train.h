@@ -100,6 +100,17 @@ double ur_grad_norm(const ur_params *ps);
  * Returns the norm before clipping (>= 0), or -1 when the norm is not finite (a NaN or Inf
  * gradient; nothing is scaled) or max_norm is not a positive number. */
 double ur_clip_grad_norm(ur_params *ps, double max_norm);
+/* What a clipping saw and did. */
+typedef struct ur_clip_stats {
+    double norm;   /* the global gradient norm before clipping (ur_grad_norm): the figure to log,
+                      NaN or Inf when a gradient is not finite */
+    double scale;  /* the factor every gradient was multiplied by (1 when none was) */
+    int clipped;   /* 1 if the gradients were scaled */
+} ur_clip_stats;
+/* ur_clip_grad_norm that reports in stats (when not NULL) the norm before clipping, finite or
+ * not, and what it did. Returns 0, or -1 when the norm is not finite or max_norm is not a
+ * positive number (nothing is scaled then; stats->norm still says what the norm was). */
+int ur_clip_grad_norm_stats(ur_params *ps, double max_norm, ur_clip_stats *stats);
 /* Clamps every gradient value to [-limit, limit] (NaN stays NaN). -1 if limit < 0 or NaN. */
 int ur_clip_grad_value(ur_params *ps, float limit);
 

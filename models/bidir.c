@@ -8,6 +8,13 @@
 int ur_bidir_unroll(ur_tape *tp, const ur_cell *fw, const ur_cell *bw, ur_tensor *x_all, int T,
                     ur_state init_fw, ur_state init_bw, ur_bidir_seq *out)
 {
+    return ur_bidir_unroll_checkpointed(tp, fw, bw, x_all, T, init_fw, init_bw, NULL, out);
+}
+
+int ur_bidir_unroll_checkpointed(ur_tape *tp, const ur_cell *fw, const ur_cell *bw,
+                                 ur_tensor *x_all, int T, ur_state init_fw, ur_state init_bw,
+                                 const ur_checkpoint *ck, ur_bidir_seq *out)
+{
     if (!ur_op_begin(tp, "bidir_unroll", 1, x_all)) return -1;
     if (!fw || !bw || !out) {
         ur_tape_fail(tp, "bidir_unroll: both cells and the output must not be NULL");
@@ -38,8 +45,13 @@ int ur_bidir_unroll(ur_tape *tp, const ur_cell *fw, const ur_cell *bw, ur_tensor
                 return -1;
             }
     }
-    if (ur_unroll(tp, fw, x_all, T, init_fw, 0, &out->fw) != 0) return -1;
-    if (ur_unroll(tp, bw, x_all, T, init_bw, 1, &out->bw) != 0) return -1;
+    if (ck && ck->interval != 0 && ck->last_only) {
+        ur_tape_fail(tp, "bidir_unroll: last_only checkpointing is not possible: the join "
+                     "needs every step's h of both directions");
+        return -1;
+    }
+    if (ur_unroll_checkpointed(tp, fw, x_all, T, init_fw, 0, ck, &out->fw) != 0) return -1;
+    if (ur_unroll_checkpointed(tp, bw, x_all, T, init_bw, 1, ck, &out->bw) != 0) return -1;
     ur_tensor *both[2] = {out->fw.H, out->bw.H};
     out->H = ur_concat_cols(tp, 2, both);
     return ur_tape_error(tp) ? -1 : 0;

@@ -164,6 +164,7 @@ ur_tensor *ur_jordan_run(ur_tape *tp, const ur_jordan *m, ur_tensor *x_all, int 
         ur_tensor **os = hs + T, **ys = hs + 2 * T;
         ur_tensor *prev = y0;
         for (int t = 0; t < T; t++) {
+            ur_tape_set_context(tp, "jordan", t); /* names the step (trap, drawings) */
             if (t > 0) {
                 ur_tensor *own_o = os[t - 1];
                 prev = op->mode == UR_JORDAN_FREE
@@ -173,6 +174,7 @@ ur_tensor *ur_jordan_run(ur_tape *tp, const ur_jordan *m, ur_tensor *x_all, int 
             ys[t] = prev;
             hs[t] = ur_tanh(tp, ur_addmm(tp, ur_rows(tp, xu, t * B, B), prev, m->W));
             os[t] = ur_linear(tp, hs[t], m->V, m->c);
+            ur_tape_set_context(tp, NULL, -1);
             if (ur_tape_error(tp)) return ur_tape_poison(tp);
         }
         Hs = ur_concat_rows(tp, T, hs);

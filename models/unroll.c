@@ -160,7 +160,8 @@ int ur_unroll(ur_tape *tp, const ur_cell *cell, ur_tensor *x_all, int T, ur_stat
     for (int k = 0; k < T; k++) {
         int t = reverse ? T - 1 - k : k;
         ur_tape_set_context(tp, kind, t);
-        ur_step_in in = {.t = t, .x = ur_rows(tp, x_all, t * B, B)};
+        /* t in the whole sequence, also when this is a checkpointed segment of it */
+        ur_step_in in = {.t = t + ur_tape_step_offset(tp), .x = ur_rows(tp, x_all, t * B, B)};
         for (int i = 0; i < cell->n_proj; i++) in.proj[i] = ur_rows(tp, P[i], t * B, B);
         ur_tensor *h_in = rec_mask && !ur_tape_error(tp) ? ur_mul(tp, s.h, rec_mask) : s.h;
         for (int j = 0; j < cell->n_rec; j++) {

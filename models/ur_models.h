@@ -35,7 +35,8 @@ typedef struct ur_cell ur_cell;
 /* What a step receives for time step t. Every tensor is B rows; the declared products are
  * already computed (the unroll batches them over time, see ur_cell). */
 typedef struct ur_step_in {
-    int t;                           /* the step index (0 .. T-1; -1 from ur_cell_step) */
+    int t;                           /* the step index (0 .. T-1, also inside a checkpointed
+                                        segment; -1 from ur_cell_step) */
     ur_tensor *x;                    /* step t's rows of the raw input (B x in_dim) */
     ur_tensor *proj[UR_CELL_MAX_PROJ];/* x_t W_k + b_k for each declared projection k, plus
                                         h_{t-1} U_j + c_j for a recurrent product j fused into it */
@@ -134,6 +135,8 @@ typedef struct ur_seq {
     ur_state *states;   /* T states (on the tape), states[t] after reading step t */
     ur_state last;      /* the state after the last step read (states[T-1], or states[0]
                            when reversed) */
+    double *grad_norms; /* checkpointed unrolls: ||dL/dh_t|| per step, written by backward
+                           (read it with ur_seq_grad_norms); NULL for plain ones */
 } ur_seq;
 
 /* Runs cell over the time-stacked x_all (T*B x in_dim) from init (a NULL h or c means zeros;
@@ -145,6 +148,50 @@ int ur_unroll(ur_tape *tp, const ur_cell *cell, ur_tensor *x_all, int T, ur_stat
 /* Same over T per-step tensors x[t] (each B x in_dim); they are stacked first. */
 int ur_unroll_steps(ur_tape *tp, const ur_cell *cell, int T, ur_tensor *const *x, ur_state init,
                     int reverse, ur_seq *out);
+
+/* After backward: ||dL/dh_t||, the L2 norm of the gradient of the whole B x hidden state after
+ * step t (all that flows into it: from the loss and from the steps after it), for t = 0 .. T-1
+ * into norms (T values; 0 where no gradient flowed). The gradient-flow picture of vanishing
+ * and exploding gradients. Works for plain and checkpointed unrolls alike (for a plain one it
+ * reads seq->states[t].h's gradient). Returns 0, or -1 on a NULL argument or an empty seq. */
+int ur_seq_grad_norms(const ur_seq *seq, double *norms);
+
+/* ---- Memory-efficient BPTT (models/checkpoint.c) ------------------------------------------
+ * Chen et al. 2016, Gruslys et al. 2016. A checkpointed unroll keeps only the state every k
+ * steps: each segment of k steps is ONE node on the tape, whose forward runs the segment on the
+ * tape's scratch tape (ur_tape_scratch) and keeps its outputs, and whose backward records the
+ * segment again from its checkpoint and back-propagates it there. Memory: T/k checkpoints, one
+ * segment's recording, and H (T*B x hidden) unless last_only; time: one more forward pass.
+ * k ~ sqrt(T) (UR_CHECKPOINT_AUTO) makes both O(sqrt(T)). The forward values are plain
+ * BPTT's bit for bit; the gradients differ only where a sum over time is split into per-segment
+ * sums: within 1e-6 of each parameter's largest gradient in tests/test_checkpoint.c (T = 11)
+ * and bench/bench_checkpoint (T = 1000, 3e-7), within 1e-6 in norm at T = 300, where plain
+ * BPTT's own float rounding becomes the larger error. The scratch tape is reset, not freed:
+ * after the first step nothing is allocated. The cell must depend only on its parameters, x
+ * and the state (a tensor of the main tape read inside the step cannot be reached from the
+ * scratch tape); in->t still counts steps in the whole sequence.
+ * What differs in the result (ur_seq):
+ *   H          every step's h as before (NULL with last_only);
+ *   states[t]  .h is a view of H's rows of step t; .c is kept only for the last step of each
+ *              segment (NULL elsewhere); the whole array is NULL with last_only. Their values
+ *              take gradients like any tensor's, but a view's gradient after backward is only
+ *              what reached H directly: read ||dL/dh_t|| with ur_seq_grad_norms;
+ *   last       as before (both h and c). */
+#define UR_CHECKPOINT_AUTO (-1)
+
+typedef struct ur_checkpoint {
+    int interval;   /* k > 0: a checkpoint every k steps; UR_CHECKPOINT_AUTO: k = ceil(sqrt(T));
+                       0: plain BPTT (the plain unroll itself) */
+    int last_only;  /* 1: only out->last is wanted (a single-output model): H and states are
+                       not kept, saving T*B*hidden floats and their gradient */
+} ur_checkpoint;
+
+/* The interval a checkpointed unroll of T steps uses for interval (min(k, T), ceil(sqrt(T))
+ * for UR_CHECKPOINT_AUTO, 0 for plain BPTT or a bad value). */
+int ur_checkpoint_interval(int T, int interval);
+/* ur_unroll with checkpoints as ck says (NULL or interval 0: ur_unroll itself). */
+int ur_unroll_checkpointed(ur_tape *tp, const ur_cell *cell, ur_tensor *x_all, int T,
+                           ur_state init, int reverse, const ur_checkpoint *ck, ur_seq *out);
 
 /* ---- LSTM ---------------------------------------------------------------------------------
  * PyTorch's equations and gate order (i, f, g, o), so weights compare with torch.nn.LSTM:
@@ -387,6 +434,11 @@ int ur_stack_init(ur_stack *st, int layers, const ur_cell *cells, float dropout,
  * for zeros (a NULL h or c inside means zeros too). Returns 0, or -1 with the tape failed. */
 int ur_stack_unroll(ur_tape *tp, const ur_stack *st, ur_tensor *x_all, int T,
                     const ur_state *init, ur_stack_seq *out);
+/* The same with every layer checkpointed as ck says (NULL: plain); last_only applies to the
+ * top layer (out->H is then NULL), the others keep the H the next layer reads. */
+int ur_stack_unroll_checkpointed(ur_tape *tp, const ur_stack *st, ur_tensor *x_all, int T,
+                                 const ur_state *init, const ur_checkpoint *ck,
+                                 ur_stack_seq *out);
 
 /* ---- Bidirectional ------------------------------------------------------------------------ */
 
@@ -401,6 +453,11 @@ typedef struct ur_bidir_seq {
  * state, and joins their h per step. Returns 0, or -1 with the tape failed. */
 int ur_bidir_unroll(ur_tape *tp, const ur_cell *fw, const ur_cell *bw, ur_tensor *x_all, int T,
                     ur_state init_fw, ur_state init_bw, ur_bidir_seq *out);
+/* The same with both directions checkpointed as ck says (NULL: plain). The join needs every
+ * step's h, so ck->last_only is an error here. */
+int ur_bidir_unroll_checkpointed(ur_tape *tp, const ur_cell *fw, const ur_cell *bw,
+                                 ur_tensor *x_all, int T, ur_state init_fw, ur_state init_bw,
+                                 const ur_checkpoint *ck, ur_bidir_seq *out);
 
 /* ---- Single output and heads --------------------------------------------------------------
  * Heads are separate from cells and need no helper: a head on every step is one GEMM over the

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "ops/blas.h"
+#include "ops/colsum.h"
 
 /* out (m x n) = op_x(X) op_y(Y) + beta out, X and Y stored row-major with their own cols. */
 static void gemm_acc(int tx, int ty, int m, int n, int k, const ur_tensor *x, const float *xv,
@@ -95,17 +96,13 @@ ur_tensor *ur_addmm(ur_tape *tp, ur_tensor *c, ur_tensor *a, ur_tensor *b)
     return y;
 }
 
-/* y = x W + b:  dx += dy W^T,  dW += x^T dy,  db += sum over rows of dy. */
+/* y = x W + b:  dx += dy W^T,  dW += x^T dy,  db += sum over rows of dy (in double). */
 static void linear_backward(ur_node *n)
 {
     ur_tensor *y = n->out;
     matmul_grads(y, y->grad, n->in[0], n->in[1], 0, 0);
     if (n->n_in == 3 && n->in[2]->requires_grad) {
-        float *db = ur_grad(n->in[2]);
-        for (int r = 0; r < y->rows; r++) {
-            const float *g = y->grad + (size_t)r * y->cols;
-            for (int j = 0; j < y->cols; j++) db[j] += g[j];
-        }
+        ur_add_column_sums(ur_grad(n->in[2]), y->grad, y->rows, y->cols);
     }
 }
 static const ur_op linear_op = {"linear", linear_backward};

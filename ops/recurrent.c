@@ -104,6 +104,7 @@ ur_tensor *ur_recurrent_addmm(ur_tape *tp, ur_recurrent *r, int t, ur_tensor *c,
     if (nd) {
         nd->aux = r->w;
         nd->i[0] = r->in_place;
+        nd->uses = r->w; /* drawn as an input; its gradient is the node above's */
     }
     return y;
 }

@@ -50,3 +50,13 @@ check_PROGRAMS += tests/test_ops_math
 tests_test_ops_math_SOURCES = tests/test_ops_math.c tests/ur_test.h
 tests_test_ops_math_CFLAGS = $(TEST_CFLAGS)
 tests_test_ops_math_LDADD = $(TEST_LDADD)
+
+check_PROGRAMS += tests/test_checkpoint
+tests_test_checkpoint_SOURCES = tests/test_checkpoint.c tests/ur_test.h
+tests_test_checkpoint_CFLAGS = $(TEST_CFLAGS)
+tests_test_checkpoint_LDADD = $(TEST_LDADD)
+
+check_PROGRAMS += tests/test_dot
+tests_test_dot_SOURCES = tests/test_dot.c tests/ur_test.h
+tests_test_dot_CFLAGS = $(TEST_CFLAGS)
+tests_test_dot_LDADD = $(TEST_LDADD)

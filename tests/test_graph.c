@@ -245,6 +245,96 @@ START_TEST(test_gradcheck_catches_bug)
 }
 END_TEST
 
+/* A seeded backward is the vector-Jacobian product: seeding y with G gives the gradients of
+ * sum(y * G), and several outputs add up. Same once-per-recording rule. */
+START_TEST(test_backward_seeded)
+{
+    ur_params *ps = ur_params_new();
+    ur_tensor *w = ur_params_add(ps, "w", 3, 2);
+    ur_rng r;
+    ur_rng_seed(&r, 4);
+    ur_test_fill(w, &r, -1, 1);
+    float xv[6] = {0.5f, -1, 2, 0.25f, 1, -0.5f}, G[4] = {1, -2, 0.5f, 3}, G2[4] = {2, 0, -1, 1};
+    float want[6];
+    ur_tape *tp = ur_tape_new(0);
+    for (int pass = 0; pass < 2; pass++) {
+        ur_tape_reset(tp);
+        ur_tensor *x = ur_input_from(tp, 2, 3, xv);
+        ur_tensor *y = ur_tanh(tp, ur_matmul(tp, x, w, 0, 0));
+        ur_tensor *z = ur_scale(tp, y, 3);
+        ur_params_zero_grad(ps);
+        if (pass == 0) {
+            ur_tensor *l = ur_add(tp, ur_sum(tp, ur_mul(tp, y, ur_input_from(tp, 2, 2, G))),
+                                  ur_sum(tp, ur_mul(tp, z, ur_input_from(tp, 2, 2, G2))));
+            ck_assert_int_eq(ur_backward(tp, l), 0);
+            memcpy(want, w->grad, sizeof want);
+        } else {
+            ur_tensor *outs[2] = {y, z};
+            const float *seeds[2] = {G, G2};
+            ck_assert_int_eq(ur_backward_seeded(tp, 2, outs, seeds), 0);
+            for (int k = 0; k < 6; k++) ck_assert_float_eq_tol(w->grad[k], want[k], 1e-6f);
+            ck_assert_int_eq(ur_backward_seeded(tp, 2, outs, seeds), -1);
+            ck_assert_ptr_nonnull(strstr(ur_tape_error(tp), "already back-propagated"));
+        }
+    }
+    ur_tape_reset(tp);
+    ur_tensor *c = ur_input(tp, 2, 2);
+    const float *seed[1] = {G};
+    ck_assert_int_eq(ur_backward_seeded(tp, 1, &c, seed), -1);
+    ck_assert_ptr_nonnull(strstr(ur_tape_error(tp), "does not depend"));
+    ur_tape_reset(tp);
+    ck_assert_int_eq(ur_backward_seeded(tp, 0, &c, seed), -1);
+    ur_tape_free(tp);
+    ur_params_free(ps);
+}
+END_TEST
+
+/* The scratch tape is the tape's own (made once, freed with it, counted in its arena and
+ * peak); the peak is the most bytes a recording used; the last node leads to every other;
+ * the step offset numbers steps of a segment in the whole sequence. */
+START_TEST(test_scratch_peak_last)
+{
+    ur_tape *tp = ur_tape_new(4096);
+    ur_params *ps = ur_params_new();
+    ur_tensor *w = ur_params_add(ps, "w", 4, 4);
+    ck_assert_ptr_null(ur_tape_last(tp));
+    size_t arena0 = ur_tape_arena_bytes(tp);
+    ur_tape *sc = ur_tape_scratch(tp);
+    ck_assert_ptr_nonnull(sc);
+    ck_assert_ptr_eq(ur_tape_scratch(tp), sc);
+    ck_assert_uint_eq(ur_tape_arena_bytes(tp), arena0 + ur_tape_arena_bytes(sc));
+    ur_tape_check_finite(tp, 1);
+    ur_tape_scratch(tp);
+    ur_tape_reset(sc);
+    ur_tensor *bad = ur_input(sc, 1, 4);
+    bad->val[2] = NAN;
+    ur_matmul(sc, bad, w, 0, 0);
+    ck_assert_ptr_nonnull(strstr(ur_tape_error(sc), "non-finite")); /* the trap was passed on */
+
+    ur_tensor *h = ur_input(tp, 8, 4);
+    for (int k = 0; k < 5; k++) h = ur_tanh(tp, ur_matmul(tp, h, w, 0, 0));
+    size_t big = ur_tape_used_bytes(tp);
+    int n = 0;
+    for (ur_node *nd = ur_tape_last(tp); nd; nd = nd->prev) n++;
+    ck_assert_int_eq(n, ur_tape_node_count(tp));
+    ck_assert_ptr_eq(ur_tape_last(tp), h->node);
+    ur_tape_reset(tp);
+    ur_input(tp, 1, 1);
+    ck_assert_uint_ge(ur_tape_peak_bytes(tp), big + ur_tape_used_bytes(sc));
+    ck_assert_uint_lt(ur_tape_used_bytes(tp), big);
+
+    ur_tape_set_step_offset(tp, 30);
+    ck_assert_int_eq(ur_tape_step_offset(tp), 30);
+    ur_tape_set_context(tp, "cell", 2);
+    ur_tensor *y = ur_tanh(tp, ur_matmul(tp, ur_input(tp, 1, 4), w, 0, 0));
+    ck_assert_int_eq(y->node->ctx_step, 32);
+    ur_tape_reset(tp);
+    ck_assert_int_eq(ur_tape_step_offset(tp), 0);
+    ur_tape_free(tp);
+    ur_params_free(ps);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("graph");
@@ -258,6 +348,8 @@ int main(void)
     tcase_add_test(tc, test_sticky_error);
     tcase_add_test(tc, test_record_only_when_needed);
     tcase_add_test(tc, test_gradcheck_catches_bug);
+    tcase_add_test(tc, test_backward_seeded);
+    tcase_add_test(tc, test_scratch_peak_last);
     suite_add_tcase(s, tc);
     return ur_test_run(s);
 }

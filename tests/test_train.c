@@ -352,6 +352,18 @@ START_TEST(test_clip_norm)
     ck_assert(ur_clip_grad_norm(ps, 0.0) == -1.0);
     ck_assert(ur_clip_grad_norm(ps, NAN) == -1.0);
     ck_assert(fabs(a->grad[0] - 1.5) < 1e-6);
+
+    /* The stats: the norm before clipping, the scale, and the norm even when not finite. */
+    ur_clip_stats st;
+    ck_assert_int_eq(ur_clip_grad_norm_stats(ps, 100.0, &st), 0);
+    ck_assert(fabs(st.norm - 6.5) < 1e-6 && st.scale == 1.0 && st.clipped == 0);
+    ck_assert_int_eq(ur_clip_grad_norm_stats(ps, 3.25, &st), 0);
+    ck_assert(fabs(st.norm - 6.5) < 1e-6 && fabs(st.scale - 0.5) < 1e-9 && st.clipped == 1);
+    ck_assert(fabs(ur_grad_norm(ps) - 3.25) < 1e-6);
+    b->grad[0] = INFINITY;
+    ck_assert_int_eq(ur_clip_grad_norm_stats(ps, 1.0, &st), -1);
+    ck_assert(isinf(st.norm) && st.clipped == 0);
+    ck_assert_int_eq(ur_clip_grad_norm_stats(ps, 1.0, NULL), -1);
     ur_params_free(ps);
 }
 END_TEST
