@@ -17,8 +17,14 @@
 #include "ops/ur_ops.h"
 
 #include "ops/fastmath.h"
+#include "ops/pool.h"
 
-/* One row: a receives the activations [i | f | g | o]. */
+/* Rows are split over the pool's threads (ops/pool.h) when a step has at least this many
+ * gate values; below it the hand-over costs more than the work. */
+#define PARALLEL_MIN 8192
+
+/* One row: a receives the activations [i | f | g | o]. A step's rows are split over the
+ * pool's threads, forward and backward (rows are independent). */
 /* a may be z itself (in place): every a[j] depends only on z[j]. */
 UR_VECTOR_CLONES static void gates_row(int H, const float *z, const float *restrict cp, float *a,
                                        float *restrict c, float *restrict h)
@@ -49,47 +55,93 @@ UR_VECTOR_CLONES static void gates_row_backward(int H, const float *restrict a,
     }
 }
 
+/* Rows [r0, r1) of the backward. */
+typedef struct gates_job {
+    int H;
+    const float *z, *cp, *acts;
+    float *a, *c, *h;                     /* forward */
+    const float *cv, *dh, *dc;            /* backward */
+    float *dz, *dcp;
+    int rows;
+} gates_job;
+
+static void rows_of(const gates_job *j, int task, int n_tasks, int *r0, int *r1)
+{
+    *r0 = (int)((long)j->rows * task / n_tasks);
+    *r1 = (int)((long)j->rows * (task + 1) / n_tasks);
+}
+
+static int tasks_for(int rows, int H)
+{
+    int n = ur_pool_threads();
+    if ((long)rows * 4 * H < PARALLEL_MIN) n = 1;
+    return n > rows ? rows : n;
+}
+
+static void backward_task(void *ctx, int task, int n_tasks)
+{
+    const gates_job *j = ctx;
+    int H = j->H, r0, r1;
+    rows_of(j, task, n_tasks, &r0, &r1);
+    for (int r = r0; r < r1 && !j->dz; r++) { /* z is a constant: only c_prev learns */
+        size_t o4 = (size_t)r * 4 * H, o1 = (size_t)r * H;
+        for (int q = 0; q < H; q++) {
+            float tc = ur_tanh1(j->cv[o1 + q]), o = j->acts[o4 + 3 * H + q];
+            float dC = j->dc[o1 + q] + j->dh[o1 + q] * o * (1.0f - tc * tc);
+            j->dcp[o1 + q] += dC * j->acts[o4 + H + q];
+        }
+    }
+    for (int r = r0; r < r1 && j->dz; r++) {
+        size_t o4 = (size_t)r * 4 * H, o1 = (size_t)r * H;
+        gates_row_backward(H, j->acts + o4, j->cp + o1, j->cv + o1, j->dh + o1, j->dc + o1,
+                           j->dz + o4, j->dcp ? j->dcp + o1 : NULL);
+    }
+}
+
 static void lstm_gates_backward(ur_node *n)
 {
     ur_tensor *z = n->in[0], *cp = n->in[1], *h = n->out, *c = n->out2;
-    const float *acts = n->aux;
-    int H = h->cols;
-    float *dz = z->requires_grad ? ur_grad(z) : NULL;
-    float *dcp = cp->requires_grad ? ur_grad(cp) : NULL;
-    for (int r = 0; r < h->rows && !dz; r++) { /* z is a constant: only c_prev learns */
-        size_t o4 = (size_t)r * 4 * H, o1 = (size_t)r * H;
-        for (int j = 0; j < H; j++) {
-            float tc = ur_tanh1(c->val[o1 + j]), o = acts[o4 + 3 * H + j];
-            float dC = c->grad[o1 + j] + h->grad[o1 + j] * o * (1.0f - tc * tc);
-            dcp[o1 + j] += dC * acts[o4 + H + j];
-        }
-    }
-    for (int r = 0; r < h->rows && dz; r++) {
-        size_t o4 = (size_t)r * 4 * H, o1 = (size_t)r * H;
-        gates_row_backward(H, acts + o4, cp->val + o1, c->val + o1, h->grad + o1, c->grad + o1,
-                           dz + o4, dcp ? dcp + o1 : NULL);
-    }
+    gates_job j = {.H = h->cols, .cp = cp->val, .acts = n->aux, .cv = c->val, .dh = h->grad,
+                   .dc = c->grad, .dz = z->requires_grad ? ur_grad(z) : NULL,
+                   .dcp = cp->requires_grad ? ur_grad(cp) : NULL, .rows = h->rows};
+    ur_pool_run(tasks_for(j.rows, j.H), backward_task, &j);
 }
 static const ur_op lstm_gates_op = {"lstm_gates", lstm_gates_backward};
 
-static int lstm_gates(ur_tape *tp, ur_tensor *z, ur_tensor *c_prev, ur_tensor **h, ur_tensor **c,
-                      int in_place)
+static void forward_task(void *ctx, int task, int n_tasks)
+{
+    const gates_job *j = ctx;
+    int H = j->H, r0, r1;
+    rows_of(j, task, n_tasks, &r0, &r1);
+    for (int r = r0; r < r1; r++)
+        gates_row(H, j->z + (size_t)r * 4 * H, j->cp + (size_t)r * H, j->a + (size_t)r * 4 * H,
+                  j->c + (size_t)r * H, j->h + (size_t)r * H);
+}
+
+static int lstm_gates(ur_tape *tp, ur_tensor *z, ur_tensor *c_prev, ur_tensor *h_into,
+                      ur_tensor **h, ur_tensor **c, int in_place)
 {
     if (h) *h = ur_tape_poison(tp);
     if (c) *c = ur_tape_poison(tp);
     if (!ur_op_begin(tp, "lstm_gates", 2, z, c_prev)) return -1;
+    if (h_into && !ur_op_begin(tp, "lstm_gates", 1, h_into)) return -1;
     if (!h || !c) { ur_tape_fail(tp, "lstm_gates: h and c outputs must not be NULL"); return -1; }
     if (z->cols % 4 != 0 || z->rows != c_prev->rows || z->cols / 4 != c_prev->cols) {
         ur_shape_error(tp, "lstm_gates", "z must be B x 4H and c_prev B x H", z, c_prev);
         return -1;
     }
     int B = z->rows, H = c_prev->cols;
-    ur_tensor *hh = ur_tensor_new(tp, B, H), *cc = ur_tensor_new(tp, B, H);
+    if (h_into && (h_into->rows != B || h_into->cols != H || h_into->node || !h_into->tape)) {
+        ur_tape_fail(tp, "lstm_gates: h_into must be a %dx%d tensor of the tape that no op has "
+                     "written; got %dx%d", B, H, h_into->rows, h_into->cols);
+        return -1;
+    }
+    ur_tensor *hh = h_into ? h_into : ur_tensor_new(tp, B, H), *cc = ur_tensor_new(tp, B, H);
     float *acts = in_place ? z->val : ur_tape_alloc(tp, ur_numel(z) * sizeof *acts);
     if (!hh || !cc || !acts) return -1;
-    for (int r = 0; r < B; r++)
-        gates_row(H, z->val + (size_t)r * 4 * H, c_prev->val + (size_t)r * H,
-                  acts + (size_t)r * 4 * H, cc->val + (size_t)r * H, hh->val + (size_t)r * H);
+    gates_job j = {.H = H, .z = z->val, .cp = c_prev->val, .a = acts, .c = cc->val, .h = hh->val,
+                   .rows = B};
+    ur_pool_run(tasks_for(B, H), forward_task, &j);
     ur_node *nd = ur_record(tp, &lstm_gates_op, hh, 2, z, c_prev);
     if (nd) {
         nd->aux = acts;
@@ -102,11 +154,17 @@ static int lstm_gates(ur_tape *tp, ur_tensor *z, ur_tensor *c_prev, ur_tensor **
 
 int ur_lstm_gates(ur_tape *tp, ur_tensor *z, ur_tensor *c_prev, ur_tensor **h, ur_tensor **c)
 {
-    return lstm_gates(tp, z, c_prev, h, c, 0);
+    return lstm_gates(tp, z, c_prev, NULL, h, c, 0);
 }
 
 int ur_lstm_gates_inplace(ur_tape *tp, ur_tensor *z, ur_tensor *c_prev, ur_tensor **h,
                           ur_tensor **c)
 {
-    return lstm_gates(tp, z, c_prev, h, c, 1);
+    return lstm_gates(tp, z, c_prev, NULL, h, c, 1);
+}
+
+int ur_lstm_gates_into(ur_tape *tp, ur_tensor *z, ur_tensor *c_prev, ur_tensor *h_into,
+                       ur_tensor **h, ur_tensor **c)
+{
+    return lstm_gates(tp, z, c_prev, h_into, h, c, 1);
 }

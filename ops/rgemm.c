@@ -1,0 +1,292 @@
+/* The recurrent product's GEMM kernels (ops/rgemm.h).
+ *
+ * Shapes: m = batch rows of h (1 to a few hundred), k = the inner size, n = the output
+ * columns, NR = panel width, MR = rows per tile.
+ *
+ *     for each panel p of this thread's columns          (P's K x NR block, read from cache)
+ *         for each block of MR rows of A
+ *             acc (MR x NR) = sum_k A[rows, k] P[k, panel]     (registers)
+ *             C[rows, panel] += acc
+ *
+ * A tile keeps MR x NR sums in registers: AVX-512 8 x 32 (16 zmm accumulators, one
+ * broadcast of A and two loads of P per 16 FMAs), AVX2 6 x 16 (12 ymm). With few rows
+ * (batch 1) a tile spans several panels instead, so that enough independent sums are in
+ * flight to hide the FMA latency. Each sum runs over k in order, one FMA per term.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include "ops/rgemm.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ops/pool.h"
+
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
+#define UR_HAVE_KERNELS 1
+#include <immintrin.h>
+#endif
+
+enum { K_NONE, K_AVX2, K_AVX512 };
+static int kernel_id = -1;
+static pthread_once_t choose_once = PTHREAD_ONCE_INIT;
+
+static void choose(void)
+{
+    int best = K_NONE;
+#ifdef UR_HAVE_KERNELS
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f")) best = K_AVX512;
+    else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) best = K_AVX2;
+#endif
+    const char *want = getenv("UR_RGEMM");
+    if (want && strcmp(want, "blas") == 0) best = K_NONE;
+    else if (want && strcmp(want, "avx2") == 0 && best >= K_AVX2) best = K_AVX2;
+    kernel_id = best;
+}
+
+static int kernel(void)
+{
+    pthread_once(&choose_once, choose);
+    return kernel_id;
+}
+
+const char *ur_rgemm_kernel(void)
+{
+    switch (kernel()) {
+    case K_AVX512: return "avx512";
+    case K_AVX2: return "avx2";
+    default: return "blas";
+    }
+}
+
+int ur_rgemm_available(void) { return kernel() != K_NONE; }
+
+static int panel_width(void) { return kernel() == K_AVX512 ? 32 : 16; }
+
+size_t ur_rgemm_packed_floats(int k, int n)
+{
+    int nr = panel_width();
+    size_t panels = ((size_t)n + (size_t)nr - 1) / (size_t)nr;
+    return panels * (size_t)k * (size_t)nr; /* nr is a multiple of 16 */
+}
+
+void ur_rgemm_pack(const float *w, int ldw, int trans, int k, int n, float *packed)
+{
+    int nr = panel_width();
+    for (int c0 = 0; c0 < n; c0 += nr) {
+        int w_cols = n - c0 < nr ? n - c0 : nr;
+        float *dst = packed + (size_t)(c0 / nr) * (size_t)k * (size_t)nr;
+        for (int r = 0; r < k; r++) {
+            float *d = dst + (size_t)r * nr;
+            if (!trans) {
+                memcpy(d, w + (size_t)r * ldw + c0, (size_t)w_cols * sizeof *d);
+            } else {
+                for (int j = 0; j < w_cols; j++) d[j] = w[(size_t)(c0 + j) * ldw + r];
+            }
+            for (int j = w_cols; j < nr; j++) d[j] = 0.0f;
+        }
+    }
+}
+
+#ifdef UR_HAVE_KERNELS
+
+#define INLINE static inline __attribute__((always_inline))
+#define AVX512 __attribute__((target("avx512f")))
+#define AVX2 __attribute__((target("avx2,fma")))
+
+/* ---- AVX-512: panels of 32 columns (two zmm), tiles of up to 8 rows x 32 or 1-2 rows x 128 */
+
+/* C[0..mr) x [0..cols) += A[0..mr) P[np panels]; cols <= 32 np (less only in the last tile). */
+AVX512 INLINE void tile512(const int mr, const int np, int k, const float *restrict a, int lda,
+                           const float *restrict p, size_t pstride, float *restrict c, int ldc,
+                           int cols)
+{
+    __m512 acc[8][8];
+#pragma GCC unroll 8
+    for (int i = 0; i < mr; i++)
+#pragma GCC unroll 8
+        for (int j = 0; j < 2 * np; j++) acc[i][j] = _mm512_setzero_ps();
+    for (int q = 0; q < k; q++) {
+        __m512 b[8];
+#pragma GCC unroll 4
+        for (int j = 0; j < np; j++) {
+            b[2 * j] = _mm512_loadu_ps(p + j * pstride + (size_t)q * 32);
+            b[2 * j + 1] = _mm512_loadu_ps(p + j * pstride + (size_t)q * 32 + 16);
+        }
+#pragma GCC unroll 8
+        for (int i = 0; i < mr; i++) {
+            __m512 x = _mm512_set1_ps(a[(size_t)i * lda + q]);
+#pragma GCC unroll 8
+            for (int j = 0; j < 2 * np; j++) acc[i][j] = _mm512_fmadd_ps(x, b[j], acc[i][j]);
+        }
+    }
+#pragma GCC unroll 8
+    for (int i = 0; i < mr; i++) {
+        float *ci = c + (size_t)i * ldc;
+#pragma GCC unroll 8
+        for (int j = 0; j < 2 * np; j++) {
+            int rem = cols - 16 * j;
+            if (rem >= 16) {
+                _mm512_storeu_ps(ci + 16 * j, _mm512_add_ps(_mm512_loadu_ps(ci + 16 * j), acc[i][j]));
+            } else if (rem > 0) {
+                __mmask16 m = (__mmask16)((1u << rem) - 1u);
+                __m512 old = _mm512_maskz_loadu_ps(m, ci + 16 * j);
+                _mm512_mask_storeu_ps(ci + 16 * j, m, _mm512_add_ps(old, acc[i][j]));
+            }
+        }
+    }
+}
+
+/* Rows [0, m) and panels [p0, p1) of the product. */
+AVX512 static void block512(int m, int n, int k, const float *a, int lda, const float *packed,
+                            float *c, int ldc, int p0, int p1)
+{
+    const size_t ps = (size_t)k * 32;
+    for (int p = p0; p < p1;) {
+        /* few rows: tiles of 4 panels (1-2 rows) or 2 panels (3-4 rows) */
+        int wide = m <= 2 ? 4 : m <= 4 ? 2 : 1;
+        if (p1 - p < wide) wide = 1;
+        int cols = n - p * 32 < 32 * wide ? n - p * 32 : 32 * wide;
+        const float *pp = packed + (size_t)p * ps;
+        for (int r = 0; r < m; r += 8) {
+            int mr = m - r < 8 ? m - r : 8;
+            const float *ar = a + (size_t)r * lda;
+            float *cr = c + (size_t)r * ldc + (size_t)p * 32;
+            if (wide == 4) {
+                if (mr == 1) tile512(1, 4, k, ar, lda, pp, ps, cr, ldc, cols);
+                else tile512(2, 4, k, ar, lda, pp, ps, cr, ldc, cols);
+                continue;
+            }
+            if (wide == 2) {
+                if (mr == 3) tile512(3, 2, k, ar, lda, pp, ps, cr, ldc, cols);
+                else tile512(4, 2, k, ar, lda, pp, ps, cr, ldc, cols);
+                continue;
+            }
+            switch (mr) {
+            case 1: tile512(1, 1, k, ar, lda, pp, ps, cr, ldc, cols); break;
+            case 2: tile512(2, 1, k, ar, lda, pp, ps, cr, ldc, cols); break;
+            case 3: tile512(3, 1, k, ar, lda, pp, ps, cr, ldc, cols); break;
+            case 4: tile512(4, 1, k, ar, lda, pp, ps, cr, ldc, cols); break;
+            case 5: tile512(5, 1, k, ar, lda, pp, ps, cr, ldc, cols); break;
+            case 6: tile512(6, 1, k, ar, lda, pp, ps, cr, ldc, cols); break;
+            case 7: tile512(7, 1, k, ar, lda, pp, ps, cr, ldc, cols); break;
+            default: tile512(8, 1, k, ar, lda, pp, ps, cr, ldc, cols); break;
+            }
+        }
+        p += wide;
+    }
+}
+
+/* ---- AVX2 + FMA: panels of 16 columns (two ymm), tiles of up to 6 rows x 16 ------------- */
+
+AVX2 INLINE void tile256(const int mr, const int np, int k, const float *restrict a, int lda,
+                         const float *restrict p, size_t pstride, float *restrict c, int ldc,
+                         int cols)
+{
+    __m256 acc[6][8];
+#pragma GCC unroll 6
+    for (int i = 0; i < mr; i++)
+#pragma GCC unroll 8
+        for (int j = 0; j < 2 * np; j++) acc[i][j] = _mm256_setzero_ps();
+    for (int q = 0; q < k; q++) {
+        __m256 b[8];
+#pragma GCC unroll 4
+        for (int j = 0; j < np; j++) {
+            b[2 * j] = _mm256_loadu_ps(p + j * pstride + (size_t)q * 16);
+            b[2 * j + 1] = _mm256_loadu_ps(p + j * pstride + (size_t)q * 16 + 8);
+        }
+#pragma GCC unroll 6
+        for (int i = 0; i < mr; i++) {
+            __m256 x = _mm256_broadcast_ss(a + (size_t)i * lda + q);
+#pragma GCC unroll 8
+            for (int j = 0; j < 2 * np; j++) acc[i][j] = _mm256_fmadd_ps(x, b[j], acc[i][j]);
+        }
+    }
+#pragma GCC unroll 6
+    for (int i = 0; i < mr; i++) {
+        float *ci = c + (size_t)i * ldc;
+#pragma GCC unroll 8
+        for (int j = 0; j < 2 * np; j++) {
+            int rem = cols - 8 * j;
+            if (rem >= 8) {
+                _mm256_storeu_ps(ci + 8 * j, _mm256_add_ps(_mm256_loadu_ps(ci + 8 * j), acc[i][j]));
+            } else if (rem > 0) {
+                float t[8];
+                _mm256_storeu_ps(t, acc[i][j]);
+                for (int e = 0; e < rem; e++) ci[8 * j + e] += t[e];
+            }
+        }
+    }
+}
+
+AVX2 static void block256(int m, int n, int k, const float *a, int lda, const float *packed,
+                          float *c, int ldc, int p0, int p1)
+{
+    const size_t ps = (size_t)k * 16;
+    for (int p = p0; p < p1;) {
+        int wide = m == 1 ? 4 : m == 2 ? 2 : 1; /* at most 12 of the 16 ymm hold sums */
+        if (p1 - p < wide) wide = 1;
+        int cols = n - p * 16 < 16 * wide ? n - p * 16 : 16 * wide;
+        const float *pp = packed + (size_t)p * ps;
+        for (int r = 0; r < m; r += 6) {
+            int mr = m - r < 6 ? m - r : 6;
+            const float *ar = a + (size_t)r * lda;
+            float *cr = c + (size_t)r * ldc + (size_t)p * 16;
+            if (wide == 4) {
+                tile256(1, 4, k, ar, lda, pp, ps, cr, ldc, cols);
+                continue;
+            }
+            if (wide == 2) {
+                tile256(2, 2, k, ar, lda, pp, ps, cr, ldc, cols);
+                continue;
+            }
+            switch (mr) {
+            case 1: tile256(1, 1, k, ar, lda, pp, ps, cr, ldc, cols); break;
+            case 2: tile256(2, 1, k, ar, lda, pp, ps, cr, ldc, cols); break;
+            case 3: tile256(3, 1, k, ar, lda, pp, ps, cr, ldc, cols); break;
+            case 4: tile256(4, 1, k, ar, lda, pp, ps, cr, ldc, cols); break;
+            case 5: tile256(5, 1, k, ar, lda, pp, ps, cr, ldc, cols); break;
+            default: tile256(6, 1, k, ar, lda, pp, ps, cr, ldc, cols); break;
+            }
+        }
+        p += wide;
+    }
+}
+
+#endif /* UR_HAVE_KERNELS */
+
+/* One product split by panels over the tasks. */
+typedef struct rgemm_job {
+    int m, n, k, lda, ldc, panels, id;
+    const float *a, *packed;
+    float *c;
+} rgemm_job;
+
+static void rgemm_task(void *ctx, int task, int n_tasks)
+{
+    const rgemm_job *j = ctx;
+    int p0 = (int)((long)j->panels * task / n_tasks), p1 = (int)((long)j->panels * (task + 1) / n_tasks);
+    if (p0 >= p1) return;
+#ifdef UR_HAVE_KERNELS
+    if (j->id == K_AVX512)
+        block512(j->m, j->n, j->k, j->a, j->lda, j->packed, j->c, j->ldc, p0, p1);
+    else
+        block256(j->m, j->n, j->k, j->a, j->lda, j->packed, j->c, j->ldc, p0, p1);
+#endif
+}
+
+/* Below this many multiply-adds a product runs on one thread: the hand-over costs more. */
+#define PARALLEL_MIN (1L << 15)
+
+void ur_rgemm(int m, int n, int k, const float *a, int lda, const float *packed, float *c,
+              int ldc)
+{
+    int nr = panel_width();
+    rgemm_job j = {m, n, k, lda, ldc, (n + nr - 1) / nr, kernel(), a, packed, c};
+    if (j.id == K_NONE || m <= 0 || n <= 0 || k <= 0) return;
+    int tasks = ur_pool_threads();
+    if ((long)m * n * k < PARALLEL_MIN) tasks = 1;
+    if (tasks > j.panels) tasks = j.panels;
+    ur_pool_run(tasks, rgemm_task, &j);
+}
