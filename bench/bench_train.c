@@ -9,6 +9,7 @@
 #include "bench/alloc_count.h"
 #include "bench/bench_common.h"
 #include "examples/common.h"
+#include "ops/rgemm.h"
 
 static int cmp_double(const void *a, const void *b)
 {
@@ -117,9 +118,15 @@ int main(int argc, char **argv)
     size_t min_act = bench_min_activation_bytes(c);
     if (!c->sample)
         printf("activation memory: tape after forward %.2f MiB; BPTT minimum (inputs, %s) "
-               "%.2f MiB; ratio %.2f\n", mib((double)m.used_after_forward),
-               strcmp(c->cell, "lstm") == 0 ? "i f g o gates, c and h per step" : "h per step",
-               mib((double)min_act), (double)m.used_after_forward / (double)min_act);
+               "%.2f MiB; ratio %.2f; the recurrent layers' own part (their tape and the "
+               "input) %.2f MiB, ratio %.2f\n", mib((double)m.used_after_forward),
+               strcmp(c->cell, "lstm") == 0 ? "i f g o gates, c and h per step"
+               : strcmp(c->cell, "gru") == 0 ? "r z n gates, h Whn + bhn and h per step"
+                                             : "h per step",
+               mib((double)min_act), (double)m.used_after_forward / (double)min_act,
+               mib((double)m.used_by_cells), (double)m.used_by_cells / (double)min_act);
+    printf("recurrent kernel: %s (UR_RGEMM=%s)\n", ur_rgemm_kernel(),
+           getenv("UR_RGEMM") ? getenv("UR_RGEMM") : "unset");
 
     long bad = bench_alloc_available() ? 0 : -1; /* -1 in RESULT: not counted */
     if (bad == 0) {
@@ -138,11 +145,12 @@ int main(int argc, char **argv)
            "best_ms=%.4f maxrss_kb=%ld tape_arena=%zu tape_used_fwd=%zu tape_used_bwd=%zu "
            "min_act=%zu allocs_first=%ld allocs_later=%ld allocs_blas_later=%ld "
            "fwd_ms=%.4f bwd_ms=%.4f clip_ms=%.4f optim_ms=%.4f core=%s threads=%d steps=%d "
-           "tokens_per_step=%ld counted_steps=%ld\n", c->name, tps, 1e3 * total / steps, 1e3 * median, 1e3 * best,
+           "tokens_per_step=%ld counted_steps=%ld cells_tape=%zu kernel=%s\n", c->name, tps, 1e3 * total / steps, 1e3 * median, 1e3 * best,
            rss, arena, m.used_after_forward, m.used_after_backward, min_act, first.total,
            bad, later.openblas, 1e3 * pt.forward / steps, 1e3 * pt.backward / steps,
            1e3 * pt.clip / steps, 1e3 * pt.optim / steps, bench_blas_core(),
-           bench_blas_threads(), steps, tokens_per_step, counted_steps);
+           bench_blas_threads(), steps, tokens_per_step, counted_steps, m.used_by_cells,
+           ur_rgemm_kernel());
     free(times);
     bench_model_free(&m);
     if (bad > 0) {

@@ -11,3 +11,7 @@ EXTRA_DIST += bench/run bench/bench_torch.py bench/trap
 noinst_PROGRAMS += bench/bench_cells
 bench_bench_cells_SOURCES = bench/bench_cells.c $(BENCH_COMMON)
 bench_bench_cells_LDADD = $(EX_LDADD)
+noinst_PROGRAMS += bench/bench_dnnl
+bench_bench_dnnl_SOURCES = bench/bench_dnnl.c $(BENCH_COMMON)
+bench_bench_dnnl_LDADD = $(EX_LDADD) $(DNNL_LIBS)
+EXTRA_DIST += bench/run-dnnl

@@ -62,6 +62,21 @@ const char *ur_rgemm_kernel(void)
 
 int ur_rgemm_available(void) { return kernel() != K_NONE; }
 
+int ur_rgemm_select(const char *name)
+{
+    int best = K_NONE;
+    kernel();
+#ifdef UR_HAVE_KERNELS
+    if (__builtin_cpu_supports("avx512f")) best = K_AVX512;
+    else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) best = K_AVX2;
+#endif
+    int want = strcmp(name, "avx512") == 0 ? K_AVX512 : strcmp(name, "avx2") == 0 ? K_AVX2
+             : strcmp(name, "blas") == 0 ? K_NONE : -1;
+    if (want < 0 || want > best) return -1;
+    kernel_id = want;
+    return 0;
+}
+
 static int panel_width(void) { return kernel() == K_AVX512 ? 32 : 16; }
 
 size_t ur_rgemm_packed_floats(int k, int n)

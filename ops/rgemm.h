@@ -22,6 +22,9 @@
 
 /* "avx512", "avx2" or "blas" (no kernel of ours: use cblas). */
 const char *ur_rgemm_kernel(void);
+/* For tests: switches to the kernel called name ("avx512", "avx2", "blas"); -1 when the CPU
+ * lacks it. Not thread-safe: only while no product runs, and before anything is packed. */
+int ur_rgemm_select(const char *name);
 /* 1 when a kernel is available. */
 int ur_rgemm_available(void);
 /* Floats a packed k x n takes (a multiple of 16, so consecutive buffers stay aligned). */

@@ -45,3 +45,8 @@ check_PROGRAMS += tests/test_gradcheck
 tests_test_gradcheck_SOURCES = tests/test_gradcheck.c tests/ur_test.h
 tests_test_gradcheck_CFLAGS = $(TEST_CFLAGS)
 tests_test_gradcheck_LDADD = $(TEST_LDADD)
+
+check_PROGRAMS += tests/test_kernels
+tests_test_kernels_SOURCES = tests/test_kernels.c tests/ur_test.h
+tests_test_kernels_CFLAGS = $(TEST_CFLAGS)
+tests_test_kernels_LDADD = $(TEST_LDADD)
