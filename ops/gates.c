@@ -55,7 +55,7 @@ UR_VECTOR_CLONES static void gates_row_backward(int H, const float *restrict a,
     }
 }
 
-/* Rows [r0, r1) of the backward. */
+/* A step's rows, forward or backward; the pool hands out ranges of them. */
 typedef struct gates_job {
     int H;
     const float *z, *cp, *acts;
@@ -65,24 +65,18 @@ typedef struct gates_job {
     int rows;
 } gates_job;
 
-static void rows_of(const gates_job *j, int task, int n_tasks, int *r0, int *r1)
+/* Rows per range handed out by the pool: all of them when the step is small. */
+static int grain_for(int rows, int H)
 {
-    *r0 = (int)((long)j->rows * task / n_tasks);
-    *r1 = (int)((long)j->rows * (task + 1) / n_tasks);
+    if ((long)rows * 4 * H < PARALLEL_MIN) return rows;
+    int g = rows / 8;
+    return g < 1 ? 1 : g;
 }
 
-static int tasks_for(int rows, int H)
-{
-    int n = ur_pool_threads();
-    if ((long)rows * 4 * H < PARALLEL_MIN) n = 1;
-    return n > rows ? rows : n;
-}
-
-static void backward_task(void *ctx, int task, int n_tasks)
+static void backward_rows(void *ctx, int r0, int r1)
 {
     const gates_job *j = ctx;
-    int H = j->H, r0, r1;
-    rows_of(j, task, n_tasks, &r0, &r1);
+    int H = j->H;
     for (int r = r0; r < r1 && !j->dz; r++) { /* z is a constant: only c_prev learns */
         size_t o4 = (size_t)r * 4 * H, o1 = (size_t)r * H;
         for (int q = 0; q < H; q++) {
@@ -104,15 +98,14 @@ static void lstm_gates_backward(ur_node *n)
     gates_job j = {.H = h->cols, .cp = cp->val, .acts = n->aux, .cv = c->val, .dh = h->grad,
                    .dc = c->grad, .dz = z->requires_grad ? ur_grad(z) : NULL,
                    .dcp = cp->requires_grad ? ur_grad(cp) : NULL, .rows = h->rows};
-    ur_pool_run(tasks_for(j.rows, j.H), backward_task, &j);
+    ur_pool_for(j.rows, grain_for(j.rows, j.H), backward_rows, &j);
 }
 static const ur_op lstm_gates_op = {"lstm_gates", lstm_gates_backward};
 
-static void forward_task(void *ctx, int task, int n_tasks)
+static void forward_rows(void *ctx, int r0, int r1)
 {
     const gates_job *j = ctx;
-    int H = j->H, r0, r1;
-    rows_of(j, task, n_tasks, &r0, &r1);
+    int H = j->H;
     for (int r = r0; r < r1; r++)
         gates_row(H, j->z + (size_t)r * 4 * H, j->cp + (size_t)r * H, j->a + (size_t)r * 4 * H,
                   j->c + (size_t)r * H, j->h + (size_t)r * H);
@@ -141,7 +134,7 @@ static int lstm_gates(ur_tape *tp, ur_tensor *z, ur_tensor *c_prev, ur_tensor *h
     if (!hh || !cc || !acts) return -1;
     gates_job j = {.H = H, .z = z->val, .cp = c_prev->val, .a = acts, .c = cc->val, .h = hh->val,
                    .rows = B};
-    ur_pool_run(tasks_for(B, H), forward_task, &j);
+    ur_pool_for(B, grain_for(B, H), forward_rows, &j);
     ur_node *nd = ur_record(tp, &lstm_gates_op, hh, 2, z, c_prev);
     if (nd) {
         nd->aux = acts;

@@ -1,14 +1,17 @@
 /* The worker pool of ops/pool.h.
  *
- * One run: the caller (holding `busy`) stores the task, sets `pending` to the number of
- * workers that have a task and bumps the generation `gen` (which also holds the task count); each worker waits for gen to
- * change (spinning, then yielding, then asleep on a condition variable), runs its task and
- * decrements pending; the caller runs task 0 and waits for pending to reach 0.
+ * One run: the caller (holding `busy`) stores fn and ctx, then the range word `work`
+ * (the run's tag, and the items [lo, hi) still to take), then bumps `gen` to wake the
+ * workers. Every thread takes ranges by compare-and-swap on `work`: the caller raises lo, the
+ * workers lower hi; a swap fails if another thread took items first or, for a worker, if the
+ * tag is no longer its run's (the caller has returned: fn and ctx belong to nobody). A thread
+ * adds the items it ran to `done`; the caller returns when done reaches n, so ctx lives as long
+ * as any worker can still run a range of it.
  *
  * Sleeping without a lost wake-up: a worker increments `sleepers` and re-reads gen under
  * `lock` before it waits; the caller bumps gen, then reads sleepers and, if any, broadcasts
- * under `lock`. Both are sequentially consistent, so either the worker sees the new gen or the
- * caller sees the sleeper (and then cannot broadcast before the worker waits).
+ * under `lock`. Both are sequentially consistent, so either the worker sees the new gen or
+ * the caller sees the sleeper (and then cannot broadcast before the worker waits).
  */
 #define _POSIX_C_SOURCE 200809L
 #include "ops/pool.h"
@@ -22,26 +25,32 @@
 
 int openblas_get_num_threads(void);
 
-/* gen: a run counter in the high bits, the run's task count in the low four. */
-#define GEN_TASKS 15u
-#define GEN_STEP 16u
+/* work: tag (24 bits) | lo (20 bits) | hi (20 bits) */
+#define ITEM_BITS 20
+#define ITEM_MASK ((1u << ITEM_BITS) - 1u)
+#define MAX_ITEMS ((int)ITEM_MASK)
+#define PACK(tag, lo, hi) (((uint64_t)(tag) << (2 * ITEM_BITS)) | ((uint64_t)(lo) << ITEM_BITS) | (uint64_t)(hi))
+#define TAG(w) ((uint32_t)((w) >> (2 * ITEM_BITS)) & 0xffffffu)
+#define LO(w) ((int)(((w) >> ITEM_BITS) & ITEM_MASK))
+#define HI(w) ((int)((w) & ITEM_MASK))
 
-#define SPIN_NS 50000L     /* spin on the generation for 50 us after a task ... */
-#define YIELD_NS 1000000L  /* ... then yield the core until 1 ms, then sleep */
+#define SPIN_NS 50000L     /* a worker spins for 50 us after a run ... */
+#define YIELD_NS 1000000L  /* ... then yields the core until 1 ms, then sleeps */
 
 static struct {
-    pthread_mutex_t busy;  /* held by the thread that runs tasks on the pool */
-    pthread_mutex_t lock;  /* guards sleeping */
+    pthread_mutex_t busy;   /* held by the thread that runs on the pool */
+    pthread_mutex_t lock;   /* guards sleeping */
     pthread_cond_t wake;
-    atomic_uint gen;
+    atomic_uint gen;        /* bumped once per run: wakes the workers */
     atomic_int sleepers;
-    atomic_int pending;
-    ur_pool_fn fn;         /* the current run, written before gen is bumped */
+    _Atomic uint64_t work;  /* the run's tag and the items not yet taken */
+    atomic_int done;        /* items finished in this run */
+    ur_pool_fn fn;          /* the current run's, written before work and gen */
     void *ctx;
-    int workers;           /* worker threads started (tasks 1 .. workers) */
-    unsigned start_gen[UR_POOL_MAX];
+    atomic_int grain;       /* read by a worker before its swap tells whether the run is its */
+    int workers;            /* worker threads started */
 } pool = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER,
-          0, 0, 0, NULL, NULL, 0, {0}};
+          0, 0, 0, 0, NULL, NULL, 1, 0};
 
 static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
 
@@ -66,11 +75,39 @@ static void pool_after_fork_child(void)
     pthread_mutex_init(&pool.lock, NULL);
     pthread_cond_init(&pool.wake, NULL);
     atomic_store(&pool.sleepers, 0);
-    atomic_store(&pool.pending, 0);
     pool.workers = 0;
 }
 
 static void register_atfork(void) { pthread_atfork(NULL, NULL, pool_after_fork_child); }
+
+/* Takes a range of run tag from the front (front = 1) or the back; 0 when none is left. */
+static int take(uint32_t tag, int front, int *b, int *e)
+{
+    uint64_t w = atomic_load_explicit(&pool.work, memory_order_acquire);
+    for (;;) {
+        int lo = LO(w), hi = HI(w);
+        if (TAG(w) != tag || lo >= hi) return 0;
+        int g = atomic_load_explicit(&pool.grain, memory_order_relaxed);
+        int nlo = front ? (hi - lo > g ? lo + g : hi) : lo;
+        int nhi = front ? hi : (hi - lo > g ? hi - g : lo);
+        if (atomic_compare_exchange_weak_explicit(&pool.work, &w, PACK(tag, nlo, nhi),
+                                                  memory_order_acq_rel, memory_order_acquire)) {
+            *b = front ? lo : nhi;
+            *e = front ? nlo : hi;
+            return 1;
+        }
+    }
+}
+
+/* Runs ranges of run tag until none is left. */
+static void work_on(uint32_t tag, int front)
+{
+    int b, e;
+    while (take(tag, front, &b, &e)) {
+        pool.fn(pool.ctx, b, e); /* the run is still on: the caller waits for these items */
+        atomic_fetch_add_explicit(&pool.done, e - b, memory_order_release);
+    }
+}
 
 /* Waits until gen differs from seen; returns the new value. */
 static unsigned wait_for_work(unsigned seen)
@@ -97,21 +134,15 @@ static unsigned wait_for_work(unsigned seen)
 
 static void *worker_main(void *arg)
 {
-    int k = (int)(intptr_t)arg;
-    unsigned seen = pool.start_gen[k];
+    unsigned seen = (unsigned)(uintptr_t)arg;
     for (;;) {
         seen = wait_for_work(seen);
-        int n = (int)(seen & GEN_TASKS); /* from gen itself: a worker without a task of this
-                                            run must not read the next run's fields */
-        if (k < n) {
-            pool.fn(pool.ctx, k, n);
-            atomic_fetch_sub_explicit(&pool.pending, 1, memory_order_release);
-        }
+        work_on(seen & 0xffffffu, 0);
     }
     return NULL;
 }
 
-/* Starts workers up to tasks 1 .. want-1 (with busy held); returns how many tasks can run. */
+/* Starts workers until there are want - 1 (with busy held); returns the threads available. */
 static int start_workers(int want)
 {
     if (pool.workers + 1 >= want) return want;
@@ -120,19 +151,18 @@ static int start_workers(int want)
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old); /* signals go to the caller's threads */
     while (pool.workers + 1 < want) {
-        int k = pool.workers + 1;
-        pool.start_gen[k] = atomic_load(&pool.gen);
         pthread_attr_t attr;
         pthread_t th;
         pthread_attr_init(&attr);
         pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-        int rc = pthread_create(&th, &attr, worker_main, (void *)(intptr_t)k);
+        int rc = pthread_create(&th, &attr, worker_main,
+                                (void *)(uintptr_t)atomic_load(&pool.gen));
         pthread_attr_destroy(&attr);
         if (rc != 0) break;
-        pool.workers = k;
+        pool.workers++;
     }
     pthread_sigmask(SIG_SETMASK, &old, NULL);
-    return pool.workers + 1 < want ? pool.workers + 1 : want;
+    return pool.workers + 1;
 }
 
 int ur_pool_threads(void)
@@ -141,34 +171,36 @@ int ur_pool_threads(void)
     return n < 1 ? 1 : n > UR_POOL_MAX ? UR_POOL_MAX : n;
 }
 
-static void run_inline(int n_tasks, ur_pool_fn fn, void *ctx)
+void ur_pool_for(int n, int grain, ur_pool_fn fn, void *ctx)
 {
-    for (int k = 0; k < n_tasks; k++) fn(ctx, k, n_tasks);
-}
-
-void ur_pool_run(int n_tasks, ur_pool_fn fn, void *ctx)
-{
-    if (n_tasks <= 1 || n_tasks > UR_POOL_MAX) { run_inline(n_tasks, fn, ctx); return; }
-    if (pthread_mutex_trylock(&pool.busy) != 0) { run_inline(n_tasks, fn, ctx); return; }
-    if (start_workers(n_tasks) < n_tasks) {
+    if (n <= 0) return;
+    if (grain < 1) grain = 1;
+    int threads = ur_pool_threads();
+    if (threads < 2 || n <= grain || n > MAX_ITEMS || pthread_mutex_trylock(&pool.busy) != 0) {
+        fn(ctx, 0, n);
+        return;
+    }
+    if (start_workers(threads) < 2) {
         pthread_mutex_unlock(&pool.busy);
-        run_inline(n_tasks, fn, ctx);
+        fn(ctx, 0, n);
         return;
     }
     pool.fn = fn;
     pool.ctx = ctx;
-    atomic_store(&pool.pending, n_tasks - 1);
-    unsigned g = atomic_load(&pool.gen);
-    /* seq_cst: publishes the run, then sleepers is read */
-    atomic_store(&pool.gen, ((g & ~GEN_TASKS) + GEN_STEP) | (unsigned)n_tasks);
+    atomic_store_explicit(&pool.grain, grain, memory_order_relaxed);
+    atomic_store(&pool.done, 0);
+    unsigned g = atomic_load(&pool.gen) + 1u;
+    uint32_t tag = g & 0xffffffu;
+    atomic_store(&pool.work, PACK(tag, 0, n));
+    atomic_store(&pool.gen, g); /* seq_cst: publishes the run, then sleepers is read */
     if (atomic_load(&pool.sleepers) > 0) {
         pthread_mutex_lock(&pool.lock);
         pthread_cond_broadcast(&pool.wake);
         pthread_mutex_unlock(&pool.lock);
     }
-    fn(ctx, 0, n_tasks);
+    work_on(tag, 1);
     long t0 = 0;
-    for (unsigned i = 1; atomic_load_explicit(&pool.pending, memory_order_acquire) > 0; i++) {
+    for (unsigned i = 1; atomic_load_explicit(&pool.done, memory_order_acquire) < n; i++) {
         if (i % 256 == 0) {
             if (!t0) t0 = now_ns();
             else if (now_ns() - t0 > SPIN_NS) sched_yield();

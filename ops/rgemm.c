@@ -271,23 +271,25 @@ AVX2 static void block256(int m, int n, int k, const float *a, int lda, const fl
 
 #endif /* UR_HAVE_KERNELS */
 
-/* One product split by panels over the tasks. */
+/* One product; the pool hands out ranges of panels. */
 typedef struct rgemm_job {
-    int m, n, k, lda, ldc, panels, id;
+    int m, n, k, lda, ldc, id;
     const float *a, *packed;
     float *c;
 } rgemm_job;
 
-static void rgemm_task(void *ctx, int task, int n_tasks)
+static void rgemm_range(void *ctx, int p0, int p1)
 {
     const rgemm_job *j = ctx;
-    int p0 = (int)((long)j->panels * task / n_tasks), p1 = (int)((long)j->panels * (task + 1) / n_tasks);
-    if (p0 >= p1) return;
 #ifdef UR_HAVE_KERNELS
     if (j->id == K_AVX512)
         block512(j->m, j->n, j->k, j->a, j->lda, j->packed, j->c, j->ldc, p0, p1);
     else
         block256(j->m, j->n, j->k, j->a, j->lda, j->packed, j->c, j->ldc, p0, p1);
+#else
+    (void)j;
+    (void)p0;
+    (void)p1;
 #endif
 }
 
@@ -297,11 +299,11 @@ static void rgemm_task(void *ctx, int task, int n_tasks)
 void ur_rgemm(int m, int n, int k, const float *a, int lda, const float *packed, float *c,
               int ldc)
 {
-    int nr = panel_width();
-    rgemm_job j = {m, n, k, lda, ldc, (n + nr - 1) / nr, kernel(), a, packed, c};
+    int nr = panel_width(), panels = (n + nr - 1) / nr;
+    rgemm_job j = {m, n, k, lda, ldc, kernel(), a, packed, c};
     if (j.id == K_NONE || m <= 0 || n <= 0 || k <= 0) return;
-    int tasks = ur_pool_threads();
-    if ((long)m * n * k < PARALLEL_MIN) tasks = 1;
-    if (tasks > j.panels) tasks = j.panels;
-    ur_pool_run(tasks, rgemm_task, &j);
+    /* ranges of whole tiles: a tile spans 4 panels at one or two rows (ops above) */
+    int grain = m <= 2 ? 4 : 1;
+    if ((long)m * n * k < PARALLEL_MIN) grain = panels;
+    ur_pool_for(panels, grain, rgemm_range, &j);
 }

@@ -75,22 +75,27 @@ START_TEST(test_rgemm_shapes)
 }
 END_TEST
 
-static atomic_int task_runs[UR_POOL_MAX];
+static atomic_int item_runs[1000];
 
-static void count_task(void *ctx, int task, int n_tasks)
+static void count_items(void *ctx, int begin, int end)
 {
-    (void)ctx;
-    ck_assert_int_lt(task, n_tasks);
-    atomic_fetch_add(&task_runs[task], 1);
+    int n = *(const int *)ctx;
+    ck_assert(0 <= begin && begin < end && end <= n);
+    for (int i = begin; i < end; i++) atomic_fetch_add(&item_runs[i], 1);
 }
 
-START_TEST(test_pool_runs_every_task_once)
+START_TEST(test_pool_runs_every_item_once)
 {
-    for (int n = 1; n <= 3; n++) {
-        for (int k = 0; k < UR_POOL_MAX; k++) atomic_store(&task_runs[k], 0);
-        for (int r = 0; r < 5000; r++) ur_pool_run(n, count_task, NULL);
-        for (int k = 0; k < n; k++) ck_assert_int_eq(atomic_load(&task_runs[k]), 5000);
-    }
+    static const int ns[] = {1, 2, 3, 7, 64, 1000};
+    for (size_t q = 0; q < sizeof ns / sizeof ns[0]; q++)
+        for (int grain = 1; grain <= 5; grain += 2) {
+            int n = ns[q];
+            for (int i = 0; i < n; i++) atomic_store(&item_runs[i], 0);
+            for (int r = 0; r < 2000; r++) ur_pool_for(n, grain, count_items, &n);
+            for (int i = 0; i < n; i++)
+                ck_assert_msg(atomic_load(&item_runs[i]) == 2000, "n %d grain %d: item %d ran %d times",
+                              n, grain, i, atomic_load(&item_runs[i]));
+        }
 }
 END_TEST
 
@@ -182,7 +187,7 @@ int main(void)
     TCase *tc = tcase_create("core");
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, test_rgemm_shapes);
-    tcase_add_test(tc, test_pool_runs_every_task_once);
+    tcase_add_test(tc, test_pool_runs_every_item_once);
     tcase_add_test(tc, test_unroll_h_out_rules);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
