@@ -86,22 +86,47 @@ size_t ur_rgemm_packed_floats(int k, int n)
     return panels * (size_t)k * (size_t)nr; /* nr is a multiple of 16 */
 }
 
+typedef struct pack_job {
+    const float *w;
+    int ldw, trans, k, n, nr;
+    float *packed;
+} pack_job;
+
+/* Panels [p0, p1). W^T is read in 16 x nr blocks, so that each source row is read in runs of
+ * 16 floats instead of one float per row. */
+static void pack_range(void *ctx, int p0, int p1)
+{
+    const pack_job *j = ctx;
+    int k = j->k, n = j->n, nr = j->nr, ldw = j->ldw;
+    for (int p = p0; p < p1; p++) {
+        int c0 = p * nr, w_cols = n - c0 < nr ? n - c0 : nr;
+        float *dst = j->packed + (size_t)p * (size_t)k * (size_t)nr;
+        if (!j->trans) {
+            for (int r = 0; r < k; r++) {
+                float *d = dst + (size_t)r * nr;
+                memcpy(d, j->w + (size_t)r * ldw + c0, (size_t)w_cols * sizeof *d);
+                for (int q = w_cols; q < nr; q++) d[q] = 0.0f;
+            }
+            continue;
+        }
+        for (int r0 = 0; r0 < k; r0 += 16) {
+            int rows = k - r0 < 16 ? k - r0 : 16;
+            for (int q = 0; q < w_cols; q++) {
+                const float *src = j->w + (size_t)(c0 + q) * ldw + r0;
+                for (int r = 0; r < rows; r++) dst[(size_t)(r0 + r) * nr + q] = src[r];
+            }
+            for (int r = 0; r < rows; r++)
+                for (int q = w_cols; q < nr; q++) dst[(size_t)(r0 + r) * nr + q] = 0.0f;
+        }
+    }
+}
+
 void ur_rgemm_pack(const float *w, int ldw, int trans, int k, int n, float *packed)
 {
     int nr = panel_width();
-    for (int c0 = 0; c0 < n; c0 += nr) {
-        int w_cols = n - c0 < nr ? n - c0 : nr;
-        float *dst = packed + (size_t)(c0 / nr) * (size_t)k * (size_t)nr;
-        for (int r = 0; r < k; r++) {
-            float *d = dst + (size_t)r * nr;
-            if (!trans) {
-                memcpy(d, w + (size_t)r * ldw + c0, (size_t)w_cols * sizeof *d);
-            } else {
-                for (int j = 0; j < w_cols; j++) d[j] = w[(size_t)(c0 + j) * ldw + r];
-            }
-            for (int j = w_cols; j < nr; j++) d[j] = 0.0f;
-        }
-    }
+    pack_job j = {w, ldw, trans, k, n, nr, packed};
+    /* split like the products, so that each thread packs the panels it will mostly use */
+    ur_pool_for((n + nr - 1) / nr, 1, pack_range, &j);
 }
 
 #ifdef UR_HAVE_KERNELS
