@@ -173,9 +173,14 @@ int ur_pool_threads(void)
 
 void ur_pool_for(int n, int grain, ur_pool_fn fn, void *ctx)
 {
+    ur_pool_for_threads(ur_pool_threads(), n, grain, fn, ctx);
+}
+
+void ur_pool_for_threads(int threads, int n, int grain, ur_pool_fn fn, void *ctx)
+{
     if (n <= 0) return;
     if (grain < 1) grain = 1;
-    int threads = ur_pool_threads();
+    if (threads > UR_POOL_MAX) threads = UR_POOL_MAX;
     if (threads < 2 || n <= grain || n > MAX_ITEMS || pthread_mutex_trylock(&pool.busy) != 0) {
         fn(ctx, 0, n);
         return;

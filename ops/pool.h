@@ -30,5 +30,7 @@ int ur_pool_threads(void);
 /* Runs fn over [0, n) in ranges of grain items (the last may be shorter), on up to
  * ur_pool_threads() threads; n up to 2^20 - 1 (more runs on the caller alone). */
 void ur_pool_for(int n, int grain, ur_pool_fn fn, void *ctx);
+/* The same on at most threads threads (for a caller that changed OpenBLAS's count). */
+void ur_pool_for_threads(int threads, int n, int grain, ur_pool_fn fn, void *ctx);
 
 #endif
