@@ -132,7 +132,7 @@ int ur_unroll(ur_tape *tp, const ur_cell *cell, ur_tensor *x_all, int T, ur_stat
 
     /* Projections for all steps, then one recurrent context per product: fused ones
      * accumulate into their projection, the others into a tensor of their own that starts
-     * at the bias (or zero). */
+     * at the bias (or zero); all in place. */
     ur_tape_set_context(tp, kind, -1);
     ur_tensor *rec_mask = NULL;
     if (cell->in_dropout > 0.0f)
@@ -153,7 +153,7 @@ int ur_unroll(ur_tape *tp, const ur_cell *cell, ur_tensor *x_all, int T, ur_stat
     for (int j = 0; j < cell->n_rec; j++) {
         const ur_cell_rec *d = &cell->rec[j];
         if (d->into >= 0) Z[j] = P[d->into];
-        else if (d->b) Z[j] = ur_add_bias(tp, ur_input(tp, T * B, d->w->cols), d->b);
+        else if (d->b) Z[j] = ur_repeat_rows(tp, d->b, T * B); /* accumulated in place too */
         else Z[j] = ur_input(tp, T * B, d->w->cols);
         R[j] = rec_mask || !H ? ur_recurrent_begin(tp, d->w, T, B, Z[j])
                               : ur_recurrent_begin_states(tp, d->w, T, B, Z[j], H, reverse);

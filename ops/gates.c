@@ -161,3 +161,110 @@ int ur_lstm_gates_into(ur_tape *tp, ur_tensor *z, ur_tensor *c_prev, ur_tensor *
 {
     return lstm_gates(tp, z, c_prev, h_into, h, c, 1);
 }
+
+/* ---- GRU ------------------------------------------------------------------------------
+ * The element-wise half of a GRU step (PyTorch's equations, gate order r, z, n) in one pass:
+ *
+ *     [xr | xz | xn] = x (x Wx + bx),   [hr | hz | hn] = g (h_{t-1} Wh + bh),   both B x 3H
+ *     r = sigmoid(xr + hr)   z = sigmoid(xz + hz)   n = tanh(xn + r * hn)
+ *     h = (1 - z) * n + z * h_prev
+ *
+ * The activations [r | z | n] overwrite x (a temporary of the unroll's that nothing else
+ * reads); g's values stay, since hn is needed below. Backward, dh the output's gradient:
+ *     dn = dh (1 - z)      dz = dh (h_prev - n)      dh_prev += dh z
+ *     da = dn (1 - n^2):   dxn += da,  dhn += da r,  and dr = da hn
+ *     dxr += dr r (1 - r),  dhr likewise;   dxz += dz z (1 - z),  dhz likewise
+ */
+UR_VECTOR_CLONES static void gru_row(int H, float *x, const float *restrict g,
+                                     const float *restrict hp, float *restrict h)
+{
+    for (int j = 0; j < 2 * H; j++) x[j] = ur_sigmoid1(x[j] + g[j]);
+    for (int j = 0; j < H; j++) x[2 * H + j] = ur_tanh1(x[2 * H + j] + x[j] * g[2 * H + j]);
+    for (int j = 0; j < H; j++) {
+        float z = x[H + j], n = x[2 * H + j];
+        h[j] = (1.0f - z) * n + z * hp[j];
+    }
+}
+
+UR_VECTOR_CLONES static void gru_row_backward(int H, const float *restrict a,
+                                              const float *restrict g, const float *restrict hp,
+                                              const float *restrict dh, float *restrict dx,
+                                              float *restrict dg, float *restrict dhp)
+{
+    const float *r = a, *z = a + H, *n = a + 2 * H, *hn = g + 2 * H;
+    for (int j = 0; j < H; j++) {
+        float dn = dh[j] * (1.0f - z[j]);
+        float dz = dh[j] * (hp[j] - n[j]) * z[j] * (1.0f - z[j]);
+        float da = dn * (1.0f - n[j] * n[j]);
+        float dr = da * hn[j] * r[j] * (1.0f - r[j]);
+        if (dx) {
+            dx[j] += dr;
+            dx[H + j] += dz;
+            dx[2 * H + j] += da;
+        }
+        if (dg) {
+            dg[j] += dr;
+            dg[H + j] += dz;
+            dg[2 * H + j] += da * r[j];
+        }
+        if (dhp) dhp[j] += dh[j] * z[j];
+    }
+}
+
+typedef struct gru_job {
+    int H;
+    float *x;
+    const float *g, *hp, *dh;
+    float *h, *dx, *dg, *dhp;
+} gru_job;
+
+static void gru_forward_rows(void *ctx, int r0, int r1)
+{
+    const gru_job *j = ctx;
+    size_t H = (size_t)j->H;
+    for (int r = r0; r < r1; r++)
+        gru_row(j->H, j->x + r * 3 * H, j->g + r * 3 * H, j->hp + r * H, j->h + r * H);
+}
+
+static void gru_backward_rows(void *ctx, int r0, int r1)
+{
+    const gru_job *j = ctx;
+    size_t H = (size_t)j->H;
+    for (int r = r0; r < r1; r++)
+        gru_row_backward(j->H, j->x + r * 3 * H, j->g + r * 3 * H, j->hp + r * H, j->dh + r * H,
+                         j->dx ? j->dx + r * 3 * H : NULL, j->dg ? j->dg + r * 3 * H : NULL,
+                         j->dhp ? j->dhp + r * H : NULL);
+}
+
+static void gru_gates_backward(ur_node *n)
+{
+    ur_tensor *x = n->in[0], *g = n->in[1], *hp = n->in[2], *h = n->out;
+    gru_job j = {.H = h->cols, .x = x->val, .g = g->val, .hp = hp->val, .dh = h->grad,
+                 .dx = x->requires_grad ? ur_grad(x) : NULL,
+                 .dg = g->requires_grad ? ur_grad(g) : NULL,
+                 .dhp = hp->requires_grad ? ur_grad(hp) : NULL};
+    ur_pool_for(h->rows, grain_for(h->rows, j.H), gru_backward_rows, &j);
+}
+static const ur_op gru_gates_op = {"gru_gates", gru_gates_backward};
+
+ur_tensor *ur_gru_gates(ur_tape *tp, ur_tensor *x, ur_tensor *g, ur_tensor *h_prev,
+                        ur_tensor *h_into)
+{
+    if (!ur_op_begin(tp, "gru_gates", 3, x, g, h_prev)) return ur_tape_poison(tp);
+    if (h_into && !ur_op_begin(tp, "gru_gates", 1, h_into)) return ur_tape_poison(tp);
+    int B = h_prev->rows, H = h_prev->cols;
+    if (x->rows != B || g->rows != B || x->cols != 3 * H || g->cols != 3 * H)
+        return ur_tape_fail(tp, "gru_gates: x and g must be %dx%d (B x 3H for h_prev %dx%d); got "
+                            "%dx%d and %dx%d", B, 3 * H, B, H, x->rows, x->cols, g->rows, g->cols);
+    if (x->val == g->val || x->val == h_prev->val)
+        return ur_tape_fail(tp, "gru_gates: x must not share its values with g or h_prev");
+    if (h_into && (h_into->rows != B || h_into->cols != H || h_into->node || !h_into->tape))
+        return ur_tape_fail(tp, "gru_gates: h_into must be a %dx%d tensor of the tape that no op "
+                            "has written; got %dx%d", B, H, h_into->rows, h_into->cols);
+    ur_tensor *h = h_into ? h_into : ur_tensor_new(tp, B, H);
+    if (!h) return ur_tape_poison(tp);
+    gru_job j = {.H = H, .x = x->val, .g = g->val, .hp = h_prev->val, .h = h->val};
+    ur_pool_for(B, grain_for(B, H), gru_forward_rows, &j);
+    ur_record(tp, &gru_gates_op, h, 3, x, g, h_prev);
+    return h;
+}

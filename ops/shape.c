@@ -171,3 +171,29 @@ ur_tensor *ur_concat_rows_into(ur_tape *tp, int n, ur_tensor *const *x, ur_tenso
     ur_record_array(tp, &concat_rows_into_op, out, n, x);
     return out;
 }
+
+/* y = b repeated on every row (rows x n from 1 x n):  db += the column sums of dy */
+static void repeat_rows_backward(ur_node *n)
+{
+    const ur_tensor *y = n->out;
+    float *db = ur_grad(n->in[0]);
+    for (int r = 0; r < y->rows; r++) {
+        const float *g = y->grad + (size_t)r * y->cols;
+        for (int j = 0; j < y->cols; j++) db[j] += g[j];
+    }
+}
+static const ur_op repeat_rows_op = {"repeat_rows", repeat_rows_backward};
+
+ur_tensor *ur_repeat_rows(ur_tape *tp, ur_tensor *b, int rows)
+{
+    if (!ur_op_begin(tp, "repeat_rows", 1, b)) return ur_tape_poison(tp);
+    if (b->rows != 1 || rows <= 0)
+        return ur_tape_fail(tp, "repeat_rows: needs a 1 x n row and rows > 0, got %dx%d and %d",
+                            b->rows, b->cols, rows);
+    ur_tensor *y = ur_tensor_new(tp, rows, b->cols);
+    if (!y) return ur_tape_poison(tp);
+    for (int r = 0; r < rows; r++)
+        memcpy(y->val + (size_t)r * b->cols, b->val, (size_t)b->cols * sizeof(float));
+    ur_record(tp, &repeat_rows_op, y, 1, b);
+    return y;
+}

@@ -62,6 +62,8 @@ ur_tensor *ur_concat_rows(ur_tape *tp, int n, ur_tensor *const *x);
  * out that an op wrote in place, e.g. by ur_tanh_into) is neither copied nor, in backward,
  * added to: its gradient is out's. An unroll stacks its states this way without a copy. */
 ur_tensor *ur_concat_rows_into(ur_tape *tp, int n, ur_tensor *const *x, ur_tensor *out);
+/* b (1 x n) repeated on rows rows (e.g. a recurrent product's bias, to accumulate into). */
+ur_tensor *ur_repeat_rows(ur_tape *tp, ur_tensor *b, int rows);
 
 /* ---- Embedding ------------------------------------------------------------------------ */
 
@@ -120,6 +122,13 @@ int ur_lstm_gates_inplace(ur_tape *tp, ur_tensor *z, ur_tensor *c_prev, ur_tenso
  * op: e.g. a row view of a time-stacked H), which becomes *h. h_into NULL: a new tensor. */
 int ur_lstm_gates_into(ur_tape *tp, ur_tensor *z, ur_tensor *c_prev, ur_tensor *h_into,
                        ur_tensor **h, ur_tensor **c);
+/* The element-wise half of a GRU step (PyTorch's r, z, n): x = x_t Wx + bx and g = h_{t-1} Wh
+ * + bh (both B x 3H), r = sigmoid(xr + hr), z = sigmoid(xz + hz), n = tanh(xn + r hn),
+ * h = (1 - z) n + z h_prev (B x H), written into h_into when not NULL (as ur_lstm_gates_into).
+ * The activations overwrite x: x must be a temporary that no other op reads afterwards (as
+ * the unroll's projection is); g's values must stay. */
+ur_tensor *ur_gru_gates(ur_tape *tp, ur_tensor *x, ur_tensor *g, ur_tensor *h_prev,
+                        ur_tensor *h_into);
 
 /* ---- Regularisation ------------------------------------------------------------------- */
 

@@ -1,7 +1,7 @@
 /* The recurrent product's own kernels and thread pool (ops/rgemm.h, ops/pool.h), and the
  * unroll's states written in place: every kernel the CPU has against a double-precision
- * product on awkward shapes, the pool under many quick runs, and the unroll's rules for a
- * step's h_out. */
+ * product on awkward shapes, the pool under many quick runs, the unroll's rules for a
+ * step's h_out, and the fused GRU gates against generic ops. */
 #include "tests/ur_test.h"
 
 #include <stdatomic.h>
@@ -181,6 +181,58 @@ START_TEST(test_unroll_h_out_rules)
 }
 END_TEST
 
+/* The fused GRU gates against the same equations written with generic ops: h and every
+ * input's gradient. */
+START_TEST(test_gru_gates_match_generic_ops)
+{
+    const int B = 5, H = 7;
+    ur_rng rng;
+    ur_rng_seed(&rng, 9);
+    float xv[5 * 21], gv[5 * 21], hv[5 * 7], wv[5 * 7];
+    for (int k = 0; k < B * 3 * H; k++) xv[k] = 3.0f * ur_rng_uniform(&rng) - 1.5f;
+    for (int k = 0; k < B * 3 * H; k++) gv[k] = 3.0f * ur_rng_uniform(&rng) - 1.5f;
+    for (int k = 0; k < B * H; k++) hv[k] = 2.0f * ur_rng_uniform(&rng) - 1.0f;
+    for (int k = 0; k < B * H; k++) wv[k] = 2.0f * ur_rng_uniform(&rng) - 1.0f;
+    float h_out[2][5 * 7], dx[2][5 * 21], dg[2][5 * 21], dhp[2][5 * 7];
+    for (int fused = 0; fused < 2; fused++) {
+        ur_tape *tp = ur_tape_new(0);
+        ur_tensor *x = ur_requires_grad(ur_input_from(tp, B, 3 * H, xv));
+        ur_tensor *g = ur_requires_grad(ur_input_from(tp, B, 3 * H, gv));
+        ur_tensor *hp = ur_requires_grad(ur_input_from(tp, B, H, hv));
+        ur_tensor *w = ur_input_from(tp, B, H, wv);
+        ur_tensor *h;
+        if (fused) {
+            /* the op overwrites its x: give it a copy whose gradient flows to x */
+            ur_tensor *xc = ur_scale(tp, x, 1.0f);
+            h = ur_gru_gates(tp, xc, g, hp, NULL);
+        } else {
+            ur_tensor *xs[3], *gs[3];
+            ck_assert_int_eq(ur_split_cols(tp, x, 3, xs), 0);
+            ck_assert_int_eq(ur_split_cols(tp, g, 3, gs), 0);
+            ur_tensor *r = ur_sigmoid(tp, ur_add(tp, xs[0], gs[0]));
+            ur_tensor *z = ur_sigmoid(tp, ur_add(tp, xs[1], gs[1]));
+            ur_tensor *n = ur_tanh(tp, ur_add(tp, xs[2], ur_mul(tp, r, gs[2])));
+            h = ur_add(tp, ur_mul(tp, ur_one_minus(tp, z), n), ur_mul(tp, z, hp));
+        }
+        ur_tensor *loss = ur_sum(tp, ur_mul(tp, h, w));
+        ck_assert_msg(ur_backward(tp, loss) == 0, "%s", ur_tape_error(tp));
+        memcpy(h_out[fused], h->val, sizeof h_out[0]);
+        memcpy(dx[fused], x->grad, sizeof dx[0]);
+        memcpy(dg[fused], g->grad, sizeof dg[0]);
+        memcpy(dhp[fused], hp->grad, sizeof dhp[0]);
+        ur_tape_free(tp);
+    }
+    for (int k = 0; k < B * H; k++) {
+        ck_assert_msg(fabsf(h_out[0][k] - h_out[1][k]) <= 1e-6f, "h[%d]", k);
+        ck_assert_msg(fabsf(dhp[0][k] - dhp[1][k]) <= 1e-6f, "dh_prev[%d]", k);
+    }
+    for (int k = 0; k < B * 3 * H; k++) {
+        ck_assert_msg(fabsf(dx[0][k] - dx[1][k]) <= 1e-6f, "dx[%d] %g vs %g", k, dx[0][k], dx[1][k]);
+        ck_assert_msg(fabsf(dg[0][k] - dg[1][k]) <= 1e-6f, "dg[%d] %g vs %g", k, dg[0][k], dg[1][k]);
+    }
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("kernels");
@@ -189,6 +241,7 @@ int main(void)
     tcase_add_test(tc, test_rgemm_shapes);
     tcase_add_test(tc, test_pool_runs_every_item_once);
     tcase_add_test(tc, test_unroll_h_out_rules);
+    tcase_add_test(tc, test_gru_gates_match_generic_ops);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
