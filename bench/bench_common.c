@@ -21,6 +21,7 @@ static const bench_config configs[] = {
     {"elman-128", "elman", 96, 64, 128, 1, 32, 64, 0, 0, 60},
     {"minchar", "elman", 96, 0, 100, 1, 1, 25, 1, 0, 2000},
     {"sample", "lstm", 96, 64, 256, 1, 1, 1, 0, 1, 4000},
+    {"gru-256", "gru", 96, 64, 256, 1, 32, 64, 0, 0, 30},
 };
 #define N_CONFIGS ((int)(sizeof configs / sizeof configs[0]))
 
@@ -31,11 +32,14 @@ const bench_config *bench_config_find(const char *name)
     return NULL;
 }
 
-const char *bench_config_names(void) { return "lstm-256 lstm-512x2 elman-128 minchar sample"; }
+const char *bench_config_names(void) { return "lstm-256 lstm-512x2 elman-128 minchar sample gru-256"; }
 
 int bench_in_dim(const bench_config *c) { return c->embed ? c->embed : c->vocab; }
 
-static int gates(const bench_config *c) { return strcmp(c->cell, "lstm") == 0 ? 4 : 1; }
+static int gates(const bench_config *c)
+{
+    return strcmp(c->cell, "lstm") == 0 ? 4 : strcmp(c->cell, "gru") == 0 ? 3 : 1;
+}
 
 int bench_gemm_shapes(const bench_config *c, bench_gemm_shape *out, int max)
 {
@@ -65,7 +69,8 @@ size_t bench_min_activation_bytes(const bench_config *c)
     size_t per_row = 0;
     for (int l = 0; l < c->layers; l++) {
         int in = l == 0 ? bench_in_dim(c) : c->hidden;
-        per_row += (size_t)in + (gates(c) == 4 ? 6u : 1u) * (size_t)c->hidden;
+        /* LSTM: i f g o, c, h; GRU: r z n, h Whn + bhn (for dr), h; Elman: h */
+        per_row += (size_t)in + (gates(c) == 4 ? 6u : gates(c) == 3 ? 5u : 1u) * (size_t)c->hidden;
     }
     return per_row * (size_t)c->T * (size_t)c->batch * sizeof(float);
 }
@@ -94,6 +99,7 @@ int bench_model_init(bench_model *m, const bench_config *c, unsigned long seed, 
         char prefix[16];
         snprintf(prefix, sizeof prefix, "rnn.%d", l);
         int rc = lstm ? ur_lstm_cell(&m->cells[l], m->ps, prefix, l ? H : in, H, &m->rng)
+                 : gates(c) == 3 ? ur_gru_cell(&m->cells[l], m->ps, prefix, l ? H : in, H, &m->rng)
                       : ur_elman_cell(&m->cells[l], m->ps, prefix, l ? H : in, H, &m->rng);
         if (rc != 0) return failf(err, errlen, "cell", ur_params_error(m->ps));
     }
@@ -201,8 +207,10 @@ int bench_train_step(bench_model *m, long k, bench_phase_times *pt, char *err, s
     ur_state init[BENCH_MAX_LAYERS], last[BENCH_MAX_LAYERS];
     load_state(m, init);
     ur_tensor *H = NULL;
+    size_t before = ur_tape_used_bytes(tp);
     if (unroll_layers(m, x, c->T, init, &H, last) != 0)
         return failf(err, errlen, "forward", ur_tape_error(tp));
+    m->used_by_cells = ur_tape_used_bytes(tp) - before + ur_numel(x) * sizeof(float);
     ur_tensor *logits = ur_linear(tp, H, m->Wy, m->by);
     ur_tensor *loss = ur_softmax_nll(tp, logits, targets, UR_MEAN);
     if (ur_tape_error(tp)) return failf(err, errlen, "forward", ur_tape_error(tp));

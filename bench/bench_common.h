@@ -22,7 +22,7 @@
 
 typedef struct bench_config {
     const char *name;
-    const char *cell;   /* "lstm" or "elman" */
+    const char *cell;   /* "lstm", "elman" or "gru" */
     int vocab, embed;   /* embed 0: one-hot input of width vocab */
     int hidden, layers, batch, T;
     int adagrad;        /* 1: Adagrad lr 0.1, else Adam lr 1e-3 */
@@ -72,6 +72,7 @@ typedef struct bench_model {
     int token;                  /* sampling: the last token drawn */
     size_t used_after_forward;  /* ur_tape_used_bytes at the end of the last forward */
     size_t used_after_backward; /* and after its backward */
+    size_t used_by_cells;       /* what the unroll added to the tape, plus the input x */
     double loss;                /* the last step's loss */
 } bench_model;
 
@@ -87,7 +88,8 @@ int bench_train_step(bench_model *m, long k, bench_phase_times *pt, char *err, s
 int bench_sample_step(bench_model *m, char *err, size_t errlen);
 
 /* Bytes BPTT must keep for one step's forward at minimum: per time step and sequence the
- * cell's input, and for LSTM its four gate activations, c and h (Elman: h). */
+ * cell's input, and for LSTM its four gate activations, c and h (GRU: r, z, n, h Whn + bhn
+ * and h; Elman: h). */
 size_t bench_min_activation_bytes(const bench_config *c);
 
 /* Seconds from a monotonic clock. */

@@ -31,6 +31,7 @@ CONFIGS = {
     "elman-128": ("elman", 128, 1, 32, 64, False, "adam"),
     "minchar": ("elman", 100, 1, 1, 25, True, "adagrad"),
     "sample": ("lstm", 256, 1, 1, 1, False, None),
+    "gru-256": ("gru", 256, 1, 32, 64, False, "adam"),
 }
 
 
@@ -42,6 +43,8 @@ class CharModel(nn.Module):
         self.embed = None if one_hot else nn.Embedding(VOCAB, EMBED)
         if cell == "lstm":
             self.rnn = nn.LSTM(in_dim, hidden, num_layers=layers)
+        elif cell == "gru":
+            self.rnn = nn.GRU(in_dim, hidden, num_layers=layers)
         else:
             self.rnn = nn.RNN(in_dim, hidden, num_layers=layers, nonlinearity="tanh")
         self.head = nn.Linear(hidden, VOCAB)
@@ -176,7 +179,8 @@ def main():
     a = ap.parse_args()
     torch.set_num_threads(1)
     sample = a.config == "sample"
-    defaults = {"lstm-256": 30, "lstm-512x2": 8, "elman-128": 60, "minchar": 2000, "sample": 4000}
+    defaults = {"lstm-256": 30, "lstm-512x2": 8, "elman-128": 60, "minchar": 2000, "sample": 4000,
+                "gru-256": 30}
     steps = a.steps if a.steps > 0 else defaults[a.config]
     if a.quick:
         steps = max(1, steps // 4)

@@ -17,3 +17,8 @@ noinst_PROGRAMS += bench/bench_checkpoint
 bench_bench_checkpoint_SOURCES = bench/bench_checkpoint.c bench/alloc_count.c \
 	bench/alloc_count.h $(BENCH_COMMON)
 bench_bench_checkpoint_LDADD = $(EX_LDADD)
+
+noinst_PROGRAMS += bench/bench_dnnl
+bench_bench_dnnl_SOURCES = bench/bench_dnnl.c $(BENCH_COMMON)
+bench_bench_dnnl_LDADD = $(EX_LDADD) $(DNNL_LIBS)
+EXTRA_DIST += bench/run-dnnl

@@ -9,12 +9,13 @@
 
 enum { U, W, B };
 
-/* in->proj[0] = x U + b + h W, fused by the unroll. */
+/* in->proj[0] = x U + b + h W, fused by the unroll; h goes straight into the unroll's
+ * stacked H (in->h_out; NULL from ur_cell_step: a new tensor). */
 static ur_state elman_step(ur_tape *tp, const ur_cell *cell, const ur_step_in *in, ur_state prev)
 {
     (void)cell;
     (void)prev;
-    return (ur_state){ur_tanh(tp, in->proj[0]), NULL};
+    return (ur_state){ur_tanh_into(tp, in->proj[0], in->h_out), NULL};
 }
 
 /* Adds "<prefix>.<name>" uniform in [-k, k]. */

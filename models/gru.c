@@ -7,7 +7,8 @@
  *     h_t = (1 - z) * n + z * h_{t-1}
  *
  * bh's r and z blocks duplicate bx's; both are kept so weights map one to one onto
- * torch.nn.GRU (bias_ih, bias_hh). Backward is the ops' own. */
+ * torch.nn.GRU (bias_ih, bias_hh). The element-wise part is one fused op (ur_gru_gates;
+ * tests/test_kernels checks it against these equations written with generic ops). */
 #include "models/ur_models.h"
 
 #include "graph/ur_train.h"
@@ -16,21 +17,14 @@
 
 enum { WX, BX, WH, BH };
 
-/* in->proj[0] = x Wx + bx and in->rec[0] = h Wh + bh, both from the unroll. */
+/* in->proj[0] = x Wx + bx and in->rec[0] = h Wh + bh, both from the unroll, which made them
+ * for this step alone: the fused gates (ops/gates.c) overwrite the first with the activations
+ * and write h into the unroll's stacked H (in->h_out). From ur_cell_step, where proj[0] is
+ * also a temporary, h is a new tensor. */
 static ur_state gru_step(ur_tape *tp, const ur_cell *cell, const ur_step_in *in, ur_state prev)
 {
     (void)cell;
-    ur_state s = {NULL, NULL};
-    ur_tensor *x[3], *h[3]; /* r, z, n blocks of the input and the hidden projections */
-    if (ur_split_cols(tp, in->proj[0], 3, x) != 0 || ur_split_cols(tp, in->rec[0], 3, h) != 0) {
-        s.h = ur_tape_poison(tp);
-        return s;
-    }
-    ur_tensor *r = ur_sigmoid(tp, ur_add(tp, x[0], h[0]));
-    ur_tensor *z = ur_sigmoid(tp, ur_add(tp, x[1], h[1]));
-    ur_tensor *n = ur_tanh(tp, ur_add(tp, x[2], ur_mul(tp, r, h[2])));
-    s.h = ur_add(tp, ur_mul(tp, ur_one_minus(tp, z), n), ur_mul(tp, z, prev.h));
-    return s;
+    return (ur_state){ur_gru_gates(tp, in->proj[0], in->rec[0], prev.h, in->h_out), NULL};
 }
 
 /* Cho et al. 2014: the reset gate scales h_{t-1} before its product,

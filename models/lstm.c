@@ -21,12 +21,13 @@
 enum { WX, WH, B };
 
 /* in->proj[0] = z = x Wx + b + h Wh, fused by the unroll: a tensor of the unroll's that
- * nothing else reads, so the gate activations may overwrite it. */
+ * nothing else reads, so the gate activations may overwrite it; h goes straight into the
+ * unroll's stacked H (in->h_out). */
 static ur_state lstm_step(ur_tape *tp, const ur_cell *cell, const ur_step_in *in, ur_state prev)
 {
     (void)cell;
     ur_state s;
-    ur_lstm_gates_inplace(tp, in->proj[0], prev.c, &s.h, &s.c);
+    ur_lstm_gates_into(tp, in->proj[0], prev.c, in->h_out, &s.h, &s.c);
     return s;
 }
 

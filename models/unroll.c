@@ -132,7 +132,7 @@ int ur_unroll(ur_tape *tp, const ur_cell *cell, ur_tensor *x_all, int T, ur_stat
 
     /* Projections for all steps, then one recurrent context per product: fused ones
      * accumulate into their projection, the others into a tensor of their own that starts
-     * at the bias (or zero). */
+     * at the bias (or zero); all in place. */
     ur_tape_set_context(tp, kind, -1);
     ur_tensor *rec_mask = NULL;
     if (cell->in_dropout > 0.0f)
@@ -146,12 +146,17 @@ int ur_unroll(ur_tape *tp, const ur_cell *cell, ur_tensor *x_all, int T, ur_stat
         for (int j = 0; j < cell->n_rec; j++) /* a fused product's bias joins the projection */
             if (cell->rec[j].into == k && cell->rec[j].b) P[k] = ur_add_bias(tp, P[k], cell->rec[j].b);
     }
+    /* The states are stacked into H as the steps make them (in place when the step computes
+     * h into its rows); the recurrent products read h_{t-1} from H for their weights'
+     * gradients, unless dropout masks it. */
+    ur_tensor *H = ur_tensor_new(tp, T * B, cell->hidden);
     for (int j = 0; j < cell->n_rec; j++) {
         const ur_cell_rec *d = &cell->rec[j];
         if (d->into >= 0) Z[j] = P[d->into];
-        else if (d->b) Z[j] = ur_add_bias(tp, ur_input(tp, T * B, d->w->cols), d->b);
+        else if (d->b) Z[j] = ur_repeat_rows(tp, d->b, T * B); /* accumulated in place too */
         else Z[j] = ur_input(tp, T * B, d->w->cols);
-        R[j] = ur_recurrent_begin(tp, d->w, T, B, Z[j]);
+        R[j] = rec_mask || !H ? ur_recurrent_begin(tp, d->w, T, B, Z[j])
+                              : ur_recurrent_begin_states(tp, d->w, T, B, Z[j], H, reverse);
     }
     ur_tape_set_context(tp, NULL, -1);
     ur_state *states = ur_tape_alloc(tp, (size_t)T * sizeof *states);
@@ -161,7 +166,8 @@ int ur_unroll(ur_tape *tp, const ur_cell *cell, ur_tensor *x_all, int T, ur_stat
         int t = reverse ? T - 1 - k : k;
         ur_tape_set_context(tp, kind, t);
         /* t in the whole sequence, also when this is a checkpointed segment of it */
-        ur_step_in in = {.t = t + ur_tape_step_offset(tp), .x = ur_rows(tp, x_all, t * B, B)};
+        ur_step_in in = {.t = t + ur_tape_step_offset(tp), .x = ur_rows(tp, x_all, t * B, B),
+                         .h_out = ur_rows(tp, H, t * B, B)};
         for (int i = 0; i < cell->n_proj; i++) in.proj[i] = ur_rows(tp, P[i], t * B, B);
         ur_tensor *h_in = rec_mask && !ur_tape_error(tp) ? ur_mul(tp, s.h, rec_mask) : s.h;
         for (int j = 0; j < cell->n_rec; j++) {
@@ -176,6 +182,13 @@ int ur_unroll(ur_tape *tp, const ur_cell *cell, ur_tensor *x_all, int T, ur_stat
             ur_tape_fail(tp, "%s: step %d returned a NULL %s", op, t, s.h ? "c" : "h");
             return -1;
         }
+        if (s.h != in.h_out) { /* the step made h elsewhere: copy it into H's rows */
+            if (in.h_out->node) {
+                ur_tape_fail(tp, "%s: step %d wrote h_out but returned another h", op, t);
+                return -1;
+            }
+            s.h = ur_concat_rows_into(tp, 1, &s.h, in.h_out);
+        }
         states[t] = s;
         hs[t] = s.h;
     }
@@ -183,7 +196,7 @@ int ur_unroll(ur_tape *tp, const ur_cell *cell, ur_tensor *x_all, int T, ur_stat
     out->B = B;
     out->states = states;
     out->last = s;
-    out->H = ur_concat_rows(tp, T, hs);
+    out->H = ur_concat_rows_into(tp, T, hs, H); /* every hs[t] is in place: no copy */
     return ur_tape_error(tp) ? -1 : 0;
 }
 

@@ -42,6 +42,10 @@ typedef struct ur_step_in {
                                         h_{t-1} U_j + c_j for a recurrent product j fused into it */
     ur_tensor *rec[UR_CELL_MAX_REC]; /* h_{t-1} U_j + c_j for each recurrent product j that is
                                         not fused (NULL for fused ones) */
+    ur_tensor *h_out;                /* step t's rows of the unroll's stacked H (B x hidden), or
+                                        NULL: a step may compute its h into it (ur_tanh_into,
+                                        ur_lstm_gates_into) and return it, which saves a copy; a
+                                        step that writes it must return it as its h */
 } ur_step_in;
 
 /* Records one step from prev (prev.h and, with has_c, prev.c, never NULL) and returns the

@@ -38,6 +38,20 @@ ur_tensor *ur_tanh(ur_tape *tp, ur_tensor *x)
     return y;
 }
 
+ur_tensor *ur_tanh_into(ur_tape *tp, ur_tensor *x, ur_tensor *out)
+{
+    if (!out) return ur_tanh(tp, x);
+    if (!ur_op_begin(tp, "tanh_into", 2, x, out)) return ur_tape_poison(tp);
+    if (out->rows != x->rows || out->cols != x->cols || out->node || !out->tape ||
+        out->val == x->val)
+        return ur_tape_fail(tp, "tanh_into: out must be a %dx%d tensor of the tape that no op "
+                            "has written and that is not x; got %dx%d", x->rows, x->cols,
+                            out->rows, out->cols);
+    tanh_kernel(out->val, x->val, ur_numel(out));
+    ur_record(tp, &tanh_op, out, 1, x);
+    return out;
+}
+
 /* dx += dy y (1 - y) */
 static void sigmoid_backward(ur_node *n)
 {

@@ -1,5 +1,7 @@
 #include "ops/blas.h"
 
+#include "ops/pool.h"
+
 /* OpenBLAS's own calls, declared here so that any cblas.h will do. */
 int openblas_get_num_threads(void);
 void openblas_set_num_threads(int n);
@@ -7,21 +9,56 @@ void openblas_set_num_threads(int n);
 #define T(flag) ((flag) ? CblasTrans : CblasNoTrans)
 #define SMALL_PRODUCT ((double)(1 << 20))
 
+/* One product, cut into parts by rows (split_rows) or columns of out. */
+typedef struct gemm_job {
+    int tx, ty, m, n, k, ldx, ldy, ldo, parts, split_rows;
+    const float *x, *y;
+    float beta;
+    float *out;
+} gemm_job;
+
+static void gemm_parts(void *ctx, int p0, int p1)
+{
+    const gemm_job *j = ctx;
+    int len = j->split_rows ? j->m : j->n;
+    int a = (int)((long)len * p0 / j->parts), b = (int)((long)len * p1 / j->parts);
+    if (a >= b) return;
+    if (j->split_rows) { /* rows [a, b) of out and of op(X) */
+        const float *x = j->tx ? j->x + a : j->x + (size_t)a * j->ldx;
+        cblas_sgemm(CblasRowMajor, T(j->tx), T(j->ty), b - a, j->n, j->k, 1.0f, x, j->ldx, j->y,
+                    j->ldy, j->beta, j->out + (size_t)a * j->ldo, j->ldo);
+    } else { /* columns [a, b) of out and of op(Y) */
+        const float *y = j->ty ? j->y + (size_t)a * j->ldy : j->y + a;
+        cblas_sgemm(CblasRowMajor, T(j->tx), T(j->ty), j->m, b - a, j->k, 1.0f, j->x, j->ldx, y,
+                    j->ldy, j->beta, j->out + a, j->ldo);
+    }
+}
+
 void ur_blas_gemm(int tx, int ty, int m, int n, int k, const float *x, int ldx, const float *y,
                   int ldy, float beta, float *out, int ldo)
 {
-    int threads = openblas_get_num_threads();
-    int single = threads > 1 && (double)m * n * k < SMALL_PRODUCT;
-    if (single) openblas_set_num_threads(1);
-    if (m == 1) /* out^T = op(Y)^T x^T: Y is k x n stored as such, or n x k when ty */
+    int threads = ur_pool_threads();
+    if (m == 1 || n == 1 || (k == 1 && beta == 1.0f) || (double)m * n * k < SMALL_PRODUCT)
+        threads = 1;
+    /* OpenBLAS runs on one thread inside: a large product is split over the pool's threads
+     * instead (each part a single-threaded sgemm), so that OpenBLAS's own threads never spin
+     * beside the pool's between the per-step products of a recurrence. */
+    int blas_threads = openblas_get_num_threads();
+    if (blas_threads > 1) openblas_set_num_threads(1);
+    if (threads > 1) {
+        int split_rows = m >= n;
+        gemm_job j = {tx, ty, m, n, k, ldx, ldy, ldo, threads, split_rows, x, y, beta, out};
+        ur_pool_for_threads(threads, threads, 1, gemm_parts, &j);
+    } else if (m == 1) { /* out^T = op(Y)^T x^T: Y is k x n stored as such, or n x k when ty */
         cblas_sgemv(CblasRowMajor, ty ? CblasNoTrans : CblasTrans, ty ? n : k, ty ? k : n, 1.0f,
                     y, ldy, x, tx ? ldx : 1, beta, out, 1);
-    else if (n == 1) /* out = op(X) y: X is m x k stored as such, or k x m when tx */
+    } else if (n == 1) { /* out = op(X) y: X is m x k stored as such, or k x m when tx */
         cblas_sgemv(CblasRowMajor, T(tx), tx ? k : m, tx ? m : k, 1.0f, x, ldx, y, ty ? 1 : ldy,
                     beta, out, ldo);
-    else if (k == 1 && beta == 1.0f) /* out += x y^T */
+    } else if (k == 1 && beta == 1.0f) { /* out += x y^T */
         cblas_sger(CblasRowMajor, m, n, 1.0f, x, tx ? 1 : ldx, y, ty ? ldy : 1, out, ldo);
-    else
+    } else {
         cblas_sgemm(CblasRowMajor, T(tx), T(ty), m, n, k, 1.0f, x, ldx, y, ldy, beta, out, ldo);
-    if (single) openblas_set_num_threads(threads);
+    }
+    if (blas_threads > 1) openblas_set_num_threads(blas_threads);
 }

@@ -17,8 +17,14 @@
 #include "ops/ur_ops.h"
 
 #include "ops/fastmath.h"
+#include "ops/pool.h"
 
-/* One row: a receives the activations [i | f | g | o]. */
+/* Rows are split over the pool's threads (ops/pool.h) when a step has at least this many
+ * gate values; below it the hand-over costs more than the work. */
+#define PARALLEL_MIN 8192
+
+/* One row: a receives the activations [i | f | g | o]. A step's rows are split over the
+ * pool's threads, forward and backward (rows are independent). */
 /* a may be z itself (in place): every a[j] depends only on z[j]. */
 UR_VECTOR_CLONES static void gates_row(int H, const float *z, const float *restrict cp, float *a,
                                        float *restrict c, float *restrict h)
@@ -49,47 +55,86 @@ UR_VECTOR_CLONES static void gates_row_backward(int H, const float *restrict a,
     }
 }
 
+/* A step's rows, forward or backward; the pool hands out ranges of them. */
+typedef struct gates_job {
+    int H;
+    const float *z, *cp, *acts;
+    float *a, *c, *h;                     /* forward */
+    const float *cv, *dh, *dc;            /* backward */
+    float *dz, *dcp;
+    int rows;
+} gates_job;
+
+/* Rows per range handed out by the pool: all of them when the step is small. */
+static int grain_for(int rows, int H)
+{
+    if ((long)rows * 4 * H < PARALLEL_MIN) return rows;
+    int g = rows / 8;
+    return g < 1 ? 1 : g;
+}
+
+static void backward_rows(void *ctx, int r0, int r1)
+{
+    const gates_job *j = ctx;
+    int H = j->H;
+    for (int r = r0; r < r1 && !j->dz; r++) { /* z is a constant: only c_prev learns */
+        size_t o4 = (size_t)r * 4 * H, o1 = (size_t)r * H;
+        for (int q = 0; q < H; q++) {
+            float tc = ur_tanh1(j->cv[o1 + q]), o = j->acts[o4 + 3 * H + q];
+            float dC = j->dc[o1 + q] + j->dh[o1 + q] * o * (1.0f - tc * tc);
+            j->dcp[o1 + q] += dC * j->acts[o4 + H + q];
+        }
+    }
+    for (int r = r0; r < r1 && j->dz; r++) {
+        size_t o4 = (size_t)r * 4 * H, o1 = (size_t)r * H;
+        gates_row_backward(H, j->acts + o4, j->cp + o1, j->cv + o1, j->dh + o1, j->dc + o1,
+                           j->dz + o4, j->dcp ? j->dcp + o1 : NULL);
+    }
+}
+
 static void lstm_gates_backward(ur_node *n)
 {
     ur_tensor *z = n->in[0], *cp = n->in[1], *h = n->out, *c = n->out2;
-    const float *acts = n->aux;
-    int H = h->cols;
-    float *dz = z->requires_grad ? ur_grad(z) : NULL;
-    float *dcp = cp->requires_grad ? ur_grad(cp) : NULL;
-    for (int r = 0; r < h->rows && !dz; r++) { /* z is a constant: only c_prev learns */
-        size_t o4 = (size_t)r * 4 * H, o1 = (size_t)r * H;
-        for (int j = 0; j < H; j++) {
-            float tc = ur_tanh1(c->val[o1 + j]), o = acts[o4 + 3 * H + j];
-            float dC = c->grad[o1 + j] + h->grad[o1 + j] * o * (1.0f - tc * tc);
-            dcp[o1 + j] += dC * acts[o4 + H + j];
-        }
-    }
-    for (int r = 0; r < h->rows && dz; r++) {
-        size_t o4 = (size_t)r * 4 * H, o1 = (size_t)r * H;
-        gates_row_backward(H, acts + o4, cp->val + o1, c->val + o1, h->grad + o1, c->grad + o1,
-                           dz + o4, dcp ? dcp + o1 : NULL);
-    }
+    gates_job j = {.H = h->cols, .cp = cp->val, .acts = n->aux, .cv = c->val, .dh = h->grad,
+                   .dc = c->grad, .dz = z->requires_grad ? ur_grad(z) : NULL,
+                   .dcp = cp->requires_grad ? ur_grad(cp) : NULL, .rows = h->rows};
+    ur_pool_for(j.rows, grain_for(j.rows, j.H), backward_rows, &j);
 }
 static const ur_op lstm_gates_op = {"lstm_gates", lstm_gates_backward};
 
-static int lstm_gates(ur_tape *tp, ur_tensor *z, ur_tensor *c_prev, ur_tensor **h, ur_tensor **c,
-                      int in_place)
+static void forward_rows(void *ctx, int r0, int r1)
+{
+    const gates_job *j = ctx;
+    int H = j->H;
+    for (int r = r0; r < r1; r++)
+        gates_row(H, j->z + (size_t)r * 4 * H, j->cp + (size_t)r * H, j->a + (size_t)r * 4 * H,
+                  j->c + (size_t)r * H, j->h + (size_t)r * H);
+}
+
+static int lstm_gates(ur_tape *tp, ur_tensor *z, ur_tensor *c_prev, ur_tensor *h_into,
+                      ur_tensor **h, ur_tensor **c, int in_place)
 {
     if (h) *h = ur_tape_poison(tp);
     if (c) *c = ur_tape_poison(tp);
     if (!ur_op_begin(tp, "lstm_gates", 2, z, c_prev)) return -1;
+    if (h_into && !ur_op_begin(tp, "lstm_gates", 1, h_into)) return -1;
     if (!h || !c) { ur_tape_fail(tp, "lstm_gates: h and c outputs must not be NULL"); return -1; }
     if (z->cols % 4 != 0 || z->rows != c_prev->rows || z->cols / 4 != c_prev->cols) {
         ur_shape_error(tp, "lstm_gates", "z must be B x 4H and c_prev B x H", z, c_prev);
         return -1;
     }
     int B = z->rows, H = c_prev->cols;
-    ur_tensor *hh = ur_tensor_new(tp, B, H), *cc = ur_tensor_new(tp, B, H);
+    if (h_into && (h_into->rows != B || h_into->cols != H || h_into->node || !h_into->tape)) {
+        ur_tape_fail(tp, "lstm_gates: h_into must be a %dx%d tensor of the tape that no op has "
+                     "written; got %dx%d", B, H, h_into->rows, h_into->cols);
+        return -1;
+    }
+    ur_tensor *hh = h_into ? h_into : ur_tensor_new(tp, B, H), *cc = ur_tensor_new(tp, B, H);
     float *acts = in_place ? z->val : ur_tape_alloc(tp, ur_numel(z) * sizeof *acts);
     if (!hh || !cc || !acts) return -1;
-    for (int r = 0; r < B; r++)
-        gates_row(H, z->val + (size_t)r * 4 * H, c_prev->val + (size_t)r * H,
-                  acts + (size_t)r * 4 * H, cc->val + (size_t)r * H, hh->val + (size_t)r * H);
+    gates_job j = {.H = H, .z = z->val, .cp = c_prev->val, .a = acts, .c = cc->val, .h = hh->val,
+                   .rows = B};
+    ur_pool_for(B, grain_for(B, H), forward_rows, &j);
     ur_node *nd = ur_record(tp, &lstm_gates_op, hh, 2, z, c_prev);
     if (nd) {
         nd->aux = acts;
@@ -102,11 +147,124 @@ static int lstm_gates(ur_tape *tp, ur_tensor *z, ur_tensor *c_prev, ur_tensor **
 
 int ur_lstm_gates(ur_tape *tp, ur_tensor *z, ur_tensor *c_prev, ur_tensor **h, ur_tensor **c)
 {
-    return lstm_gates(tp, z, c_prev, h, c, 0);
+    return lstm_gates(tp, z, c_prev, NULL, h, c, 0);
 }
 
 int ur_lstm_gates_inplace(ur_tape *tp, ur_tensor *z, ur_tensor *c_prev, ur_tensor **h,
                           ur_tensor **c)
 {
-    return lstm_gates(tp, z, c_prev, h, c, 1);
+    return lstm_gates(tp, z, c_prev, NULL, h, c, 1);
+}
+
+int ur_lstm_gates_into(ur_tape *tp, ur_tensor *z, ur_tensor *c_prev, ur_tensor *h_into,
+                       ur_tensor **h, ur_tensor **c)
+{
+    return lstm_gates(tp, z, c_prev, h_into, h, c, 1);
+}
+
+/* ---- GRU ------------------------------------------------------------------------------
+ * The element-wise half of a GRU step (PyTorch's equations, gate order r, z, n) in one pass:
+ *
+ *     [xr | xz | xn] = x (x Wx + bx),   [hr | hz | hn] = g (h_{t-1} Wh + bh),   both B x 3H
+ *     r = sigmoid(xr + hr)   z = sigmoid(xz + hz)   n = tanh(xn + r * hn)
+ *     h = (1 - z) * n + z * h_prev
+ *
+ * The activations [r | z | n] overwrite x (a temporary of the unroll's that nothing else
+ * reads); g's values stay, since hn is needed below. Backward, dh the output's gradient:
+ *     dn = dh (1 - z)      dz = dh (h_prev - n)      dh_prev += dh z
+ *     da = dn (1 - n^2):   dxn += da,  dhn += da r,  and dr = da hn
+ *     dxr += dr r (1 - r),  dhr likewise;   dxz += dz z (1 - z),  dhz likewise
+ */
+UR_VECTOR_CLONES static void gru_row(int H, float *x, const float *restrict g,
+                                     const float *restrict hp, float *restrict h)
+{
+    for (int j = 0; j < 2 * H; j++) x[j] = ur_sigmoid1(x[j] + g[j]);
+    for (int j = 0; j < H; j++) x[2 * H + j] = ur_tanh1(x[2 * H + j] + x[j] * g[2 * H + j]);
+    for (int j = 0; j < H; j++) {
+        float z = x[H + j], n = x[2 * H + j];
+        h[j] = (1.0f - z) * n + z * hp[j];
+    }
+}
+
+UR_VECTOR_CLONES static void gru_row_backward(int H, const float *restrict a,
+                                              const float *restrict g, const float *restrict hp,
+                                              const float *restrict dh, float *restrict dx,
+                                              float *restrict dg, float *restrict dhp)
+{
+    const float *r = a, *z = a + H, *n = a + 2 * H, *hn = g + 2 * H;
+    for (int j = 0; j < H; j++) {
+        float dn = dh[j] * (1.0f - z[j]);
+        float dz = dh[j] * (hp[j] - n[j]) * z[j] * (1.0f - z[j]);
+        float da = dn * (1.0f - n[j] * n[j]);
+        float dr = da * hn[j] * r[j] * (1.0f - r[j]);
+        if (dx) {
+            dx[j] += dr;
+            dx[H + j] += dz;
+            dx[2 * H + j] += da;
+        }
+        if (dg) {
+            dg[j] += dr;
+            dg[H + j] += dz;
+            dg[2 * H + j] += da * r[j];
+        }
+        if (dhp) dhp[j] += dh[j] * z[j];
+    }
+}
+
+typedef struct gru_job {
+    int H;
+    float *x;
+    const float *g, *hp, *dh;
+    float *h, *dx, *dg, *dhp;
+} gru_job;
+
+static void gru_forward_rows(void *ctx, int r0, int r1)
+{
+    const gru_job *j = ctx;
+    size_t H = (size_t)j->H;
+    for (int r = r0; r < r1; r++)
+        gru_row(j->H, j->x + r * 3 * H, j->g + r * 3 * H, j->hp + r * H, j->h + r * H);
+}
+
+static void gru_backward_rows(void *ctx, int r0, int r1)
+{
+    const gru_job *j = ctx;
+    size_t H = (size_t)j->H;
+    for (int r = r0; r < r1; r++)
+        gru_row_backward(j->H, j->x + r * 3 * H, j->g + r * 3 * H, j->hp + r * H, j->dh + r * H,
+                         j->dx ? j->dx + r * 3 * H : NULL, j->dg ? j->dg + r * 3 * H : NULL,
+                         j->dhp ? j->dhp + r * H : NULL);
+}
+
+static void gru_gates_backward(ur_node *n)
+{
+    ur_tensor *x = n->in[0], *g = n->in[1], *hp = n->in[2], *h = n->out;
+    gru_job j = {.H = h->cols, .x = x->val, .g = g->val, .hp = hp->val, .dh = h->grad,
+                 .dx = x->requires_grad ? ur_grad(x) : NULL,
+                 .dg = g->requires_grad ? ur_grad(g) : NULL,
+                 .dhp = hp->requires_grad ? ur_grad(hp) : NULL};
+    ur_pool_for(h->rows, grain_for(h->rows, j.H), gru_backward_rows, &j);
+}
+static const ur_op gru_gates_op = {"gru_gates", gru_gates_backward};
+
+ur_tensor *ur_gru_gates(ur_tape *tp, ur_tensor *x, ur_tensor *g, ur_tensor *h_prev,
+                        ur_tensor *h_into)
+{
+    if (!ur_op_begin(tp, "gru_gates", 3, x, g, h_prev)) return ur_tape_poison(tp);
+    if (h_into && !ur_op_begin(tp, "gru_gates", 1, h_into)) return ur_tape_poison(tp);
+    int B = h_prev->rows, H = h_prev->cols;
+    if (x->rows != B || g->rows != B || x->cols != 3 * H || g->cols != 3 * H)
+        return ur_tape_fail(tp, "gru_gates: x and g must be %dx%d (B x 3H for h_prev %dx%d); got "
+                            "%dx%d and %dx%d", B, 3 * H, B, H, x->rows, x->cols, g->rows, g->cols);
+    if (x->val == g->val || x->val == h_prev->val)
+        return ur_tape_fail(tp, "gru_gates: x must not share its values with g or h_prev");
+    if (h_into && (h_into->rows != B || h_into->cols != H || h_into->node || !h_into->tape))
+        return ur_tape_fail(tp, "gru_gates: h_into must be a %dx%d tensor of the tape that no op "
+                            "has written; got %dx%d", B, H, h_into->rows, h_into->cols);
+    ur_tensor *h = h_into ? h_into : ur_tensor_new(tp, B, H);
+    if (!h) return ur_tape_poison(tp);
+    gru_job j = {.H = H, .x = x->val, .g = g->val, .hp = h_prev->val, .h = h->val};
+    ur_pool_for(B, grain_for(B, H), gru_forward_rows, &j);
+    ur_record(tp, &gru_gates_op, h, 3, x, g, h_prev);
+    return h;
 }

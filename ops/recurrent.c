@@ -12,51 +12,109 @@
  * When the c_t are the row blocks of one tensor that nothing else reads (an input projection
  * x U + b made for the recurrence), Z can be that tensor: each step adds h W into its rows in
  * place, and y_t and c_t share their gradient, so neither a copy nor dc += dy is needed.
+ *
+ * When the states are themselves time-stacked as they are made (an unroll's H, given to
+ * ur_recurrent_begin_states), the rows of A already exist: step t's h_{t-1} is H's row block
+ * t-1 (t+1 in a reversed unroll), so only the first step's h (the initial state) is copied and
+ * A^T dZ is two GEMMs, one over the first step and one over the others, reading H in place.
+ * In general each step records where its h_{t-1} lies, and the weight's gradient is one GEMM
+ * per run of steps whose states are consecutive in memory.
+ *
+ * The per-step products h W (forward) and dz W^T (backward) have a few rows (the batch) and
+ * the same W every step: W is packed once into the kernel's panel layout at the first step of
+ * the forward pass and W^T at the first step of the backward pass (ops/rgemm.h, one buffer
+ * for both), instead of cblas_sgemm copying W on each of the T calls.
  */
 #include "ops/ur_ops.h"
 
 #include <string.h>
 
 #include "ops/blas.h"
+#include "ops/rgemm.h"
+
+/* Batches up to this many rows use the packed kernel; larger ones cblas_sgemm. */
+#define RGEMM_MAX_ROWS 512
+
+enum { PACKED_NONE, PACKED_W, PACKED_WT };
 
 struct ur_recurrent {
-    ur_tensor *w;    /* in x out */
-    ur_tensor *z;    /* steps*rows x out: the steps' outputs (the caller's, when in place) */
-    int in_place;    /* 1: z_t = c_t + h W is accumulated into c_t, a row block of z */
-    ur_tensor *a;    /* steps*rows x in: the steps' previous states */
+    ur_tensor *w;        /* in x out */
+    ur_tensor *z;        /* steps*rows x out: the steps' outputs (the caller's, when in place) */
+    int in_place;        /* 1: z_t = c_t + h W is accumulated into c_t, a row block of z */
+    ur_tensor *a;        /* steps*rows x in: copies of the steps' previous states, or NULL */
+    ur_tensor *states;   /* with a NULL: the time-stacked states the steps read (steps*rows x in) */
+    int reverse;         /* states: step t reads block t+1 instead of t-1 */
+    const float **prev;  /* per step: where its h_{t-1} lies (rows x in), NULL until recorded */
+    float *packed;       /* W (forward) or W^T (backward) in the kernel's layout, or NULL */
+    int packed_as;       /* PACKED_*: what packed holds now */
     int steps, rows;
 };
 
-/* dW += A^T dZ */
+/* 1 when the steps' products go to the packed kernel. */
+static int use_kernel(const ur_recurrent *r) { return r->packed != NULL; }
+
+/* packed holds W (want PACKED_W: k = in, n = out) or W^T (k = out, n = in) after this. */
+static void ensure_packed(ur_recurrent *r, int want)
+{
+    if (r->packed_as == want) return;
+    const ur_tensor *w = r->w;
+    if (want == PACKED_W) ur_rgemm_pack(w->val, w->cols, 0, w->rows, w->cols, r->packed);
+    else ur_rgemm_pack(w->val, w->cols, 1, w->cols, w->rows, r->packed);
+    r->packed_as = want;
+}
+
+/* dW += A^T dZ, one GEMM per run of steps whose previous states are consecutive rows. */
 static void recurrent_weight_backward(ur_node *n)
 {
     const ur_recurrent *r = n->aux;
     ur_tensor *w = r->w;
-    ur_blas_gemm(1, 0, w->rows, w->cols, r->z->rows, r->a->val, w->rows, r->z->grad, w->cols,
-                 1.0f, ur_grad(w), w->cols);
+    size_t block = (size_t)r->rows * (size_t)w->rows;
+    for (int t0 = 0; t0 < r->steps;) {
+        if (!r->prev[t0]) { t0++; continue; } /* a step never recorded adds nothing */
+        int t1 = t0 + 1;
+        while (t1 < r->steps && r->prev[t1] == r->prev[t1 - 1] + block) t1++;
+        const float *dz = r->z->grad + (size_t)t0 * r->rows * w->cols;
+        ur_blas_gemm(1, 0, w->rows, w->cols, (t1 - t0) * r->rows, r->prev[t0], w->rows, dz,
+                     w->cols, 1.0f, ur_grad(w), w->cols);
+        t0 = t1;
+    }
 }
 static const ur_op recurrent_weight_op = {"recurrent_weight", recurrent_weight_backward};
 
-ur_recurrent *ur_recurrent_begin(ur_tape *tp, ur_tensor *w, int steps, int rows, ur_tensor *into)
+static ur_recurrent *begin(ur_tape *tp, const char *op, ur_tensor *w, int steps, int rows,
+                           ur_tensor *into, ur_tensor *states, int reverse)
 {
-    if (!ur_op_begin(tp, "recurrent_begin", 1, w)) return NULL;
     if (steps <= 0 || rows <= 0) {
-        ur_tape_fail(tp, "recurrent_begin: needs steps > 0 and rows > 0, got %d and %d", steps, rows);
+        ur_tape_fail(tp, "%s: needs steps > 0 and rows > 0, got %d and %d", op, steps, rows);
         return NULL;
     }
     if (into && (into->rows != steps * rows || into->cols != w->cols || into->base)) {
-        ur_tape_fail(tp, "recurrent_begin: accumulator is %dx%d, expected a %dx%d tensor (not a view)",
+        ur_tape_fail(tp, "%s: accumulator is %dx%d, expected a %dx%d tensor (not a view)", op,
                      into->rows, into->cols, steps * rows, w->cols);
+        return NULL;
+    }
+    if (states && (states->rows != steps * rows || states->cols != w->rows)) {
+        ur_tape_fail(tp, "%s: states are %dx%d, expected %dx%d", op, states->rows, states->cols,
+                     steps * rows, w->rows);
         return NULL;
     }
     ur_recurrent *r = ur_tape_alloc(tp, sizeof *r);
     ur_tensor *z = into ? into : ur_tensor_new(tp, steps * rows, w->cols);
-    ur_tensor *a = ur_tensor_new(tp, steps * rows, w->rows);
-    if (!r || !z || !a) return NULL;
+    ur_tensor *a = states ? NULL : ur_tensor_new(tp, steps * rows, w->rows);
+    const float **prev = ur_tape_alloc(tp, (size_t)steps * sizeof *prev);
+    if (!r || !z || (!states && !a) || !prev) return NULL;
+    memset(prev, 0, (size_t)steps * sizeof *prev);
+    float *packed = NULL;
+    if (ur_rgemm_available() && rows <= RGEMM_MAX_ROWS) {
+        size_t fw = ur_rgemm_packed_floats(w->rows, w->cols), bw = ur_rgemm_packed_floats(w->cols, w->rows);
+        packed = ur_tape_alloc(tp, (fw > bw ? fw : bw) * sizeof *packed);
+        if (!packed) return NULL;
+    }
     /* Steps fill z's row blocks; until then it must hold numbers (the non-finite trap reads
      * it when the node below is recorded). */
     if (!into) memset(z->val, 0, ur_numel(z) * sizeof(float));
-    *r = (ur_recurrent){w, z, into != NULL, a, steps, rows};
+    *r = (ur_recurrent){w, z, into != NULL, a, states, reverse != 0, prev, packed, PACKED_NONE,
+                        steps, rows};
     ur_node *producer = z->node;
     ur_node *nd = ur_record(tp, &recurrent_weight_op, z, 1, w);
     if (nd) nd->aux = r;
@@ -64,21 +122,58 @@ ur_recurrent *ur_recurrent_begin(ur_tape *tp, ur_tensor *w, int steps, int rows,
     return r;
 }
 
+ur_recurrent *ur_recurrent_begin(ur_tape *tp, ur_tensor *w, int steps, int rows, ur_tensor *into)
+{
+    if (!ur_op_begin(tp, "recurrent_begin", 1, w)) return NULL;
+    return begin(tp, "recurrent_begin", w, steps, rows, into, NULL, 0);
+}
+
+ur_recurrent *ur_recurrent_begin_states(ur_tape *tp, ur_tensor *w, int steps, int rows,
+                                        ur_tensor *into, ur_tensor *states, int reverse)
+{
+    if (!ur_op_begin(tp, "recurrent_begin_states", 2, w, states)) return NULL;
+    return begin(tp, "recurrent_begin_states", w, steps, rows, into, states, reverse);
+}
+
 /* y = c + h W (W's gradient left to the node above):  dc += dy,  dh += dy W^T. In place,
  * y and c are the same rows of the accumulator and share their gradient: only dh is left. */
 static void recurrent_step_backward(ur_node *n)
 {
     ur_tensor *y = n->out, *c = n->in[0], *h = n->in[1];
-    const ur_tensor *w = n->aux;
-    if (c->requires_grad && n->i[0] == 0) {
+    ur_recurrent *r = n->aux;
+    const ur_tensor *w = r->w;
+    if (c->requires_grad && !r->in_place) {
         float *dc = ur_grad(c);
         for (size_t k = 0; k < ur_numel(y); k++) dc[k] += y->grad[k];
     }
-    if (h->requires_grad)
+    if (!h->requires_grad) return;
+    if (use_kernel(r)) {
+        ensure_packed(r, PACKED_WT);
+        ur_rgemm(h->rows, h->cols, y->cols, y->grad, y->cols, r->packed, ur_grad(h), h->cols);
+    } else {
         ur_blas_gemm(0, 1, h->rows, h->cols, y->cols, y->grad, y->cols, w->val, w->cols, 1.0f,
                      ur_grad(h), h->cols);
+    }
 }
 static const ur_op recurrent_step_op = {"recurrent_addmm", recurrent_step_backward};
+
+/* Where step t's h_{t-1} stays for the weight's gradient: in the states when it is their
+ * expected block, else a copy (in a's rows, or a block of its own). NULL with the tape failed. */
+static const float *keep_prev(ur_tape *tp, ur_recurrent *r, int t, const ur_tensor *h)
+{
+    size_t block = ur_numel(h);
+    if (r->a) {
+        float *dst = r->a->val + (size_t)t * block;
+        memcpy(dst, h->val, block * sizeof *dst);
+        return dst;
+    }
+    int from = r->reverse ? t + 1 : t - 1;
+    if (from >= 0 && from < r->steps && h->val == r->states->val + (size_t)from * block)
+        return h->val;
+    float *dst = ur_tape_alloc(tp, block * sizeof *dst);
+    if (dst) memcpy(dst, h->val, block * sizeof *dst);
+    return dst;
+}
 
 ur_tensor *ur_recurrent_addmm(ur_tape *tp, ur_recurrent *r, int t, ur_tensor *c, ur_tensor *h)
 {
@@ -91,19 +186,26 @@ ur_tensor *ur_recurrent_addmm(ur_tape *tp, ur_recurrent *r, int t, ur_tensor *c,
     if (c->rows != r->rows || c->cols != r->w->cols)
         return ur_tape_fail(tp, "recurrent_addmm: c is %dx%d but h W is %dx%d", c->rows, c->cols,
                             h->rows, r->w->cols);
+    if (r->prev[t])
+        return ur_tape_fail(tp, "recurrent_addmm: step %d is recorded twice", t);
     ur_tensor *y = ur_rows(tp, r->z, t * r->rows, r->rows);
     if (ur_tape_error(tp)) return ur_tape_poison(tp);
     if (!r->in_place) memcpy(y->val, c->val, ur_numel(y) * sizeof(float));
     else if (c->val != y->val)
         return ur_tape_fail(tp, "recurrent_addmm: in place, c of step %d must be rows [%d, %d) of "
                             "the accumulator", t, t * r->rows, (t + 1) * r->rows);
-    ur_blas_gemm(0, 0, h->rows, r->w->cols, h->cols, h->val, h->cols, r->w->val, r->w->cols,
-                 1.0f, y->val, y->cols);
-    memcpy(r->a->val + (size_t)t * r->rows * h->cols, h->val, ur_numel(h) * sizeof(float));
+    if (use_kernel(r)) {
+        ensure_packed(r, PACKED_W);
+        ur_rgemm(h->rows, r->w->cols, h->cols, h->val, h->cols, r->packed, y->val, y->cols);
+    } else {
+        ur_blas_gemm(0, 0, h->rows, r->w->cols, h->cols, h->val, h->cols, r->w->val, r->w->cols,
+                     1.0f, y->val, y->cols);
+    }
+    r->prev[t] = keep_prev(tp, r, t, h);
+    if (!r->prev[t]) return ur_tape_poison(tp);
     ur_node *nd = ur_record(tp, &recurrent_step_op, y, 2, c, h);
     if (nd) {
-        nd->aux = r->w;
-        nd->i[0] = r->in_place;
+        nd->aux = r;
         nd->uses = r->w; /* drawn as an input; its gradient is the node above's */
     }
     return y;

@@ -122,3 +122,78 @@ ur_tensor *ur_concat_rows(ur_tape *tp, int n, ur_tensor *const *x)
     ur_record_array(tp, &concat_rows_op, y, n, x);
     return y;
 }
+
+/* out = [x_0 ; x_1 ; ...] in out's own rows:  dx_i += its row block of dout, except for an x_i
+ * that already is that row block (an op wrote it in place): its gradient is out's own. */
+static void concat_rows_into_backward(ur_node *n)
+{
+    const ur_tensor *y = n->out;
+    size_t off = 0;
+    for (int i = 0; i < n->n_in; i++) {
+        ur_tensor *x = n->in[i];
+        size_t len = ur_numel(x);
+        if (x->requires_grad && x->val != y->val + off) {
+            float *dx = ur_grad(x);
+            const float *g = y->grad + off;
+            for (size_t k = 0; k < len; k++) dx[k] += g[k];
+        }
+        off += len;
+    }
+}
+static const ur_op concat_rows_into_op = {"concat_rows_into", concat_rows_into_backward};
+
+ur_tensor *ur_concat_rows_into(ur_tape *tp, int n, ur_tensor *const *x, ur_tensor *out)
+{
+    if (!ur_op_begin_array(tp, "concat_rows_into", n, x)) return ur_tape_poison(tp);
+    if (!ur_op_begin(tp, "concat_rows_into", 1, out)) return ur_tape_poison(tp);
+    int rows = 0;
+    for (int i = 0; i < n; i++) {
+        if (x[i]->cols != out->cols)
+            return ur_shape_error(tp, "concat_rows_into", "column counts differ", out, x[i]);
+        rows += x[i]->rows;
+    }
+    if (rows != out->rows || out->node || !out->tape)
+        return ur_tape_fail(tp, "concat_rows_into: out must be a %dx%d tensor of the tape that no "
+                            "op has written; got %dx%d", rows, out->cols, out->rows, out->cols);
+    const float *end = out->val + ur_numel(out);
+    size_t off = 0;
+    for (int i = 0; i < n; i++) {
+        size_t len = ur_numel(x[i]);
+        const float *src = x[i]->val, *dst = out->val + off;
+        if (src != dst) {
+            if (src + len > out->val && src < end)
+                return ur_tape_fail(tp, "concat_rows_into: input %d overlaps other rows of out",
+                                    i + 1);
+            memcpy(out->val + off, src, len * sizeof(float));
+        }
+        off += len;
+    }
+    ur_record_array(tp, &concat_rows_into_op, out, n, x);
+    return out;
+}
+
+/* y = b repeated on every row (rows x n from 1 x n):  db += the column sums of dy */
+static void repeat_rows_backward(ur_node *n)
+{
+    const ur_tensor *y = n->out;
+    float *db = ur_grad(n->in[0]);
+    for (int r = 0; r < y->rows; r++) {
+        const float *g = y->grad + (size_t)r * y->cols;
+        for (int j = 0; j < y->cols; j++) db[j] += g[j];
+    }
+}
+static const ur_op repeat_rows_op = {"repeat_rows", repeat_rows_backward};
+
+ur_tensor *ur_repeat_rows(ur_tape *tp, ur_tensor *b, int rows)
+{
+    if (!ur_op_begin(tp, "repeat_rows", 1, b)) return ur_tape_poison(tp);
+    if (b->rows != 1 || rows <= 0)
+        return ur_tape_fail(tp, "repeat_rows: needs a 1 x n row and rows > 0, got %dx%d and %d",
+                            b->rows, b->cols, rows);
+    ur_tensor *y = ur_tensor_new(tp, rows, b->cols);
+    if (!y) return ur_tape_poison(tp);
+    for (int r = 0; r < rows; r++)
+        memcpy(y->val + (size_t)r * b->cols, b->val, (size_t)b->cols * sizeof(float));
+    ur_record(tp, &repeat_rows_op, y, 1, b);
+    return y;
+}

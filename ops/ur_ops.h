@@ -49,6 +49,10 @@ ur_tensor *ur_scale(ur_tape *tp, ur_tensor *a, float s);
 ur_tensor *ur_add_bias(ur_tape *tp, ur_tensor *x, ur_tensor *b);
 /* tanh(x). */
 ur_tensor *ur_tanh(ur_tape *tp, ur_tensor *x);
+/* tanh(x) written into out (same shape, on the tape, not yet written by any op, not x: e.g.
+ * a row view of a time-stacked H), which becomes the op's output and is returned. out NULL:
+ * ur_tanh. */
+ur_tensor *ur_tanh_into(ur_tape *tp, ur_tensor *x, ur_tensor *out);
 /* 1 / (1 + exp(-x)), computed without overflow. */
 ur_tensor *ur_sigmoid(ur_tape *tp, ur_tensor *x);
 /* max(x, 0); NaN stays NaN. */
@@ -138,6 +142,13 @@ ur_tensor *ur_reshape(ur_tape *tp, ur_tensor *x, int rows, int cols);
 ur_tensor *ur_time_to_batch(ur_tape *tp, ur_tensor *x, int T);
 /* The inverse: batch-major B*T x F back to time-major T*B x F. */
 ur_tensor *ur_batch_to_time(ur_tape *tp, ur_tensor *x, int T);
+/* The same written into out (rows adding up, on the tape, not yet written by any op), which
+ * becomes the output and is returned. An x_i that already is out's row block (a row view of
+ * out that an op wrote in place, e.g. by ur_tanh_into) is neither copied nor, in backward,
+ * added to: its gradient is out's. An unroll stacks its states this way without a copy. */
+ur_tensor *ur_concat_rows_into(ur_tape *tp, int n, ur_tensor *const *x, ur_tensor *out);
+/* b (1 x n) repeated on rows rows (e.g. a recurrent product's bias, to accumulate into). */
+ur_tensor *ur_repeat_rows(ur_tape *tp, ur_tensor *b, int rows);
 
 /* ---- Gather / embedding --------------------------------------------------------------- */
 
@@ -177,6 +188,13 @@ ur_recurrent *ur_recurrent_begin(ur_tape *tp, ur_tensor *w, int steps, int rows,
 /* c + h W for step t (0 <= t < steps); the result is row block t of one time-stacked tensor.
  * Each step t may be recorded once, in any order. */
 ur_tensor *ur_recurrent_addmm(ur_tape *tp, ur_recurrent *r, int t, ur_tensor *c, ur_tensor *h);
+/* ur_recurrent_begin for states that are time-stacked as they are made (steps*rows x W's
+ * rows, e.g. an unroll's H): step t's h is then expected to be the states' row block t-1
+ * (t+1 when reverse), which the weight's gradient reads in place instead of a copy; any other
+ * h (the first step's initial state) is copied. The states' values must not change before
+ * backward. */
+ur_recurrent *ur_recurrent_begin_states(ur_tape *tp, ur_tensor *w, int steps, int rows,
+                                        ur_tensor *into, ur_tensor *states, int reverse);
 
 /* ---- Fused gates ----------------------------------------------------------------------- */
 
@@ -188,6 +206,17 @@ int ur_lstm_gates(ur_tape *tp, ur_tensor *z, ur_tensor *c_prev, ur_tensor **h, u
  * be a temporary that no other op reads afterwards (as in an LSTM step). */
 int ur_lstm_gates_inplace(ur_tape *tp, ur_tensor *z, ur_tensor *c_prev, ur_tensor **h,
                           ur_tensor **c);
+/* ur_lstm_gates_inplace with h written into h_into (B x H, on the tape, not yet written by any
+ * op: e.g. a row view of a time-stacked H), which becomes *h. h_into NULL: a new tensor. */
+int ur_lstm_gates_into(ur_tape *tp, ur_tensor *z, ur_tensor *c_prev, ur_tensor *h_into,
+                       ur_tensor **h, ur_tensor **c);
+/* The element-wise half of a GRU step (PyTorch's r, z, n): x = x_t Wx + bx and g = h_{t-1} Wh
+ * + bh (both B x 3H), r = sigmoid(xr + hr), z = sigmoid(xz + hz), n = tanh(xn + r hn),
+ * h = (1 - z) n + z h_prev (B x H), written into h_into when not NULL (as ur_lstm_gates_into).
+ * The activations overwrite x: x must be a temporary that no other op reads afterwards (as
+ * the unroll's projection is); g's values must stay. */
+ur_tensor *ur_gru_gates(ur_tape *tp, ur_tensor *x, ur_tensor *g, ur_tensor *h_prev,
+                        ur_tensor *h_into);
 
 /* ---- Regularisation ------------------------------------------------------------------- */
 

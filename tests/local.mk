@@ -60,3 +60,8 @@ check_PROGRAMS += tests/test_dot
 tests_test_dot_SOURCES = tests/test_dot.c tests/ur_test.h
 tests_test_dot_CFLAGS = $(TEST_CFLAGS)
 tests_test_dot_LDADD = $(TEST_LDADD)
+
+check_PROGRAMS += tests/test_kernels
+tests_test_kernels_SOURCES = tests/test_kernels.c tests/ur_test.h
+tests_test_kernels_CFLAGS = $(TEST_CFLAGS)
+tests_test_kernels_LDADD = $(TEST_LDADD)

@@ -1,0 +1,334 @@
+/* The recurrent product's GEMM kernels (ops/rgemm.h).
+ *
+ * Shapes: m = batch rows of h (1 to a few hundred), k = the inner size, n = the output
+ * columns, NR = panel width, MR = rows per tile.
+ *
+ *     for each panel p of this thread's columns          (P's K x NR block, read from cache)
+ *         for each block of MR rows of A
+ *             acc (MR x NR) = sum_k A[rows, k] P[k, panel]     (registers)
+ *             C[rows, panel] += acc
+ *
+ * A tile keeps MR x NR sums in registers: AVX-512 8 x 32 (16 zmm accumulators, one
+ * broadcast of A and two loads of P per 16 FMAs), AVX2 6 x 16 (12 ymm). With few rows
+ * (batch 1) a tile spans several panels instead, so that enough independent sums are in
+ * flight to hide the FMA latency. Each sum runs over k in order, one FMA per term.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include "ops/rgemm.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ops/pool.h"
+
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
+#define UR_HAVE_KERNELS 1
+#include <immintrin.h>
+#endif
+
+enum { K_NONE, K_AVX2, K_AVX512 };
+static int kernel_id = -1;
+static pthread_once_t choose_once = PTHREAD_ONCE_INIT;
+
+static void choose(void)
+{
+    int best = K_NONE;
+#ifdef UR_HAVE_KERNELS
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f")) best = K_AVX512;
+    else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) best = K_AVX2;
+#endif
+    const char *want = getenv("UR_RGEMM");
+    if (want && strcmp(want, "blas") == 0) best = K_NONE;
+    else if (want && strcmp(want, "avx2") == 0 && best >= K_AVX2) best = K_AVX2;
+    kernel_id = best;
+}
+
+static int kernel(void)
+{
+    pthread_once(&choose_once, choose);
+    return kernel_id;
+}
+
+const char *ur_rgemm_kernel(void)
+{
+    switch (kernel()) {
+    case K_AVX512: return "avx512";
+    case K_AVX2: return "avx2";
+    default: return "blas";
+    }
+}
+
+int ur_rgemm_available(void) { return kernel() != K_NONE; }
+
+int ur_rgemm_select(const char *name)
+{
+    int best = K_NONE;
+    kernel();
+#ifdef UR_HAVE_KERNELS
+    if (__builtin_cpu_supports("avx512f")) best = K_AVX512;
+    else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) best = K_AVX2;
+#endif
+    int want = strcmp(name, "avx512") == 0 ? K_AVX512 : strcmp(name, "avx2") == 0 ? K_AVX2
+             : strcmp(name, "blas") == 0 ? K_NONE : -1;
+    if (want < 0 || want > best) return -1;
+    kernel_id = want;
+    return 0;
+}
+
+static int panel_width(void) { return kernel() == K_AVX512 ? 32 : 16; }
+
+size_t ur_rgemm_packed_floats(int k, int n)
+{
+    int nr = panel_width();
+    size_t panels = ((size_t)n + (size_t)nr - 1) / (size_t)nr;
+    return panels * (size_t)k * (size_t)nr; /* nr is a multiple of 16 */
+}
+
+typedef struct pack_job {
+    const float *w;
+    int ldw, trans, k, n, nr;
+    float *packed;
+} pack_job;
+
+/* Panels [p0, p1). W^T is read in 16 x nr blocks, so that each source row is read in runs of
+ * 16 floats instead of one float per row. */
+static void pack_range(void *ctx, int p0, int p1)
+{
+    const pack_job *j = ctx;
+    int k = j->k, n = j->n, nr = j->nr, ldw = j->ldw;
+    for (int p = p0; p < p1; p++) {
+        int c0 = p * nr, w_cols = n - c0 < nr ? n - c0 : nr;
+        float *dst = j->packed + (size_t)p * (size_t)k * (size_t)nr;
+        if (!j->trans) {
+            for (int r = 0; r < k; r++) {
+                float *d = dst + (size_t)r * nr;
+                memcpy(d, j->w + (size_t)r * ldw + c0, (size_t)w_cols * sizeof *d);
+                for (int q = w_cols; q < nr; q++) d[q] = 0.0f;
+            }
+            continue;
+        }
+        for (int r0 = 0; r0 < k; r0 += 16) {
+            int rows = k - r0 < 16 ? k - r0 : 16;
+            for (int q = 0; q < w_cols; q++) {
+                const float *src = j->w + (size_t)(c0 + q) * ldw + r0;
+                for (int r = 0; r < rows; r++) dst[(size_t)(r0 + r) * nr + q] = src[r];
+            }
+            for (int r = 0; r < rows; r++)
+                for (int q = w_cols; q < nr; q++) dst[(size_t)(r0 + r) * nr + q] = 0.0f;
+        }
+    }
+}
+
+void ur_rgemm_pack(const float *w, int ldw, int trans, int k, int n, float *packed)
+{
+    int nr = panel_width();
+    pack_job j = {w, ldw, trans, k, n, nr, packed};
+    /* split like the products, so that each thread packs the panels it will mostly use */
+    ur_pool_for((n + nr - 1) / nr, 1, pack_range, &j);
+}
+
+#ifdef UR_HAVE_KERNELS
+
+#define INLINE static inline __attribute__((always_inline))
+#define AVX512 __attribute__((target("avx512f")))
+#define AVX2 __attribute__((target("avx2,fma")))
+
+/* ---- AVX-512: panels of 32 columns (two zmm), tiles of up to 8 rows x 32 or 1-2 rows x 128 */
+
+/* C[0..mr) x [0..cols) += A[0..mr) P[np panels]; cols <= 32 np (less only in the last tile). */
+AVX512 INLINE void tile512(const int mr, const int np, int k, const float *restrict a, int lda,
+                           const float *restrict p, size_t pstride, float *restrict c, int ldc,
+                           int cols)
+{
+    __m512 acc[8][8];
+#pragma GCC unroll 8
+    for (int i = 0; i < mr; i++)
+#pragma GCC unroll 8
+        for (int j = 0; j < 2 * np; j++) acc[i][j] = _mm512_setzero_ps();
+    for (int q = 0; q < k; q++) {
+        __m512 b[8];
+#pragma GCC unroll 4
+        for (int j = 0; j < np; j++) {
+            b[2 * j] = _mm512_loadu_ps(p + j * pstride + (size_t)q * 32);
+            b[2 * j + 1] = _mm512_loadu_ps(p + j * pstride + (size_t)q * 32 + 16);
+        }
+#pragma GCC unroll 8
+        for (int i = 0; i < mr; i++) {
+            __m512 x = _mm512_set1_ps(a[(size_t)i * lda + q]);
+#pragma GCC unroll 8
+            for (int j = 0; j < 2 * np; j++) acc[i][j] = _mm512_fmadd_ps(x, b[j], acc[i][j]);
+        }
+    }
+#pragma GCC unroll 8
+    for (int i = 0; i < mr; i++) {
+        float *ci = c + (size_t)i * ldc;
+#pragma GCC unroll 8
+        for (int j = 0; j < 2 * np; j++) {
+            int rem = cols - 16 * j;
+            if (rem >= 16) {
+                _mm512_storeu_ps(ci + 16 * j, _mm512_add_ps(_mm512_loadu_ps(ci + 16 * j), acc[i][j]));
+            } else if (rem > 0) {
+                __mmask16 m = (__mmask16)((1u << rem) - 1u);
+                __m512 old = _mm512_maskz_loadu_ps(m, ci + 16 * j);
+                _mm512_mask_storeu_ps(ci + 16 * j, m, _mm512_add_ps(old, acc[i][j]));
+            }
+        }
+    }
+}
+
+/* Rows [0, m) and panels [p0, p1) of the product. */
+AVX512 static void block512(int m, int n, int k, const float *a, int lda, const float *packed,
+                            float *c, int ldc, int p0, int p1)
+{
+    const size_t ps = (size_t)k * 32;
+    for (int p = p0; p < p1;) {
+        /* few rows: tiles of 4 panels (1-2 rows) or 2 panels (3-4 rows) */
+        int wide = m <= 2 ? 4 : m <= 4 ? 2 : 1;
+        if (p1 - p < wide) wide = 1;
+        int cols = n - p * 32 < 32 * wide ? n - p * 32 : 32 * wide;
+        const float *pp = packed + (size_t)p * ps;
+        for (int r = 0; r < m; r += 8) {
+            int mr = m - r < 8 ? m - r : 8;
+            const float *ar = a + (size_t)r * lda;
+            float *cr = c + (size_t)r * ldc + (size_t)p * 32;
+            if (wide == 4) {
+                if (mr == 1) tile512(1, 4, k, ar, lda, pp, ps, cr, ldc, cols);
+                else tile512(2, 4, k, ar, lda, pp, ps, cr, ldc, cols);
+                continue;
+            }
+            if (wide == 2) {
+                if (mr == 3) tile512(3, 2, k, ar, lda, pp, ps, cr, ldc, cols);
+                else tile512(4, 2, k, ar, lda, pp, ps, cr, ldc, cols);
+                continue;
+            }
+            switch (mr) {
+            case 1: tile512(1, 1, k, ar, lda, pp, ps, cr, ldc, cols); break;
+            case 2: tile512(2, 1, k, ar, lda, pp, ps, cr, ldc, cols); break;
+            case 3: tile512(3, 1, k, ar, lda, pp, ps, cr, ldc, cols); break;
+            case 4: tile512(4, 1, k, ar, lda, pp, ps, cr, ldc, cols); break;
+            case 5: tile512(5, 1, k, ar, lda, pp, ps, cr, ldc, cols); break;
+            case 6: tile512(6, 1, k, ar, lda, pp, ps, cr, ldc, cols); break;
+            case 7: tile512(7, 1, k, ar, lda, pp, ps, cr, ldc, cols); break;
+            default: tile512(8, 1, k, ar, lda, pp, ps, cr, ldc, cols); break;
+            }
+        }
+        p += wide;
+    }
+}
+
+/* ---- AVX2 + FMA: panels of 16 columns (two ymm), tiles of up to 6 rows x 16 ------------- */
+
+AVX2 INLINE void tile256(const int mr, const int np, int k, const float *restrict a, int lda,
+                         const float *restrict p, size_t pstride, float *restrict c, int ldc,
+                         int cols)
+{
+    __m256 acc[6][8];
+#pragma GCC unroll 6
+    for (int i = 0; i < mr; i++)
+#pragma GCC unroll 8
+        for (int j = 0; j < 2 * np; j++) acc[i][j] = _mm256_setzero_ps();
+    for (int q = 0; q < k; q++) {
+        __m256 b[8];
+#pragma GCC unroll 4
+        for (int j = 0; j < np; j++) {
+            b[2 * j] = _mm256_loadu_ps(p + j * pstride + (size_t)q * 16);
+            b[2 * j + 1] = _mm256_loadu_ps(p + j * pstride + (size_t)q * 16 + 8);
+        }
+#pragma GCC unroll 6
+        for (int i = 0; i < mr; i++) {
+            __m256 x = _mm256_broadcast_ss(a + (size_t)i * lda + q);
+#pragma GCC unroll 8
+            for (int j = 0; j < 2 * np; j++) acc[i][j] = _mm256_fmadd_ps(x, b[j], acc[i][j]);
+        }
+    }
+#pragma GCC unroll 6
+    for (int i = 0; i < mr; i++) {
+        float *ci = c + (size_t)i * ldc;
+#pragma GCC unroll 8
+        for (int j = 0; j < 2 * np; j++) {
+            int rem = cols - 8 * j;
+            if (rem >= 8) {
+                _mm256_storeu_ps(ci + 8 * j, _mm256_add_ps(_mm256_loadu_ps(ci + 8 * j), acc[i][j]));
+            } else if (rem > 0) {
+                float t[8];
+                _mm256_storeu_ps(t, acc[i][j]);
+                for (int e = 0; e < rem; e++) ci[8 * j + e] += t[e];
+            }
+        }
+    }
+}
+
+AVX2 static void block256(int m, int n, int k, const float *a, int lda, const float *packed,
+                          float *c, int ldc, int p0, int p1)
+{
+    const size_t ps = (size_t)k * 16;
+    for (int p = p0; p < p1;) {
+        int wide = m == 1 ? 4 : m == 2 ? 2 : 1; /* at most 12 of the 16 ymm hold sums */
+        if (p1 - p < wide) wide = 1;
+        int cols = n - p * 16 < 16 * wide ? n - p * 16 : 16 * wide;
+        const float *pp = packed + (size_t)p * ps;
+        for (int r = 0; r < m; r += 6) {
+            int mr = m - r < 6 ? m - r : 6;
+            const float *ar = a + (size_t)r * lda;
+            float *cr = c + (size_t)r * ldc + (size_t)p * 16;
+            if (wide == 4) {
+                tile256(1, 4, k, ar, lda, pp, ps, cr, ldc, cols);
+                continue;
+            }
+            if (wide == 2) {
+                tile256(2, 2, k, ar, lda, pp, ps, cr, ldc, cols);
+                continue;
+            }
+            switch (mr) {
+            case 1: tile256(1, 1, k, ar, lda, pp, ps, cr, ldc, cols); break;
+            case 2: tile256(2, 1, k, ar, lda, pp, ps, cr, ldc, cols); break;
+            case 3: tile256(3, 1, k, ar, lda, pp, ps, cr, ldc, cols); break;
+            case 4: tile256(4, 1, k, ar, lda, pp, ps, cr, ldc, cols); break;
+            case 5: tile256(5, 1, k, ar, lda, pp, ps, cr, ldc, cols); break;
+            default: tile256(6, 1, k, ar, lda, pp, ps, cr, ldc, cols); break;
+            }
+        }
+        p += wide;
+    }
+}
+
+#endif /* UR_HAVE_KERNELS */
+
+/* One product; the pool hands out ranges of panels. */
+typedef struct rgemm_job {
+    int m, n, k, lda, ldc, id;
+    const float *a, *packed;
+    float *c;
+} rgemm_job;
+
+static void rgemm_range(void *ctx, int p0, int p1)
+{
+    const rgemm_job *j = ctx;
+#ifdef UR_HAVE_KERNELS
+    if (j->id == K_AVX512)
+        block512(j->m, j->n, j->k, j->a, j->lda, j->packed, j->c, j->ldc, p0, p1);
+    else
+        block256(j->m, j->n, j->k, j->a, j->lda, j->packed, j->c, j->ldc, p0, p1);
+#else
+    (void)j;
+    (void)p0;
+    (void)p1;
+#endif
+}
+
+/* Below this many multiply-adds a product runs on one thread: the hand-over costs more. */
+#define PARALLEL_MIN (1L << 15)
+
+void ur_rgemm(int m, int n, int k, const float *a, int lda, const float *packed, float *c,
+              int ldc)
+{
+    int nr = panel_width(), panels = (n + nr - 1) / nr;
+    rgemm_job j = {m, n, k, lda, ldc, kernel(), a, packed, c};
+    if (j.id == K_NONE || m <= 0 || n <= 0 || k <= 0) return;
+    /* ranges of whole tiles: a tile spans 4 panels at one or two rows (ops above) */
+    int grain = m <= 2 ? 4 : 1;
+    if ((long)m * n * k < PARALLEL_MIN) grain = panels;
+    ur_pool_for(panels, grain, rgemm_range, &j);
+}

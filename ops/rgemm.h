@@ -1,0 +1,39 @@
+/* Internal: the recurrent product's own GEMM, for a weight packed once and used T times.
+ *
+ *     C (m x n) += A (m x k) P,   P = op(W) (k x n) packed by ur_rgemm_pack
+ *
+ * A recurrence multiplies a small h (m = batch rows) by the same weight at every step.
+ * cblas_sgemm copies ("packs") W into its panel layout on every call, T times per pass, and
+ * that copy was a third of an LSTM step. Packing once per forward (W) and once per backward
+ * (W^T) and calling this kernel per step does the copy twice per pass instead. The columns
+ * are split in whole panels over the threads of ops/pool.h, each thread always the same
+ * columns, so its share of P stays in its own core's cache from step to step.
+ *
+ * Panel layout: NR columns per panel (32 for AVX-512, 16 for AVX2), panel p holds rows
+ * 0 .. k-1 of columns [p NR, p NR + NR) one row after another, zero past column n.
+ * The kernel is picked at load from the CPU (AVX-512F, else AVX2 with FMA, else none:
+ * callers then keep cblas); UR_RGEMM=avx512|avx2|blas in the environment forces one (blas:
+ * none; a kernel the CPU lacks is never chosen).
+ */
+#ifndef UR_RGEMM_H
+#define UR_RGEMM_H
+
+#include <stddef.h>
+
+/* "avx512", "avx2" or "blas" (no kernel of ours: use cblas). */
+const char *ur_rgemm_kernel(void);
+/* For tests: switches to the kernel called name ("avx512", "avx2", "blas"); -1 when the CPU
+ * lacks it. Not thread-safe: only while no product runs, and before anything is packed. */
+int ur_rgemm_select(const char *name);
+/* 1 when a kernel is available. */
+int ur_rgemm_available(void);
+/* Floats a packed k x n takes (a multiple of 16, so consecutive buffers stay aligned). */
+size_t ur_rgemm_packed_floats(int k, int n);
+/* Packs op(W) (k x n): W is k x n with row stride ldw, or n x k when trans (op(W) = W^T). */
+void ur_rgemm_pack(const float *w, int ldw, int trans, int k, int n, float *packed);
+/* C += A P (beta = 1); A has row stride lda, C ldc. Split over the pool's threads when the
+ * product is large enough to gain from it. Only with a kernel available. */
+void ur_rgemm(int m, int n, int k, const float *a, int lda, const float *packed, float *c,
+              int ldc);
+
+#endif
