@@ -1,6 +1,8 @@
 /* Bidirectional unroll: a forward pass over steps 0 .. T-1 and a backward pass over
  * T-1 .. 0 of the same input, h joined per step: H[t] = [fw.h_t | bw.h_t]. Both unrolls are
- * time-stacked and indexed by step, so the join is one column concat of the two stacked H. */
+ * time-stacked and indexed by step, so the join is one column concat of the two stacked H.
+ * With lengths, the reversed pass carries init_bw unchanged through each row's padding
+ * (steps T-1 .. length), so every row starts at its own last step. */
 #include "models/ur_models.h"
 
 #include <string.h>
@@ -8,7 +10,19 @@
 int ur_bidir_unroll(ur_tape *tp, const ur_cell *fw, const ur_cell *bw, ur_tensor *x_all, int T,
                     ur_state init_fw, ur_state init_bw, ur_bidir_seq *out)
 {
+    return ur_bidir_unroll_with(tp, fw, bw, x_all, T, init_fw, init_bw, NULL, out);
+}
+
+int ur_bidir_unroll_with(ur_tape *tp, const ur_cell *fw, const ur_cell *bw, ur_tensor *x_all,
+                         int T, ur_state init_fw, ur_state init_bw, const ur_unroll_opts *opts,
+                         ur_bidir_seq *out)
+{
     if (!ur_op_begin(tp, "bidir_unroll", 1, x_all)) return -1;
+    if (opts && opts->reverse) {
+        ur_tape_fail(tp, "bidir_unroll: opts.reverse must be 0 (the backward cell is reversed "
+                     "already)");
+        return -1;
+    }
     if (!fw || !bw || !out) {
         ur_tape_fail(tp, "bidir_unroll: both cells and the output must not be NULL");
         return -1;
@@ -38,9 +52,14 @@ int ur_bidir_unroll(ur_tape *tp, const ur_cell *fw, const ur_cell *bw, ur_tensor
                 return -1;
             }
     }
-    if (ur_unroll(tp, fw, x_all, T, init_fw, 0, &out->fw) != 0) return -1;
-    if (ur_unroll(tp, bw, x_all, T, init_bw, 1, &out->bw) != 0) return -1;
+    ur_unroll_opts fo = {0}, bo;
+    if (opts) fo = *opts;
+    bo = fo;
+    bo.reverse = 1;
+    if (ur_unroll_with(tp, fw, x_all, T, init_fw, &fo, &out->fw) != 0) return -1;
+    if (ur_unroll_with(tp, bw, x_all, T, init_bw, &bo, &out->bw) != 0) return -1;
     ur_tensor *both[2] = {out->fw.H, out->bw.H};
     out->H = ur_concat_cols(tp, 2, both);
+    out->mask = out->fw.mask;
     return ur_tape_error(tp) ? -1 : 0;
 }

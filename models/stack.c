@@ -35,6 +35,12 @@ int ur_stack_init(ur_stack *st, int layers, const ur_cell *cells, float dropout,
 int ur_stack_unroll(ur_tape *tp, const ur_stack *st, ur_tensor *x_all, int T,
                     const ur_state *init, ur_stack_seq *out)
 {
+    return ur_stack_unroll_with(tp, st, x_all, T, init, NULL, out);
+}
+
+int ur_stack_unroll_with(ur_tape *tp, const ur_stack *st, ur_tensor *x_all, int T,
+                         const ur_state *init, const ur_unroll_opts *opts, ur_stack_seq *out)
+{
     if (!ur_op_begin(tp, "stack_unroll", 1, x_all)) return -1;
     if (!st || !out) {
         ur_tape_fail(tp, "stack_unroll: the stack and the output must not be NULL");
@@ -74,11 +80,12 @@ int ur_stack_unroll(ur_tape *tp, const ur_stack *st, ur_tensor *x_all, int T,
     for (int l = 0; l < st->layers; l++) {
         ur_state s0 = init ? init[l] : (ur_state){NULL, NULL};
         if (l > 0) x = ur_dropout(tp, x, st->dropout, st->rng);
-        if (ur_unroll(tp, st->cell[l], x, T, s0, 0, &out->layer[l]) != 0) return -1;
+        if (ur_unroll_with(tp, st->cell[l], x, T, s0, opts, &out->layer[l]) != 0) return -1;
         out->last[l] = out->layer[l].last;
         x = out->layer[l].H;
     }
     out->layers = st->layers;
     out->H = x;
+    out->mask = out->layer[0].mask;
     return 0;
 }

@@ -5,11 +5,19 @@
  * step t through ops/recurrent.c, which computes U's gradient as one GEMM over all steps. A
  * product fused into a projection is accumulated in the projection's own rows: the unroll
  * made that tensor and hands the step only the sum, so nothing else ever reads the partial
- * values, and no declaration can make this wrong. */
+ * values, and no declaration can make this wrong.
+ *
+ * Uneven lengths (ur_unroll_opts.lengths): every row runs at every step; at a step where some
+ * rows are past their length, the state goes through ur_select_rows (the new state for the
+ * real rows, the previous one for the others) and the output through ur_mask_rows. A step
+ * where every row is real records exactly what an unroll without lengths does, and one where
+ * none is keeps the previous state as it is. */
 #include "models/ur_models.h"
 
 #include <stdio.h>
 #include <string.h>
+
+#include "models/lengths.h"
 
 static const char *kind_of(const ur_cell *cell) { return cell->kind ? cell->kind : "cell"; }
 
@@ -102,9 +110,42 @@ static ur_tensor *sequence_mask(ur_tape *tp, int rows, int cols, int times, floa
     return m;
 }
 
+int ur_lengths_check(ur_tape *tp, const char *op, const int *lengths, int B, int T,
+                     int allow_empty)
+{
+    int lo = allow_empty ? 0 : 1;
+    for (int b = 0; b < B; b++)
+        if (lengths[b] < lo || lengths[b] > T) {
+            ur_tape_fail(tp, "%s: sequence %d has length %d, outside [%d, %d] (the input has %d "
+                         "steps%s)", op, b, lengths[b], lo, T, T,
+                         !allow_empty && lengths[b] == 0 ? "; an empty sequence is an error" : "");
+            return -1;
+        }
+    return 0;
+}
+
+/* The carried state and the step's output at a step where only some rows are real. */
+static ur_state carry(ur_tape *tp, ur_tensor *m, ur_state fresh, ur_state prev, ur_tensor **out)
+{
+    ur_state s = {ur_select_rows(tp, m, fresh.h, prev.h), NULL};
+    if (fresh.c) s.c = ur_select_rows(tp, m, fresh.c, prev.c);
+    *out = ur_mask_rows(tp, fresh.h, m);
+    return s;
+}
+
 int ur_unroll(ur_tape *tp, const ur_cell *cell, ur_tensor *x_all, int T, ur_state init,
               int reverse, ur_seq *out)
 {
+    ur_unroll_opts opts = {.reverse = reverse};
+    return ur_unroll_with(tp, cell, x_all, T, init, &opts, out);
+}
+
+int ur_unroll_with(ur_tape *tp, const ur_cell *cell, ur_tensor *x_all, int T, ur_state init,
+                   const ur_unroll_opts *opts, ur_seq *out)
+{
+    static const ur_unroll_opts plain = {0};
+    if (!opts) opts = &plain;
+    int reverse = opts->reverse;
     if (!ur_op_begin(tp, "unroll", 1, x_all)) return -1;
     if (!cell || !cell->step || !out) {
         ur_tape_fail(tp, "unroll: cell, its step function and the output must not be NULL");
@@ -126,6 +167,15 @@ int ur_unroll(ur_tape *tp, const ur_cell *cell, ur_tensor *x_all, int T, ur_stat
         return -1;
     }
     int B = x_all->rows / T;
+    int *lengths = NULL;
+    ur_tensor *mask = NULL;
+    if (opts->lengths) {
+        if (ur_lengths_check(tp, op, opts->lengths, B, T, opts->allow_empty) != 0) return -1;
+        lengths = ur_tape_alloc(tp, (size_t)B * sizeof *lengths);
+        if (!lengths) return -1;
+        memcpy(lengths, opts->lengths, (size_t)B * sizeof *lengths);
+        mask = ur_length_mask(tp, T, B, lengths);
+    }
     ur_state s = {zeros_or(tp, init.h, B, cell->hidden, op, "h"), NULL};
     if (cell->has_c) s.c = zeros_or(tp, init.c, B, cell->hidden, op, "c");
     if (!s.h || (cell->has_c && !s.c)) return -1;
@@ -168,21 +218,43 @@ int ur_unroll(ur_tape *tp, const ur_cell *cell, ur_tensor *x_all, int T, ur_stat
             if (cell->rec[j].into >= 0) in.proj[cell->rec[j].into] = y;
             else in.rec[j] = y;
         }
-        if (!ur_tape_error(tp)) s = cell->step(tp, cell, &in, s);
-        ur_tape_set_context(tp, NULL, -1);
-        if (ur_tape_error(tp)) return -1;
-        if (!s.h || (cell->has_c && !s.c)) {
-            ur_tape_fail(tp, "%s: step %d returned a NULL %s", op, t, s.h ? "c" : "h");
+        ur_state fresh = s;
+        if (!ur_tape_error(tp)) fresh = cell->step(tp, cell, &in, s);
+        if (ur_tape_error(tp)) {
+            ur_tape_set_context(tp, NULL, -1);
             return -1;
         }
+        if (!fresh.h || (cell->has_c && !fresh.c)) {
+            ur_tape_set_context(tp, NULL, -1);
+            ur_tape_fail(tp, "%s: step %d returned a NULL %s", op, t, fresh.h ? "c" : "h");
+            return -1;
+        }
+        /* Rows past their length keep their state; the carry is recorded in the step's
+         * context, so the non-finite trap names the step. */
+        int live = B;
+        if (lengths) {
+            live = 0;
+            for (int b = 0; b < B; b++) live += t < lengths[b];
+        }
+        if (live == B) {
+            s = fresh;
+            hs[t] = s.h;
+        } else if (live == 0) { /* s stays as it was */
+            hs[t] = ur_input(tp, B, cell->hidden);
+        } else {
+            s = carry(tp, ur_rows(tp, mask, t * B, B), fresh, s, &hs[t]);
+        }
+        ur_tape_set_context(tp, NULL, -1);
+        if (ur_tape_error(tp)) return -1;
         states[t] = s;
-        hs[t] = s.h;
     }
     out->T = T;
     out->B = B;
     out->states = states;
     out->last = s;
     out->H = ur_concat_rows(tp, T, hs);
+    out->lengths = lengths;
+    out->mask = mask;
     return ur_tape_error(tp) ? -1 : 0;
 }
 

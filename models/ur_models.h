@@ -118,11 +118,36 @@ ur_tensor *ur_model_param(ur_params *ps, const char *prefix, const char *name, i
 /* The result of an unroll: T steps of B rows. */
 typedef struct ur_seq {
     int T, B;
-    ur_tensor *H;       /* T*B x hidden: every step's h, time-stacked (one copy at the end) */
+    ur_tensor *H;       /* T*B x hidden: every step's h, time-stacked (one copy at the end);
+                           with lengths, zero in the rows past each sequence's length */
     ur_state *states;   /* T states (on the tape), states[t] after reading step t */
     ur_state last;      /* the state after the last step read (states[T-1], or states[0]
-                           when reversed) */
+                           when reversed): with lengths, each row's state at its own end */
+    const int *lengths; /* with lengths: a copy of them (on the tape); else NULL */
+    ur_tensor *mask;    /* with lengths: the T*B x 1 mask of real steps (ur_length_mask), for
+                           the masked losses; else NULL */
 } ur_seq;
+
+/* ---- Uneven lengths ------------------------------------------------------------------------
+ * A batch may mix sequences of different lengths: pad each to the batch's T steps (any
+ * finite values; zeros are the usual choice) and give lengths[b], the number of real steps
+ * of sequence b. Every row is still computed at every step, so the GEMMs keep their shapes,
+ * but past its length a row's state is carried unchanged and its output (the rows of H) is
+ * zero: state_t = m_t state_new + (1 - m_t) state_{t-1} with m_t = [t < length], by the op
+ * ur_select_rows, whose gradient is exact. So last is each row's state at its own last step,
+ * a reversed unroll starts each row at its own last step (it carries the initial state
+ * through the padding), and a padded batch's gradients are the sums of the gradients of its
+ * sequences run alone, once the loss is masked too (ur_softmax_nll_masked with seq.mask).
+ * Steps where every row is real cost nothing extra; the others two B x H row ops (the carry
+ * and the output mask) per state tensor (bench/bench_lengths). The cell must treat rows
+ * independently (every built-in cell does). */
+typedef struct ur_unroll_opts {
+    int reverse;          /* 1: read steps T-1 .. 0 (bidirectional models); states[t] is still
+                             step t */
+    const int *lengths;   /* B lengths, each in [1, T]; NULL: every sequence has T steps */
+    int allow_empty;      /* 1: a length may be 0, a row with no real step (truncated BPTT's
+                             chunks after a sequence ended); else 0 is an error */
+} ur_unroll_opts;
 
 /* Runs cell over the time-stacked x_all (T*B x in_dim) from init (a NULL h or c means zeros;
  * a given one that requires a gradient receives it). reverse = 1 reads steps T-1 .. 0 (for
@@ -133,6 +158,9 @@ int ur_unroll(ur_tape *tp, const ur_cell *cell, ur_tensor *x_all, int T, ur_stat
 /* Same over T per-step tensors x[t] (each B x in_dim); they are stacked first. */
 int ur_unroll_steps(ur_tape *tp, const ur_cell *cell, int T, ur_tensor *const *x, ur_state init,
                     int reverse, ur_seq *out);
+/* ur_unroll with options (reverse, lengths per row; NULL: none, as ur_unroll with reverse 0). */
+int ur_unroll_with(ur_tape *tp, const ur_cell *cell, ur_tensor *x_all, int T, ur_state init,
+                   const ur_unroll_opts *opts, ur_seq *out);
 
 /* ---- LSTM ---------------------------------------------------------------------------------
  * PyTorch's equations and gate order (i, f, g, o), so weights compare with torch.nn.LSTM:
@@ -202,6 +230,10 @@ typedef struct ur_jordan_opts {
     ur_jordan_feed feed;  /* what the model feeds back of its own output */
     float p_teacher;      /* UR_JORDAN_SCHEDULED: probability of feeding the target, in [0, 1] */
     ur_rng *rng;          /* needed by UR_JORDAN_SCHEDULED and UR_FEED_SAMPLE */
+    const int *lengths;   /* B lengths in [1, T] (see "Uneven lengths"), or NULL: past its
+                             length a row's o and H are zero (mask the loss with
+                             ur_length_mask); rows never mix, so the rest is unchanged */
+    int allow_empty;      /* 1: a length may be 0 (truncated BPTT's chunks) */
 } ur_jordan_opts;
 
 /* A Jordan network's sizes and parameters (owned by the ur_params it was made in). */
@@ -292,6 +324,8 @@ typedef struct ur_tbptt {
     int B, width, has_c;  /* carried state: h (and c when has_c), B x width each */
     int next;             /* index of the next chunk ur_tbptt_next returns */
     float *h, *c;         /* carried values (owned; c NULL without has_c) */
+    int *lengths;         /* the sequences' lengths (ur_tbptt_set_lengths; owned) or NULL */
+    int *chunk_lengths;   /* B: the current chunk's (ur_tbptt_lengths) */
 } ur_tbptt;
 
 /* Prepares TBPTT(k1, k2) over T steps with a zero state of B x width (and a c when has_c).
@@ -300,6 +334,15 @@ typedef struct ur_tbptt {
 int ur_tbptt_init(ur_tbptt *tb, int T, int k1, int k2, int B, int width, int has_c);
 /* Fills ch with the next chunk and returns 1; returns 0 once the sequence is done. */
 int ur_tbptt_next(ur_tbptt *tb, ur_tbptt_chunk *ch);
+/* The B sequences have these lengths (each in [1, T]; NULL: all T). Each chunk then has
+ * lengths of its own (ur_tbptt_lengths), for ur_unroll_with (with allow_empty: a sequence
+ * may have ended before the chunk) and for the loss's mask (rows [loss_from*B, len*B) of
+ * seq.mask). A sequence that ended keeps its state, so the carry needs nothing more. Returns
+ * 0, or -1 on a bad length or out of memory (reason in ur_model_error; nothing changed). */
+int ur_tbptt_set_lengths(ur_tbptt *tb, const int *lengths);
+/* After ur_tbptt_next, with lengths set: each row's real steps in the chunk, in [0, len]
+ * (owned by tb, valid until its next chunk). NULL without lengths. */
+const int *ur_tbptt_lengths(const ur_tbptt *tb);
 /* The carried state as new leaves on tp (detached: no node, no gradient path), to start the
  * next chunk from; c is NULL without has_c. */
 ur_state ur_tbptt_state(const ur_tbptt *tb, ur_tape *tp);
@@ -346,6 +389,7 @@ typedef struct ur_stack_seq {
     ur_seq layer[UR_STACK_MAX_LAYERS]; /* each layer's unroll */
     ur_state last[UR_STACK_MAX_LAYERS];/* each layer's last state (= layer[l].last) */
     ur_tensor *H;                      /* the top layer's T*B x hidden */
+    ur_tensor *mask;                   /* with lengths: the T*B x 1 mask of real steps */
 } ur_stack_seq;
 
 /* Fills st with layers cells (the array must outlive st), checking that the sizes chain.
@@ -355,6 +399,9 @@ int ur_stack_init(ur_stack *st, int layers, const ur_cell *cells, float dropout,
  * for zeros (a NULL h or c inside means zeros too). Returns 0, or -1 with the tape failed. */
 int ur_stack_unroll(ur_tape *tp, const ur_stack *st, ur_tensor *x_all, int T,
                     const ur_state *init, ur_stack_seq *out);
+/* The same with options (every layer reads the same lengths, and reversed when asked). */
+int ur_stack_unroll_with(ur_tape *tp, const ur_stack *st, ur_tensor *x_all, int T,
+                         const ur_state *init, const ur_unroll_opts *opts, ur_stack_seq *out);
 
 /* ---- Bidirectional ------------------------------------------------------------------------ */
 
@@ -363,12 +410,18 @@ typedef struct ur_bidir_seq {
     ur_seq fw;       /* steps 0 .. T-1; fw.last is after step T-1 */
     ur_seq bw;       /* read T-1 .. 0; bw.states[t] is still step t, bw.last after step 0 */
     ur_tensor *H;    /* T*B x (Hf + Hb): row block t is [fw h_t | bw h_t] */
+    ur_tensor *mask; /* with lengths: the T*B x 1 mask of real steps */
 } ur_bidir_seq;
 
 /* Runs fw forward and bw reversed over the same x_all (T*B x in), each from its own initial
  * state, and joins their h per step. Returns 0, or -1 with the tape failed. */
 int ur_bidir_unroll(ur_tape *tp, const ur_cell *fw, const ur_cell *bw, ur_tensor *x_all, int T,
                     ur_state init_fw, ur_state init_bw, ur_bidir_seq *out);
+/* The same with lengths (opts->reverse must be 0): the backward cell starts each row at its
+ * own last step, from init_bw, and bw.last is every row's state after its step 0. */
+int ur_bidir_unroll_with(ur_tape *tp, const ur_cell *fw, const ur_cell *bw, ur_tensor *x_all,
+                         int T, ur_state init_fw, ur_state init_bw, const ur_unroll_opts *opts,
+                         ur_bidir_seq *out);
 
 /* ---- Single output and heads --------------------------------------------------------------
  * Heads are separate from cells and need no helper: a head on every step is one GEMM over the
@@ -383,6 +436,12 @@ ur_tensor *ur_single_output(ur_tape *tp, const ur_cell *cell, ur_tensor *x_all, 
  * states, one per layer. */
 ur_tensor *ur_stack_single_output(ur_tape *tp, const ur_stack *st, ur_tensor *x_all, int T,
                                   const ur_state *init, ur_state *last);
+/* Both with options: with lengths, each row's h at its own last step (at step 0 reversed). */
+ur_tensor *ur_single_output_with(ur_tape *tp, const ur_cell *cell, ur_tensor *x_all, int T,
+                                 ur_state init, const ur_unroll_opts *opts, ur_state *last);
+ur_tensor *ur_stack_single_output_with(ur_tape *tp, const ur_stack *st, ur_tensor *x_all, int T,
+                                       const ur_state *init, const ur_unroll_opts *opts,
+                                       ur_state *last);
 
 #ifdef __cplusplus
 }

@@ -45,3 +45,8 @@ check_PROGRAMS += tests/test_gradcheck
 tests_test_gradcheck_SOURCES = tests/test_gradcheck.c tests/ur_test.h
 tests_test_gradcheck_CFLAGS = $(TEST_CFLAGS)
 tests_test_gradcheck_LDADD = $(TEST_LDADD)
+
+check_PROGRAMS += tests/test_lengths
+tests_test_lengths_SOURCES = tests/test_lengths.c tests/ur_test.h
+tests_test_lengths_CFLAGS = $(TEST_CFLAGS)
+tests_test_lengths_LDADD = $(TEST_LDADD)
