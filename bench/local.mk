@@ -11,3 +11,7 @@ EXTRA_DIST += bench/run bench/bench_torch.py bench/trap
 noinst_PROGRAMS += bench/bench_cells
 bench_bench_cells_SOURCES = bench/bench_cells.c $(BENCH_COMMON)
 bench_bench_cells_LDADD = $(EX_LDADD)
+# bench_lengths: the cost of a length per row (masking) against equal lengths.
+noinst_PROGRAMS += bench/bench_lengths
+bench_bench_lengths_SOURCES = bench/bench_lengths.c $(BENCH_COMMON)
+bench_bench_lengths_LDADD = $(EX_LDADD)
