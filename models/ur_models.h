@@ -443,6 +443,65 @@ ur_tensor *ur_stack_single_output_with(ur_tape *tp, const ur_stack *st, ur_tenso
                                        const ur_state *init, const ur_unroll_opts *opts,
                                        ur_state *last);
 
+/* ---- Beam search ---------------------------------------------------------------------------
+ * Decodes token sequences from any cell: each step's input is the previous token (the start
+ * token first) through an embedding (or one-hot), an output layer gives the logits, and the
+ * k most probable partial sequences are kept per example; a hypothesis ends at the end
+ * token. All beams of all examples run as one batch (one GEMM per product per step), on the
+ * decoder's own tape and buffers: after its first step a decode allocates nothing. Width 1
+ * is greedy decoding. See models/beam.c for the search and its stopping rule.
+ *
+ *     ur_beam_opts bo = {.width = 5, .start = BOS, .end = EOS, .max_len = 30,
+ *                        .embed = E, .head_w = V, .head_b = c};
+ *     ur_beam *bs = ur_beam_new(&decoder, &bo, 64);      // NULL: ur_model_error()
+ *     if (ur_beam_decode(bs, n, init, 0) != 0) ...;        // message: ur_beam_error(bs)
+ *     ur_beam_hyp best = ur_beam_best(bs, i);             // tokens of example i
+ *     ur_beam_free(bs); */
+
+/* An output layer given as a function: the n x V logits of the n x hidden h, recorded on tp. */
+typedef ur_tensor *(*ur_head_fn)(ur_tape *tp, ur_tensor *h, void *ctx);
+
+typedef struct ur_beam_opts {
+    int width;           /* k >= 1 hypotheses per example (1: greedy) */
+    int start, end;      /* the first input token; the token that ends a hypothesis */
+    int max_len;         /* tokens generated at most (the end token included) */
+    float length_alpha;  /* length normalisation: rank by log P / len^alpha, len counting the
+                            end token; 0: by log P (favours short outputs), 1: per token */
+    ur_tensor *embed;    /* vocab_in x in_dim embedding of the input token; NULL: one-hot
+                            (the cell's in_dim is then V) */
+    ur_tensor *head_w, *head_b; /* the linear head logits = h W + b (hidden x V, 1 x V or
+                            NULL); or head_w NULL and: */
+    ur_head_fn head;     /* a head of one's own, with its context and its V */
+    void *head_ctx;
+    int vocab;
+} ur_beam_opts;
+
+/* A decoder (opaque): the cell and the options' tensors must outlive it. */
+typedef struct ur_beam ur_beam;
+
+/* One decoded hypothesis (owned by the decoder, valid until its next decode). */
+typedef struct ur_beam_hyp {
+    const int *tokens;   /* len tokens, without the start and end tokens */
+    int len;
+    int ended;           /* 1 if it ended with the end token, 0 if cut at max_len */
+    double logprob;      /* log P of the tokens (and of the end token when ended) */
+    double score;        /* logprob / (len + ended)^alpha: what the search ranked by */
+} ur_beam_hyp;
+
+/* A decoder for up to max_batch examples at a time. NULL on bad options (sizes that do not
+ * chain, tokens out of range) or no memory, with the reason in ur_model_error. */
+ur_beam *ur_beam_new(const ur_cell *cell, const ur_beam_opts *opts, int max_batch);
+/* Decodes n examples from init (n x hidden h, and c for LSTM-like cells; NULL: zeros; values
+ * only are read, no gradient) in at most max_len steps (0: the options' max_len, which it may
+ * not exceed). Returns 0, or -1 with the reason in ur_beam_error. */
+int ur_beam_decode(ur_beam *bs, int n, ur_state init, int max_len);
+/* Example i's best hypothesis after ur_beam_decode (tokens NULL if i is out of range). */
+ur_beam_hyp ur_beam_best(const ur_beam *bs, int i);
+/* Why the last ur_beam_decode failed, or NULL. */
+const char *ur_beam_error(const ur_beam *bs);
+/* Frees the decoder. NULL is ignored. */
+void ur_beam_free(ur_beam *bs);
+
 #ifdef __cplusplus
 }
 #endif
