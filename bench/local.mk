@@ -15,3 +15,8 @@ bench_bench_cells_LDADD = $(EX_LDADD)
 noinst_PROGRAMS += bench/bench_lengths
 bench_bench_lengths_SOURCES = bench/bench_lengths.c $(BENCH_COMMON)
 bench_bench_lengths_LDADD = $(EX_LDADD)
+# bench_beam: beam-search decoding time, and no allocation after the first step.
+noinst_PROGRAMS += bench/bench_beam
+bench_bench_beam_SOURCES = bench/bench_beam.c bench/alloc_count.c bench/alloc_count.h \
+	$(BENCH_COMMON)
+bench_bench_beam_LDADD = $(EX_LDADD)
