@@ -10,7 +10,8 @@
  *
  * Training uses teacher forcing: the decoder reads <start> y_0 ... y_{L-1} (the true tokens)
  * and is scored on y_0 ... y_{L-1} <end>, so the whole decoder is one unroll. At test time
- * it decodes greedily: each step's argmax token is the next step's input. A string counts
+ * it decodes greedily (each step's argmax token is the next step's input) and with a beam
+ * of --beam K hypotheses (ur_beam_decode; width 1 is the greedy decoding). A string counts
  * as right only if every digit and the position of <end> are right (exact match).
  *
  * Held-out strings: a string is in the test set when a hash of it is 0 modulo 10; training
@@ -32,8 +33,8 @@
 enum { N_DIGITS = 10, START = 10, END = 11, VOCAB = 12 };
 
 typedef struct config {
-    int steps, batch, min_len, max_len, embed, hidden, test, eval_every, seed, smoke;
-    float lr, clip;
+    int steps, batch, min_len, max_len, embed, hidden, test, eval_every, seed, smoke, beam;
+    float lr, clip, alpha;
     const char *log, *cell;
 } config;
 
@@ -119,39 +120,33 @@ static ur_tensor *teacher_forced_loss(ur_tape *tp, const model *m, const int *sr
     return ur_softmax_nll(tp, logits, dec_out, UR_MEAN);
 }
 
-/* Greedy decoding of a batch; returns how many of the B strings come out exactly reversed
- * (-1 on a tape error). out needs (L+2)*B ids. */
-static int greedy_correct(ur_tape *tp, const model *m, const int *src, int L, int B, int *tok,
-                          int *out)
+/* Decodes a batch with bs (greedy at width 1, else a beam); returns how many of the B
+ * strings come out exactly reversed, <end> included (-1 on an error, message printed). */
+static int decode_correct(ur_tape *tp, const model *m, ur_beam *bs, const int *src, int L, int B)
 {
-    int steps = L + 2; /* enough to see a late <end> */
     ur_state h = encode(tp, m, src, L, B);
-    if (!h.h) return -1;
-    for (int b = 0; b < B; b++) tok[b] = START;
-    for (int s = 0; s < steps; s++) {
-        ur_seq d;
-        ur_tensor *x = ur_embedding(tp, m->emb, tok, B);
-        if (ur_unroll(tp, &m->dec, x, 1, h, 0, &d) != 0) return -1;
-        ur_tensor *logits = ur_linear(tp, d.H, m->V, m->c);
-        if (ur_tape_error(tp)) return -1;
-        for (int b = 0; b < B; b++) {
-            tok[b] = ur_argmax(logits->val + (size_t)b * VOCAB, VOCAB);
-            out[s * B + b] = tok[b];
-        }
-        h = d.last;
+    if (!h.h) {
+        fprintf(stderr, "seq2seq: %s\n", ur_tape_error(tp));
+        return -1;
+    }
+    if (ur_beam_decode(bs, B, h, L + 2) != 0) { /* L + 2: enough to see a late <end> */
+        fprintf(stderr, "seq2seq: %s\n", ur_beam_error(bs));
+        return -1;
     }
     int right = 0;
     for (int b = 0; b < B; b++) {
-        int ok = out[L * B + b] == END;
-        for (int t = 0; t < L && ok; t++) ok = out[t * B + b] == src[(L - 1 - t) * B + b];
+        ur_beam_hyp y = ur_beam_best(bs, b);
+        int ok = y.ended && y.len == L;
+        for (int t = 0; t < L && ok; t++) ok = y.tokens[t] == src[(L - 1 - t) * B + b];
         right += ok;
     }
     return right;
 }
 
-/* Exact-match accuracy over n held-out strings per length (the same strings every call). */
+/* Exact-match accuracy over n held-out strings per length (the same strings every call),
+ * decoded by bs. */
 static double evaluate(ur_tape *tp, const model *m, const config *cfg, int n, int *src,
-                       int *tok, int *out, double *per_len)
+                       ur_beam *bs, double *per_len)
 {
     ur_rng rng;
     ur_rng_seed(&rng, (uint64_t)cfg->seed * 7919u + 101u);
@@ -162,7 +157,7 @@ static double evaluate(ur_tape *tp, const model *m, const config *cfg, int n, in
             int B = n - done < cfg->batch ? n - done : cfg->batch;
             draw_strings(&rng, L, B, 1, src);
             ur_tape_reset(tp);
-            int r = greedy_correct(tp, m, src, L, B, tok, out);
+            int r = decode_correct(tp, m, bs, src, L, B);
             if (r < 0) return -1.0;
             rl += r;
             tl += B;
@@ -177,8 +172,8 @@ static double evaluate(ur_tape *tp, const model *m, const config *cfg, int n, in
 int main(int argc, char **argv)
 {
     config cfg = {.steps = 2500, .batch = 64, .min_len = 3, .max_len = 10, .embed = 16,
-                  .hidden = 128, .test = 500, .eval_every = 500, .seed = 1, .lr = 0.005f,
-                  .clip = 5.0f, .log = "seq2seq.csv", .cell = "lstm"};
+                  .hidden = 128, .test = 500, .eval_every = 500, .seed = 1, .beam = 4,
+                  .lr = 0.005f, .clip = 5.0f, .log = "seq2seq.csv", .cell = "lstm"};
     const ex_opt opts[] = {
         {"steps", EX_INT, &cfg.steps, 1, 1e7, "training steps"},
         {"batch", EX_INT, &cfg.batch, 1, 4096, "strings per step (all of one length)"},
@@ -192,15 +187,19 @@ int main(int argc, char **argv)
         {"test", EX_INT, &cfg.test, 1, 1e6, "held-out strings per length for the final accuracy"},
         {"eval-every", EX_INT, &cfg.eval_every, 0, 1e7,
          "steps between held-out checks (a fifth of --test strings; 0: none)"},
+        {"beam", EX_INT, &cfg.beam, 1, 64, "beam width of the second decoding (1: greedy twice)"},
+        {"length-alpha", EX_FLOAT, &cfg.alpha, 0, 10,
+         "beam length normalisation: rank by log P / length^alpha (0: log P)"},
         {"seed", EX_INT, &cfg.seed, 0, 2147483647, "random seed (same seed, same run)"},
         {"log", EX_STRING, &cfg.log, 0, 0, "CSV log: step,loss,heldout_exact,seconds"},
         {"smoke", EX_FLAG, &cfg.smoke, 0, 0, "short run for the test suite (60 small steps)"},
     };
     const char *usage =
         "Trains an encoder-decoder RNN to reverse digit strings: the encoder's last state is\n"
-        "the decoder's first. Teacher forcing in training, greedy decoding at test; prints\n"
-        "the exact-match accuracy on strings never seen in training, per length and overall.\n"
-        "The last line is machine-readable: result: exact=... first_loss=... last_loss=...";
+        "the decoder's first. Teacher forcing in training; at test, greedy decoding and a beam\n"
+        "search of --beam K hypotheses. Prints the exact-match accuracy of both on strings\n"
+        "never seen in training, per length and overall. The last line is machine-readable:\n"
+        "result: exact=... beam_exact=... first_loss=... last_loss=...";
     int pr = ex_parse(argc, argv, 1, "seq2seq", usage, opts, (int)(sizeof opts / sizeof opts[0]));
     if (pr != 0) return pr > 0 ? 0 : 2;
     if (strcmp(cfg.cell, "elman") != 0 && strcmp(cfg.cell, "lstm") != 0 &&
@@ -239,9 +238,19 @@ int main(int argc, char **argv)
     int *src = malloc(n * sizeof *src), *dec_in = malloc(n * sizeof *dec_in);
     int *dec_out = malloc(n * sizeof *dec_out);
     double *per_len = calloc((size_t)cfg.max_len + 1, sizeof *per_len);
+    double *beam_len = calloc((size_t)cfg.max_len + 1, sizeof *beam_len);
     ur_tape *tp = ur_tape_new(0);
-    if (!opt || !src || !dec_in || !dec_out || !per_len || !tp) {
+    if (!opt || !src || !dec_in || !dec_out || !per_len || !beam_len || !tp) {
         fprintf(stderr, "seq2seq: %s\n", opt ? "out of memory" : err);
+        return 1;
+    }
+    ur_beam_opts bo = {.width = 1, .start = START, .end = END, .max_len = cfg.max_len + 2,
+                       .length_alpha = cfg.alpha, .embed = m.emb, .head_w = m.V, .head_b = m.c};
+    ur_beam *greedy = ur_beam_new(&m.dec, &bo, cfg.batch), *beam = NULL;
+    bo.width = cfg.beam;
+    if (greedy) beam = ur_beam_new(&m.dec, &bo, cfg.batch);
+    if (!beam) {
+        fprintf(stderr, "seq2seq: cannot make the decoders: %s\n", ur_model_error());
         return 1;
     }
     printf("seq2seq: reversing digit strings of length %d-%d, %s %d hidden, %zu parameters, "
@@ -270,11 +279,8 @@ int main(int argc, char **argv)
         double acc = -1.0;
         if (cfg.eval_every > 0 && (step + 1) % cfg.eval_every == 0 && step + 1 < cfg.steps) {
             int n_check = cfg.test / 5 > 0 ? cfg.test / 5 : 1;
-            acc = evaluate(tp, &m, &cfg, n_check, src, dec_in, dec_out, NULL);
-            if (acc < 0) {
-                fprintf(stderr, "seq2seq: %s\n", ur_tape_error(tp));
-                goto done;
-            }
+            acc = evaluate(tp, &m, &cfg, n_check, src, greedy, NULL);
+            if (acc < 0) goto done;
         }
         double el = ex_elapsed(&pg);
         if (acc >= 0) fprintf(log, "%ld,%.6f,%.4f,%.2f\n", step + 1, l, acc, el);
@@ -288,23 +294,28 @@ int main(int argc, char **argv)
         }
     }
     double train_s = ex_elapsed(&pg);
-    double exact = evaluate(tp, &m, &cfg, cfg.test, src, dec_in, dec_out, per_len);
-    if (exact < 0) {
-        fprintf(stderr, "seq2seq: %s\n", ur_tape_error(tp));
-        goto done;
-    }
+    double t0 = ex_now(), exact = evaluate(tp, &m, &cfg, cfg.test, src, greedy, per_len);
+    double t1 = ex_now(), bexact = exact < 0 ? -1 : evaluate(tp, &m, &cfg, cfg.test, src, beam,
+                                                             beam_len);
+    double t2 = ex_now();
+    if (exact < 0 || bexact < 0) goto done;
     fprintf(log, "%d,%.6f,%.4f,%.2f\n", cfg.steps, lt.last, exact, ex_elapsed(&pg));
-    printf("\ngreedy exact match on %d held-out strings per length:\n", cfg.test);
+    printf("\nexact match on %d held-out strings per length, greedy and beam of %d:\n", cfg.test,
+           cfg.beam);
     for (int L = cfg.min_len; L <= cfg.max_len; L++)
-        printf("  length %2d  %6.2f%%\n", L, 100 * per_len[L]);
-    printf("  overall    %6.2f%%   (training %.1fs)\n", 100 * exact, train_s);
+        printf("  length %2d  %6.2f%%  %6.2f%%\n", L, 100 * per_len[L], 100 * beam_len[L]);
+    printf("  overall    %6.2f%%  %6.2f%%   (training %.1fs; decoding %.2fs greedy, %.2fs beam)\n",
+           100 * exact, 100 * bexact, train_s, t1 - t0, t2 - t1);
     printf("log written to %s\n", cfg.log);
-    printf("result: exact=%.4f first_loss=%.4f last_loss=%.4f seconds=%.1f\n", exact, lt.first,
-           lt.last, train_s);
+    printf("result: exact=%.4f beam_exact=%.4f beam=%d first_loss=%.4f last_loss=%.4f "
+           "seconds=%.1f\n", exact, bexact, cfg.beam, lt.first, lt.last, train_s);
     rc = 0;
 done:
     fclose(log);
+    ur_beam_free(greedy);
+    ur_beam_free(beam);
     ur_tape_free(tp);
+    free(beam_len);
     free(per_len);
     free(dec_out);
     free(dec_in);
