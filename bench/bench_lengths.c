@@ -90,7 +90,8 @@ int main(int argc, char **argv)
     if (!ps || ur_lstm_cell(&cells[0], ps, "l", in, H, &rng) != 0 ||
         ur_gru_cell(&cells[1], ps, "g", in, H, &rng) != 0 ||
         ur_elman_cell(&cells[2], ps, "e", in, H, &rng) != 0) {
-        fprintf(stderr, "bench_lengths: %s\n", ur_model_error() ? ur_model_error() : "out of memory");
+        fprintf(stderr, "bench_lengths: %s\n",
+                ur_model_error() ? ur_model_error() : "out of memory");
         return 1;
     }
     float *x = malloc((size_t)T * B * in * sizeof *x);
@@ -112,7 +113,8 @@ int main(int argc, char **argv)
         real[m] = 0;
         for (int b = 0; b < B; b++) {
             int lo = m == MIXED ? T / 2 : 1;
-            lens[m][b] = m <= FULL || b == 0 ? T : lo + (int)ur_rng_below(&rng, (uint32_t)(T - lo + 1));
+            lens[m][b] = m <= FULL || b == 0
+                             ? T : lo + (int)ur_rng_below(&rng, (uint32_t)(T - lo + 1));
             real[m] += lens[m][b];
         }
     }

@@ -270,7 +270,8 @@ static void extend(ur_beam *bs, int i, int t, int max_len, const ur_tensor *logi
         bs->parent[(size_t)t * slots + to] = c.slot;
         bs->tok2[to] = c.token;
         bs->logp2[to] = c.logp;
-        memcpy(bs->h2 + (size_t)to * Hd, s.h->val + (size_t)c.slot * Hd, (size_t)Hd * sizeof(float));
+        memcpy(bs->h2 + (size_t)to * Hd, s.h->val + (size_t)c.slot * Hd,
+               (size_t)Hd * sizeof(float));
         if (bs->c2)
             memcpy(bs->c2 + (size_t)to * Hd, s.c->val + (size_t)c.slot * Hd,
                    (size_t)Hd * sizeof(float));

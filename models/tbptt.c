@@ -68,7 +68,8 @@ const int *ur_tbptt_lengths(const ur_tbptt *tb) { return tb ? tb->chunk_lengths 
 int ur_tbptt_set_lengths(ur_tbptt *tb, const int *lengths)
 {
     ur_model_clear_error();
-    if (!tb || !tb->h) return ur_model_fail("tbptt_set_lengths: the tbptt is NULL or not initialised");
+    if (!tb || !tb->h)
+        return ur_model_fail("tbptt_set_lengths: the tbptt is NULL or not initialised");
     if (!lengths) {
         free(tb->lengths);
         free(tb->chunk_lengths);

@@ -87,7 +87,8 @@ static ur_tensor *softmax_nll(ur_tape *tp, const char *op, ur_tensor *logits, co
 {
     if (!ur_op_begin(tp, op, 1, logits)) return ur_tape_poison(tp);
     if (!targets) return ur_tape_fail(tp, "%s: targets are NULL", op);
-    if (red != UR_MEAN && red != UR_SUM) return ur_tape_fail(tp, "%s: bad reduction %d", op, (int)red);
+    if (red != UR_MEAN && red != UR_SUM)
+        return ur_tape_fail(tp, "%s: bad reduction %d", op, (int)red);
     int rows = logits->rows, k = logits->cols;
     if (check_mask(tp, op, mask, rows) != 0) return ur_tape_poison(tp);
     size_t count = 0;

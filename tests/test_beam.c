@@ -118,7 +118,8 @@ START_TEST(test_width1_is_greedy)
             ur_params_free(d.ps);
         }
     ck_assert_msg(ended_some > 0 && cut_some > 0, "ended %d, cut %d", ended_some, cut_some);
-    if (getenv("UR_TEST_VERBOSE")) fprintf(stderr, "greedy: %d ended, %d cut\n", ended_some, cut_some);
+    if (getenv("UR_TEST_VERBOSE"))
+        fprintf(stderr, "greedy: %d ended, %d cut\n", ended_some, cut_some);
 }
 END_TEST
 
@@ -149,7 +150,8 @@ static void bigram_init(bigram *m, const double P[BV][BV])
     m->cell = (ur_cell){.kind = "copy", .step = copy_step, .in_dim = BV, .hidden = BV};
     m->W = ur_params_add(m->ps, "W", BV, BV);
     for (int i = 0; i < BV; i++)
-        for (int j = 0; j < BV; j++) m->W->val[i * BV + j] = P[i][j] > 0 ? (float)log(P[i][j]) : -40.0f;
+        for (int j = 0; j < BV; j++)
+            m->W->val[i * BV + j] = P[i][j] > 0 ? (float)log(P[i][j]) : -40.0f;
 }
 
 static ur_beam_hyp bigram_decode(bigram *m, int width, float alpha, ur_beam **keep)

@@ -328,7 +328,8 @@ static void add_state(model *m, int l, ur_rng *rng)
         ur_test_fill(m->c0[l], rng, -0.5f, 0.5f);
     }
     m->Vh[l] = ur_model_param(m->ps, "last", l ? "Vh1" : "Vh0", hid, K, 0.5f, rng);
-    if (m->cell[l].has_c) m->Vc[l] = ur_model_param(m->ps, "last", l ? "Vc1" : "Vc0", hid, K, 0.5f, rng);
+    if (m->cell[l].has_c)
+        m->Vc[l] = ur_model_param(m->ps, "last", l ? "Vc1" : "Vc0", hid, K, 0.5f, rng);
 }
 
 static model *model_new(kind k, unsigned seed)
@@ -589,12 +590,14 @@ START_TEST(test_bad_lengths)
         expect_error(tp, parts);
     }
     /* allow_empty admits 0, never more than T */
+    const ur_unroll_opts empty_ok[2] = {{.lengths = bad[0], .allow_empty = 1},
+                                        {.lengths = bad[1], .allow_empty = 1}};
     ur_seq seq;
     ur_tape_reset(tp);
     ck_assert_int_eq(ur_unroll_with(tp, &m->cell[0], ur_input(tp, T * B, IN), T, (ur_state){0},
-                                    &(ur_unroll_opts){.lengths = bad[0], .allow_empty = 1}, &seq), 0);
+                                    &empty_ok[0], &seq), 0);
     ck_assert_int_eq(ur_unroll_with(tp, &m->cell[0], ur_input(tp, T * B, IN), T, (ur_state){0},
-                                    &(ur_unroll_opts){.lengths = bad[1], .allow_empty = 1}, &seq), -1);
+                                    &empty_ok[1], &seq), -1);
     expect_error(tp, (const char *[]){"sequence 1 has length 8", "[0, 7]", NULL});
     /* a reversed bidirectional unroll makes no sense */
     ur_bidir_seq bseq;
@@ -608,7 +611,7 @@ START_TEST(test_bad_lengths)
     ur_state init = {ur_input(tp, B, H), ur_input(tp, B, H)};
     for (int j = 0; j < B * H; j++) init.h->val[j] = init.c->val[j] = 0.125f * (float)(j % 7);
     ck_assert_int_eq(ur_unroll_with(tp, &m->cell[0], ur_input_from(tp, T * B, IN, m->x), T, init,
-                                    &(ur_unroll_opts){.lengths = bad[0], .allow_empty = 1}, &seq), 0);
+                                    &empty_ok[0], &seq), 0);
     for (int j = 0; j < H; j++) {
         ck_assert_float_eq(seq.last.h->val[H + j], init.h->val[H + j]);
         ck_assert_float_eq(seq.last.c->val[H + j], init.c->val[H + j]);
@@ -667,7 +670,8 @@ static ur_tensor *jforward(ur_tape *tp, jfix *f, int solo)
         for (int t = 0; t < T; t++)
             for (int b = 0; b < B; b++)
                 if (t >= LENS[b] && !ur_tape_error(tp))
-                    for (int j = 0; j < JOUT; j++) ck_assert_float_eq(o->val[(t * B + b) * JOUT + j], 0.0f);
+                    for (int j = 0; j < JOUT; j++)
+                        ck_assert_float_eq(o->val[(t * B + b) * JOUT + j], 0.0f);
     ur_tensor *mask = solo < 0 ? ur_length_mask(tp, T, B, LENS) : NULL;
     return ur_mse_masked(tp, o, y, mask, UR_SUM);
 }
