@@ -11,7 +11,9 @@
  * rows are past their length, the state goes through ur_select_rows (the new state for the
  * real rows, the previous one for the others) and the output through ur_mask_rows. A step
  * where every row is real records exactly what an unroll without lengths does, and one where
- * none is keeps the previous state as it is. */
+ * none is keeps the previous state as it is. The carry reads only what a step returned, never
+ * the projection rows a step may overwrite in place (the LSTM's gate activations), so such
+ * steps stay correct: a finished row's gradient is zero from its step's output down. */
 #include "models/ur_models.h"
 
 #include <stdio.h>

@@ -137,10 +137,17 @@ typedef struct ur_seq {
  * ur_select_rows, whose gradient is exact. So last is each row's state at its own last step,
  * a reversed unroll starts each row at its own last step (it carries the initial state
  * through the padding), and a padded batch's gradients are the sums of the gradients of its
- * sequences run alone, once the loss is masked too (ur_softmax_nll_masked with seq.mask).
- * Steps where every row is real cost nothing extra; the others two B x H row ops (the carry
- * and the output mask) per state tensor (bench/bench_lengths). The cell must treat rows
- * independently (every built-in cell does). */
+ * sequences run alone, once the loss is masked too (ur_softmax_nll_masked with seq.mask):
+ *
+ *     ur_unroll_opts uo = {.lengths = lens};             // lens[b] in [1, T]
+ *     ur_unroll_with(tp, &cell, x, T, init, &uo, &seq);  // x: T*B rows, padded
+ *     ur_tensor *logits = ur_linear(tp, seq.H, V, c);
+ *     ur_tensor *loss = ur_softmax_nll_masked(tp, logits, y, seq.mask, UR_MEAN);
+ *
+ * A step where every row is real records exactly what it would without lengths; one where
+ * some rows have ended adds a ur_select_rows per state tensor (h, and c) and a ur_mask_rows
+ * for the output, B x H each, and copies nothing else (cost: bench/bench_lengths, README).
+ * The cell must treat rows independently (every built-in cell does). */
 typedef struct ur_unroll_opts {
     int reverse;          /* 1: read steps T-1 .. 0 (bidirectional models); states[t] is still
                              step t */
