@@ -22,3 +22,13 @@ noinst_PROGRAMS += bench/bench_dnnl
 bench_bench_dnnl_SOURCES = bench/bench_dnnl.c $(BENCH_COMMON)
 bench_bench_dnnl_LDADD = $(EX_LDADD) $(DNNL_LIBS)
 EXTRA_DIST += bench/run-dnnl
+
+# bench_lengths: the cost of a length per row (masking) against equal lengths.
+noinst_PROGRAMS += bench/bench_lengths
+bench_bench_lengths_SOURCES = bench/bench_lengths.c $(BENCH_COMMON)
+bench_bench_lengths_LDADD = $(EX_LDADD)
+# bench_beam: beam-search decoding time, and no allocation after the first step.
+noinst_PROGRAMS += bench/bench_beam
+bench_bench_beam_SOURCES = bench/bench_beam.c bench/alloc_count.c bench/alloc_count.h \
+	$(BENCH_COMMON)
+bench_bench_beam_LDADD = $(EX_LDADD)

@@ -8,9 +8,11 @@
  * The network must carry the first marker for 30..90 steps past t1 and ignore everything
  * else: the gate-based memory of the LSTM does this, a tanh Elman network does not.
  *
- * Variable lengths: every training batch has one length, drawn per batch, so no padding or
- * masking is needed; the test set (--test, default 512 sequences of random lengths) is
- * sorted by length and evaluated in runs of equal length.
+ * Variable lengths in mixed batches: each sequence of a batch has its own length, drawn
+ * uniformly; the batch is padded to its longest and the unroll takes a length per row
+ * (ur_single_output_with), so the head reads each sequence's state at its own last step and
+ * the gradients are exactly those of the sequences run alone. The test set (--test, default
+ * 512 sequences of random lengths) is evaluated the same way, in mixed batches of up to 128.
  *
  * Both cells are single-output models (unroll, a linear head on the last h, softmax + NLL),
  * trained on the same sequences with Adam (learning rate warming up linearly over --warmup
@@ -54,12 +56,13 @@ static int make_sequence(ur_rng *r, int L, unsigned char *sym)
     return 2 * m1 + m2;
 }
 
-/* One-hot, time-stacked input for B sequences of length L: x is L*B x N_SYM. */
-static void one_hot(unsigned char *const *seqs, int L, int B, float *x)
+/* One-hot, time-stacked input for B sequences of lengths lens[b] padded to L steps: x is
+ * L*B x N_SYM, zero past each length. */
+static void one_hot(unsigned char *const *seqs, const int *lens, int L, int B, float *x)
 {
     memset(x, 0, (size_t)L * B * N_SYM * sizeof *x);
     for (int b = 0; b < B; b++)
-        for (int t = 0; t < L; t++) x[((size_t)t * B + b) * N_SYM + seqs[b][t]] = 1.0f;
+        for (int t = 0; t < lens[b]; t++) x[((size_t)t * B + b) * N_SYM + seqs[b][t]] = 1.0f;
 }
 
 typedef struct model {
@@ -86,41 +89,51 @@ static int model_init(model *m, const char *kind, int hidden, float forget_bias,
     return rc == 0 && m->wo && m->bo ? 0 : -1;
 }
 
-/* Records the forward pass of B one-hot sequences of length L; returns the B x K logits. */
-static ur_tensor *model_forward(ur_tape *tp, const model *m, const float *x, int L, int B)
+/* Records the forward pass of B one-hot sequences of lengths lens[b], padded to L steps;
+ * returns the B x K logits, each row from its sequence's own last step. */
+static ur_tensor *model_forward(ur_tape *tp, const model *m, const float *x, const int *lens,
+                                int L, int B)
 {
     ur_state init = {NULL, NULL};
-    ur_tensor *h = ur_single_output(tp, &m->cell, ur_input_from(tp, L * B, N_SYM, x), L, init,
-                                    NULL);
+    ur_unroll_opts uo = {.lengths = lens};
+    ur_tensor *h = ur_single_output_with(tp, &m->cell, ur_input_from(tp, L * B, N_SYM, x), L,
+                                         init, &uo, NULL);
     return ur_linear(tp, h, m->wo, m->bo);
 }
 
-/* The held-out set, sorted by length so equal lengths form one batch. */
+/* The longest of n lengths. */
+static int longest(const int *lens, int n)
+{
+    int L = 0;
+    for (int b = 0; b < n; b++) L = lens[b] > L ? lens[b] : L;
+    return L;
+}
+
+/* The held-out set, in the order drawn: batches mix lengths. */
 typedef struct test_seq {
     int len, label;
     unsigned char *sym;
 } test_seq;
 
-static int by_len(const void *a, const void *b)
-{
-    const test_seq *x = a, *y = b;
-    return (x->len > y->len) - (x->len < y->len);
-}
+enum { EVAL_BATCH = 128 };
 
 /* Fraction of the test set classified correctly; per-class counts in right[]/total[]. */
 static double test_accuracy(ur_tape *tp, const model *m, const test_seq *ts, int n, float *x,
                             unsigned char **ptrs, int right[N_CLASS], int total[N_CLASS])
 {
-    int correct = 0;
+    int correct = 0, lens[EVAL_BATCH];
     for (int c = 0; c < N_CLASS; c++) right[c] = total[c] = 0;
     for (int i = 0; i < n;) {
-        int j = i;
-        while (j < n && ts[j].len == ts[i].len) j++;
-        int L = ts[i].len, B = j - i;
-        for (int b = 0; b < B; b++) ptrs[b] = ts[i + b].sym;
-        one_hot(ptrs, L, B, x);
+        int j = n - i < EVAL_BATCH ? n : i + EVAL_BATCH;
+        int B = j - i;
+        for (int b = 0; b < B; b++) {
+            ptrs[b] = ts[i + b].sym;
+            lens[b] = ts[i + b].len;
+        }
+        int L = longest(lens, B);
+        one_hot(ptrs, lens, L, B, x);
         ur_tape_reset(tp);
-        ur_tensor *logits = model_forward(tp, m, x, L, B);
+        ur_tensor *logits = model_forward(tp, m, x, lens, L, B);
         if (ur_tape_error(tp)) return NAN;
         for (int b = 0; b < B; b++) {
             int label = ts[i + b].label, ok = ur_argmax(logits->val + (size_t)b * N_CLASS,
@@ -151,11 +164,11 @@ static int train(const opts *o, const char *kind, const test_seq *ts, FILE *log,
     float *x = malloc((size_t)Lmax * nbuf * N_SYM * sizeof *x);
     unsigned char *syms = malloc((size_t)B * Lmax);
     unsigned char **ptrs = malloc((size_t)nbuf * sizeof *ptrs);
-    int *labels = malloc((size_t)B * sizeof *labels);
+    int *labels = malloc((size_t)B * sizeof *labels), *lens = malloc((size_t)B * sizeof *lens);
     ur_tape *tp = ur_tape_new(0);
     ur_optim *opt = NULL;
     int rc = -1;
-    if (!x || !syms || !ptrs || !labels || !tp ||
+    if (!x || !syms || !ptrs || !labels || !lens || !tp ||
         model_init(&m, kind, o->hidden, o->forget_bias, &init_rng) != 0) {
         fprintf(stderr, "classify: cannot build the %s model: %s\n", kind,
                 ur_model_error() ? ur_model_error() : "out of memory");
@@ -171,17 +184,21 @@ static int train(const opts *o, const char *kind, const test_seq *ts, FILE *log,
     ex_loss_start(&lt, steps, steps / 20 > 0 ? steps / 20 : 1, 0.05);
     ex_progress pr;
     ex_progress_start(&pr, steps, 2.0);
-    printf("training %s (H = %d, %ld parameters): %ld steps of %d sequences, length %d..%d\n",
-           kind, o->hidden, (long)ur_params_numel(m.ps), steps, B, o->min_len, o->max_len);
+    printf("training %s (H = %d, %ld parameters): %ld steps of %d sequences of mixed lengths "
+           "%d..%d\n", kind, o->hidden, (long)ur_params_numel(m.ps), steps, B, o->min_len,
+           o->max_len);
     for (long step = 0; step < steps; step++) {
-        int L = o->min_len + (int)ur_rng_below(&data_rng, (uint32_t)(o->max_len - o->min_len + 1));
+        uint32_t span = (uint32_t)(o->max_len - o->min_len + 1);
         for (int b = 0; b < B; b++) {
             ptrs[b] = syms + (size_t)b * Lmax;
-            labels[b] = make_sequence(&data_rng, L, ptrs[b]);
+            lens[b] = o->min_len + (int)ur_rng_below(&data_rng, span);
+            labels[b] = make_sequence(&data_rng, lens[b], ptrs[b]);
         }
-        one_hot(ptrs, L, B, x);
+        int L = longest(lens, B);
+        one_hot(ptrs, lens, L, B, x);
         ur_tape_reset(tp);
-        ur_tensor *loss = ur_softmax_nll(tp, model_forward(tp, &m, x, L, B), labels, UR_MEAN);
+        ur_tensor *loss =
+            ur_softmax_nll(tp, model_forward(tp, &m, x, lens, L, B), labels, UR_MEAN);
         double gn;
         if (ex_update(tp, loss, m.ps, opt, o->clip, ur_lr_cosine(o->lr, step, steps, o->warmup, 0.0f),
                       "classify", &gn) != 0)
@@ -225,6 +242,7 @@ done:
     free(syms);
     free(ptrs);
     free(labels);
+    free(lens);
     return rc;
 }
 
@@ -239,7 +257,7 @@ int main(int argc, char **argv)
               .cells = "both", .log = "classify.csv"};
     const ex_opt spec[] = {
         {"sequences", EX_INT, &o.sequences, 1, 1e9, "training sequences per cell (fixed budget)"},
-        {"batch", EX_INT, &o.batch, 1, 4096, "sequences per batch (all of one length)"},
+        {"batch", EX_INT, &o.batch, 1, 4096, "sequences per batch (of mixed lengths, padded)"},
         {"hidden", EX_INT, &o.hidden, 1, 4096, "hidden units"},
         {"lr", EX_FLOAT, &o.lr, 1e-7, 10, "Adam learning rate (cosine decay to 0 over the run)"},
         {"clip", EX_FLOAT, &o.clip, 1e-6, 1e6, "global gradient-norm clipping threshold"},
@@ -267,7 +285,9 @@ int main(int argc, char **argv)
                       "Trains an LSTM and a tanh Elman network on Hochreiter & Schmidhuber's "
                       "temporal-order task\n(the class is the order of two markers X/Y hidden in "
                       "a noise sequence of 50..100 symbols)\nand reports the accuracy on held-out "
-                      "sequences; chance is 25%.",
+                      "sequences; chance is 25%. Every batch mixes lengths:\nsequences are padded "
+                      "to the batch's longest and the unroll takes a length per row,\nso each is "
+                      "classified from its own last step (training and test alike).",
                       spec, (int)(sizeof spec / sizeof spec[0]));
     if (pc != 0) return pc > 0 ? 0 : 2;
     int want[2] = {strcmp(o.cells, "lstm") == 0 || strcmp(o.cells, "both") == 0,
@@ -300,7 +320,6 @@ int main(int argc, char **argv)
         ts[i].len = o.min_len + (int)ur_rng_below(&test_rng, (uint32_t)(o.max_len - o.min_len + 1));
         ts[i].label = make_sequence(&test_rng, ts[i].len, ts[i].sym);
     }
-    qsort(ts, (size_t)o.test, sizeof *ts, by_len);
 
     const char *kinds[2] = {"lstm", "elman"};
     run_result res[2] = {{0}};

@@ -68,7 +68,7 @@ static ur_tensor *run(ur_tape *tp, const model *m, int T, int B, const float *y0
     ur_tensor *x = ur_input(tp, T * B, 1); /* no external input */
     ur_tensor *yt = ur_input_from(tp, T * B, 2, targets);
     ur_tensor *y_init = ur_input_from(tp, B, 2, y0);
-    ur_jordan_opts op = {mode, UR_FEED_OUTPUT, p, rng};
+    ur_jordan_opts op = {.mode = mode, .feed = UR_FEED_OUTPUT, .p_teacher = p, .rng = rng};
     return ur_jordan_run(tp, &m->net, x, T, yt, y_init, &op, NULL, NULL);
 }
 

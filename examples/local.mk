@@ -67,3 +67,15 @@ noinst_PROGRAMS += examples/unfold
 examples_unfold_LDADD = $(EX_LDADD)
 TESTS += examples/test-plots.sh
 EXTRA_DIST += examples/test-plots.sh examples/plot-log.sh
+
+# caption: image captioning on generated images, uneven caption lengths, greedy and beam
+# decoding scored by BLEU-4 (issue 13).
+noinst_PROGRAMS += examples/caption
+examples_caption_SOURCES = examples/caption.c examples/bleu.c examples/bleu.h
+examples_caption_LDADD = $(EX_LDADD)
+check_PROGRAMS += tests/test_bleu
+tests_test_bleu_SOURCES = tests/test_bleu.c examples/bleu.c examples/bleu.h
+tests_test_bleu_CFLAGS = $(TEST_CFLAGS)
+tests_test_bleu_LDADD = $(TEST_LDADD)
+TESTS += examples/test-examples-3.sh
+EXTRA_DIST += examples/test-examples-3.sh

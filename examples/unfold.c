@@ -62,8 +62,8 @@ static int record(ur_tape *tp, ur_params *ps, int d, ur_rng *rng)
     } else {
         ur_jordan m;
         if (ur_jordan_init(&m, ps, "jordan", IN, HID, OUT, rng) != 0) goto done;
-        ur_jordan_opts op = {d == 1 ? UR_JORDAN_TEACHER : UR_JORDAN_FREE, UR_FEED_OUTPUT, 1.0f,
-                             NULL};
+        ur_jordan_opts op = {.mode = d == 1 ? UR_JORDAN_TEACHER : UR_JORDAN_FREE,
+                             .feed = UR_FEED_OUTPUT, .p_teacher = 1.0f};
         ur_tensor *xs = ur_input_from(tp, 3 * B, IN, x);
         ur_tensor *ys = ur_input_from(tp, 3 * B, OUT, y);
         ur_tensor *o = ur_jordan_run(tp, &m, xs, 3, ys, NULL, &op, NULL, NULL);

@@ -1,21 +1,47 @@
 /* Bidirectional unroll: a forward pass over steps 0 .. T-1 and a backward pass over
  * T-1 .. 0 of the same input, h joined per step: H[t] = [fw.h_t | bw.h_t]. Both unrolls are
- * time-stacked and indexed by step, so the join is one column concat of the two stacked H. */
+ * time-stacked and indexed by step, so the join is one column concat of the two stacked H.
+ * With lengths, the reversed pass carries init_bw unchanged through each row's padding
+ * (steps T-1 .. length), so every row starts at its own last step. */
 #include "models/ur_models.h"
 
 #include <string.h>
 
+static int bidir_unroll(ur_tape *tp, const ur_cell *fw, const ur_cell *bw, ur_tensor *x_all,
+                        int T, ur_state init_fw, ur_state init_bw, const ur_unroll_opts *opts,
+                        const ur_checkpoint *ck, ur_bidir_seq *out);
+
 int ur_bidir_unroll(ur_tape *tp, const ur_cell *fw, const ur_cell *bw, ur_tensor *x_all, int T,
                     ur_state init_fw, ur_state init_bw, ur_bidir_seq *out)
 {
-    return ur_bidir_unroll_checkpointed(tp, fw, bw, x_all, T, init_fw, init_bw, NULL, out);
+    return bidir_unroll(tp, fw, bw, x_all, T, init_fw, init_bw, NULL, NULL, out);
 }
 
 int ur_bidir_unroll_checkpointed(ur_tape *tp, const ur_cell *fw, const ur_cell *bw,
                                  ur_tensor *x_all, int T, ur_state init_fw, ur_state init_bw,
                                  const ur_checkpoint *ck, ur_bidir_seq *out)
 {
+    return bidir_unroll(tp, fw, bw, x_all, T, init_fw, init_bw, NULL, ck, out);
+}
+
+int ur_bidir_unroll_with(ur_tape *tp, const ur_cell *fw, const ur_cell *bw, ur_tensor *x_all,
+                         int T, ur_state init_fw, ur_state init_bw, const ur_unroll_opts *opts,
+                         ur_bidir_seq *out)
+{
+    return bidir_unroll(tp, fw, bw, x_all, T, init_fw, init_bw, opts, NULL, out);
+}
+
+/* Both directions with options (lengths) or with checkpointing (ck), not both. */
+static int bidir_unroll(ur_tape *tp, const ur_cell *fw, const ur_cell *bw, ur_tensor *x_all,
+                        int T, ur_state init_fw, ur_state init_bw, const ur_unroll_opts *opts,
+                        const ur_checkpoint *ck, ur_bidir_seq *out)
+{
     if (!ur_op_begin(tp, "bidir_unroll", 1, x_all)) return -1;
+    if (opts && opts->reverse) {
+        ur_tape_fail(tp, "bidir_unroll: opts.reverse must be 0 (the backward cell is reversed "
+                     "already)");
+        return -1;
+    }
     if (!fw || !bw || !out) {
         ur_tape_fail(tp, "bidir_unroll: both cells and the output must not be NULL");
         return -1;
@@ -45,14 +71,24 @@ int ur_bidir_unroll_checkpointed(ur_tape *tp, const ur_cell *fw, const ur_cell *
                 return -1;
             }
     }
-    if (ck && ck->interval != 0 && ck->last_only) {
-        ur_tape_fail(tp, "bidir_unroll: last_only checkpointing is not possible: the join "
-                     "needs every step's h of both directions");
-        return -1;
+    if (ck) {
+        if (ck->interval != 0 && ck->last_only) {
+            ur_tape_fail(tp, "bidir_unroll: last_only checkpointing is not possible: the join "
+                         "needs every step's h of both directions");
+            return -1;
+        }
+        if (ur_unroll_checkpointed(tp, fw, x_all, T, init_fw, 0, ck, &out->fw) != 0) return -1;
+        if (ur_unroll_checkpointed(tp, bw, x_all, T, init_bw, 1, ck, &out->bw) != 0) return -1;
+    } else {
+        ur_unroll_opts fo = {0}, bo;
+        if (opts) fo = *opts;
+        bo = fo;
+        bo.reverse = 1;
+        if (ur_unroll_with(tp, fw, x_all, T, init_fw, &fo, &out->fw) != 0) return -1;
+        if (ur_unroll_with(tp, bw, x_all, T, init_bw, &bo, &out->bw) != 0) return -1;
     }
-    if (ur_unroll_checkpointed(tp, fw, x_all, T, init_fw, 0, ck, &out->fw) != 0) return -1;
-    if (ur_unroll_checkpointed(tp, bw, x_all, T, init_bw, 1, ck, &out->bw) != 0) return -1;
     ur_tensor *both[2] = {out->fw.H, out->bw.H};
     out->H = ur_concat_cols(tp, 2, both);
+    out->mask = out->fw.mask;
     return ur_tape_error(tp) ? -1 : 0;
 }

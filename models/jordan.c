@@ -6,11 +6,17 @@
  * Teacher forcing feeds y_{t-1} = target_{t-1}, known in advance, so the whole sequence is
  * three GEMMs: A = x_all U + b, A += Yprev W, o = tanh(A) V + c, with Yprev = [y0 ; targets
  * without the last step]. Free-running and scheduled sampling need o_{t-1} before step t,
- * so those run step by step (the x_t U + b part is still one GEMM up front). */
+ * so those run step by step (the x_t U + b part is still one GEMM up front).
+ *
+ * With lengths, o and H are zero past each row's length (ur_mask_rows): in teacher forcing
+ * once over all steps, step by step otherwise (only at steps where some rows have ended).
+ * Rows never mix, so what a finished row feeds back reaches nothing that counts. */
 #include "models/ur_models.h"
 
 #include <math.h>
 #include <string.h>
+
+#include "models/lengths.h"
 
 /* One-hot rows of argmax o (sample = 0) or of a draw from softmax(o) (sample = 1); a leaf. */
 static ur_tensor *one_hot_of(ur_tape *tp, ur_tensor *o, int sample, ur_rng *rng)
@@ -144,11 +150,20 @@ ur_tensor *ur_jordan_run(ur_tape *tp, const ur_jordan *m, ur_tensor *x_all, int 
                          ur_tensor *targets, ur_tensor *y0, const ur_jordan_opts *opts,
                          ur_tensor **H, ur_tensor **fed)
 {
-    static const ur_jordan_opts teacher = {UR_JORDAN_TEACHER, UR_FEED_OUTPUT, 1.0f, NULL};
+    static const ur_jordan_opts teacher = {.mode = UR_JORDAN_TEACHER, .feed = UR_FEED_OUTPUT,
+                                           .p_teacher = 1.0f};
     const ur_jordan_opts *op = opts ? opts : &teacher;
     if (!ur_op_begin(tp, "jordan", 1, x_all)) return ur_tape_poison(tp);
     int B = check_args(tp, m, x_all, T, targets, y0, op);
     if (B < 0) return ur_tape_poison(tp);
+    ur_tensor *mask = NULL;
+    int full = 1; /* every row has T real steps */
+    if (op->lengths) {
+        if (ur_lengths_check(tp, "jordan", op->lengths, B, T, op->allow_empty) != 0)
+            return ur_tape_poison(tp);
+        for (int b = 0; b < B; b++) full &= op->lengths[b] == T;
+        if (!full) mask = ur_length_mask(tp, T, B, op->lengths);
+    }
     if (!y0) y0 = ur_input(tp, B, m->out_dim);
     ur_tensor *xu = ur_linear(tp, x_all, m->U, m->b); /* x_t U + b for every step at once */
 
@@ -158,6 +173,10 @@ ur_tensor *ur_jordan_run(ur_tape *tp, const ur_jordan *m, ur_tensor *x_all, int 
         Y = T > 1 ? ur_concat_rows(tp, 2, parts) : y0;
         Hs = ur_tanh(tp, ur_addmm(tp, xu, Y, m->W));
         o = ur_linear(tp, Hs, m->V, m->c);
+        if (mask) {
+            o = ur_mask_rows(tp, o, mask);
+            if (H) Hs = ur_mask_rows(tp, Hs, mask);
+        }
     } else {
         ur_tensor **hs = ur_tape_alloc(tp, 3 * (size_t)T * sizeof *hs);
         if (!hs || ur_tape_error(tp)) return ur_tape_poison(tp);
@@ -174,6 +193,16 @@ ur_tensor *ur_jordan_run(ur_tape *tp, const ur_jordan *m, ur_tensor *x_all, int 
             ys[t] = prev;
             hs[t] = ur_tanh(tp, ur_addmm(tp, ur_rows(tp, xu, t * B, B), prev, m->W));
             os[t] = ur_linear(tp, hs[t], m->V, m->c);
+            int live = B;
+            if (mask) {
+                live = 0;
+                for (int b = 0; b < B; b++) live += t < op->lengths[b];
+            }
+            if (live < B) {
+                ur_tensor *mt = ur_rows(tp, mask, t * B, B);
+                hs[t] = ur_mask_rows(tp, hs[t], mt);
+                os[t] = ur_mask_rows(tp, os[t], mt);
+            }
             ur_tape_set_context(tp, NULL, -1);
             if (ur_tape_error(tp)) return ur_tape_poison(tp);
         }

@@ -32,15 +32,33 @@ int ur_stack_init(ur_stack *st, int layers, const ur_cell *cells, float dropout,
     return 0;
 }
 
+static int stack_unroll(ur_tape *tp, const ur_stack *st, ur_tensor *x_all, int T,
+                        const ur_state *init, const ur_unroll_opts *opts,
+                        const ur_checkpoint *ck, ur_stack_seq *out);
+
 int ur_stack_unroll(ur_tape *tp, const ur_stack *st, ur_tensor *x_all, int T,
                     const ur_state *init, ur_stack_seq *out)
 {
-    return ur_stack_unroll_checkpointed(tp, st, x_all, T, init, NULL, out);
+    return stack_unroll(tp, st, x_all, T, init, NULL, NULL, out);
 }
 
 int ur_stack_unroll_checkpointed(ur_tape *tp, const ur_stack *st, ur_tensor *x_all, int T,
                                  const ur_state *init, const ur_checkpoint *ck,
                                  ur_stack_seq *out)
+{
+    return stack_unroll(tp, st, x_all, T, init, NULL, ck, out);
+}
+
+int ur_stack_unroll_with(ur_tape *tp, const ur_stack *st, ur_tensor *x_all, int T,
+                         const ur_state *init, const ur_unroll_opts *opts, ur_stack_seq *out)
+{
+    return stack_unroll(tp, st, x_all, T, init, opts, NULL, out);
+}
+
+/* The stacked unroll with options (lengths, reverse) or with checkpointing (ck), not both. */
+static int stack_unroll(ur_tape *tp, const ur_stack *st, ur_tensor *x_all, int T,
+                        const ur_state *init, const ur_unroll_opts *opts,
+                        const ur_checkpoint *ck, ur_stack_seq *out)
 {
     if (!ur_op_begin(tp, "stack_unroll", 1, x_all)) return -1;
     if (!st || !out) {
@@ -81,15 +99,20 @@ int ur_stack_unroll_checkpointed(ur_tape *tp, const ur_stack *st, ur_tensor *x_a
     for (int l = 0; l < st->layers; l++) {
         ur_state s0 = init ? init[l] : (ur_state){NULL, NULL};
         if (l > 0) x = ur_dropout(tp, x, st->dropout, st->rng);
-        /* Only the top layer may drop its H: each other one is the next layer's input. */
-        ur_checkpoint layer_ck = ck ? *ck : (ur_checkpoint){0};
-        if (l + 1 < st->layers) layer_ck.last_only = 0;
-        if (ur_unroll_checkpointed(tp, st->cell[l], x, T, s0, 0, &layer_ck, &out->layer[l]) != 0)
+        if (ck) { /* only the top layer may drop its H: each other one is the next's input */
+            ur_checkpoint layer_ck = *ck;
+            if (l + 1 < st->layers) layer_ck.last_only = 0;
+            if (ur_unroll_checkpointed(tp, st->cell[l], x, T, s0, 0, &layer_ck,
+                                       &out->layer[l]) != 0)
+                return -1;
+        } else if (ur_unroll_with(tp, st->cell[l], x, T, s0, opts, &out->layer[l]) != 0) {
             return -1;
+        }
         out->last[l] = out->layer[l].last;
         x = out->layer[l].H;
     }
     out->layers = st->layers;
     out->H = x;
+    out->mask = out->layer[0].mask;
     return 0;
 }

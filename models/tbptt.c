@@ -54,7 +54,44 @@ int ur_tbptt_next(ur_tbptt *tb, ur_tbptt_chunk *ch)
 {
     if (!tb || !tb->h || ur_tbptt_plan(tb->T, tb->k1, tb->k2, tb->next, ch) != 1) return 0;
     tb->next++;
+    if (tb->lengths) { /* real steps of each row among [start, start + len) */
+        for (int b = 0; b < tb->B; b++) {
+            int n = tb->lengths[b] - ch->start;
+            tb->chunk_lengths[b] = n < 0 ? 0 : n > ch->len ? ch->len : n;
+        }
+    }
     return 1;
+}
+
+const int *ur_tbptt_lengths(const ur_tbptt *tb) { return tb ? tb->chunk_lengths : NULL; }
+
+int ur_tbptt_set_lengths(ur_tbptt *tb, const int *lengths)
+{
+    ur_model_clear_error();
+    if (!tb || !tb->h)
+        return ur_model_fail("tbptt_set_lengths: the tbptt is NULL or not initialised");
+    if (!lengths) {
+        free(tb->lengths);
+        free(tb->chunk_lengths);
+        tb->lengths = tb->chunk_lengths = NULL;
+        return 0;
+    }
+    for (int b = 0; b < tb->B; b++)
+        if (lengths[b] < 1 || lengths[b] > tb->T)
+            return ur_model_fail("tbptt_set_lengths: sequence %d has length %d, outside [1, %d]",
+                                 b, lengths[b], tb->T);
+    if (!tb->lengths) {
+        int *l = malloc((size_t)tb->B * sizeof *l), *cl = malloc((size_t)tb->B * sizeof *cl);
+        if (!l || !cl) {
+            free(l);
+            free(cl);
+            return ur_model_fail("tbptt_set_lengths: out of memory for %d lengths", tb->B);
+        }
+        tb->lengths = l;
+        tb->chunk_lengths = cl;
+    }
+    memcpy(tb->lengths, lengths, (size_t)tb->B * sizeof *lengths);
+    return 0;
 }
 
 ur_state ur_tbptt_state(const ur_tbptt *tb, ur_tape *tp)
@@ -106,5 +143,8 @@ void ur_tbptt_free(ur_tbptt *tb)
     if (!tb) return;
     free(tb->h);
     free(tb->c);
+    free(tb->lengths);
+    free(tb->chunk_lengths);
     tb->h = tb->c = NULL;
+    tb->lengths = tb->chunk_lengths = NULL;
 }

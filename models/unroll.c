@@ -5,11 +5,21 @@
  * step t through ops/recurrent.c, which computes U's gradient as one GEMM over all steps. A
  * product fused into a projection is accumulated in the projection's own rows: the unroll
  * made that tensor and hands the step only the sum, so nothing else ever reads the partial
- * values, and no declaration can make this wrong. */
+ * values, and no declaration can make this wrong.
+ *
+ * Uneven lengths (ur_unroll_opts.lengths): every row runs at every step; at a step where some
+ * rows are past their length, the state goes through ur_select_rows (the new state for the
+ * real rows, the previous one for the others) and the output through ur_mask_rows. A step
+ * where every row is real records exactly what an unroll without lengths does, and one where
+ * none is keeps the previous state as it is. The carry reads only what a step returned, never
+ * the projection rows a step may overwrite in place (the LSTM's gate activations), so such
+ * steps stay correct: a finished row's gradient is zero from its step's output down. */
 #include "models/ur_models.h"
 
 #include <stdio.h>
 #include <string.h>
+
+#include "models/lengths.h"
 
 static const char *kind_of(const ur_cell *cell) { return cell->kind ? cell->kind : "cell"; }
 
@@ -102,9 +112,42 @@ static ur_tensor *sequence_mask(ur_tape *tp, int rows, int cols, int times, floa
     return m;
 }
 
+int ur_lengths_check(ur_tape *tp, const char *op, const int *lengths, int B, int T,
+                     int allow_empty)
+{
+    int lo = allow_empty ? 0 : 1;
+    for (int b = 0; b < B; b++)
+        if (lengths[b] < lo || lengths[b] > T) {
+            ur_tape_fail(tp, "%s: sequence %d has length %d, outside [%d, %d] (the input has %d "
+                         "steps%s)", op, b, lengths[b], lo, T, T,
+                         !allow_empty && lengths[b] == 0 ? "; an empty sequence is an error" : "");
+            return -1;
+        }
+    return 0;
+}
+
+/* The carried state and the step's output at a step where only some rows are real. */
+static ur_state carry(ur_tape *tp, ur_tensor *m, ur_state fresh, ur_state prev, ur_tensor **out)
+{
+    ur_state s = {ur_select_rows(tp, m, fresh.h, prev.h), NULL};
+    if (fresh.c) s.c = ur_select_rows(tp, m, fresh.c, prev.c);
+    *out = ur_mask_rows(tp, fresh.h, m);
+    return s;
+}
+
 int ur_unroll(ur_tape *tp, const ur_cell *cell, ur_tensor *x_all, int T, ur_state init,
               int reverse, ur_seq *out)
 {
+    ur_unroll_opts opts = {.reverse = reverse};
+    return ur_unroll_with(tp, cell, x_all, T, init, &opts, out);
+}
+
+int ur_unroll_with(ur_tape *tp, const ur_cell *cell, ur_tensor *x_all, int T, ur_state init,
+                   const ur_unroll_opts *opts, ur_seq *out)
+{
+    static const ur_unroll_opts plain = {0};
+    if (!opts) opts = &plain;
+    int reverse = opts->reverse;
     if (!ur_op_begin(tp, "unroll", 1, x_all)) return -1;
     if (!cell || !cell->step || !out) {
         ur_tape_fail(tp, "unroll: cell, its step function and the output must not be NULL");
@@ -126,6 +169,15 @@ int ur_unroll(ur_tape *tp, const ur_cell *cell, ur_tensor *x_all, int T, ur_stat
         return -1;
     }
     int B = x_all->rows / T;
+    int *lengths = NULL;
+    ur_tensor *mask = NULL;
+    if (opts->lengths) {
+        if (ur_lengths_check(tp, op, opts->lengths, B, T, opts->allow_empty) != 0) return -1;
+        lengths = ur_tape_alloc(tp, (size_t)B * sizeof *lengths);
+        if (!lengths) return -1;
+        memcpy(lengths, opts->lengths, (size_t)B * sizeof *lengths);
+        mask = ur_length_mask(tp, T, B, lengths);
+    }
     ur_state s = {zeros_or(tp, init.h, B, cell->hidden, op, "h"), NULL};
     if (cell->has_c) s.c = zeros_or(tp, init.c, B, cell->hidden, op, "c");
     if (!s.h || (cell->has_c && !s.c)) return -1;
@@ -148,8 +200,9 @@ int ur_unroll(ur_tape *tp, const ur_cell *cell, ur_tensor *x_all, int T, ur_stat
     }
     /* The states are stacked into H as the steps make them (in place when the step computes
      * h into its rows); the recurrent products read h_{t-1} from H for their weights'
-     * gradients, unless dropout masks it. */
-    ur_tensor *H = ur_tensor_new(tp, T * B, cell->hidden);
+     * gradients, unless dropout masks it. With lengths, a step's output (zero past a row's
+     * length) is not its carried state, so both are kept apart and H is stacked at the end. */
+    ur_tensor *H = lengths ? NULL : ur_tensor_new(tp, T * B, cell->hidden);
     for (int j = 0; j < cell->n_rec; j++) {
         const ur_cell_rec *d = &cell->rec[j];
         if (d->into >= 0) Z[j] = P[d->into];
@@ -167,7 +220,7 @@ int ur_unroll(ur_tape *tp, const ur_cell *cell, ur_tensor *x_all, int T, ur_stat
         ur_tape_set_context(tp, kind, t);
         /* t in the whole sequence, also when this is a checkpointed segment of it */
         ur_step_in in = {.t = t + ur_tape_step_offset(tp), .x = ur_rows(tp, x_all, t * B, B),
-                         .h_out = ur_rows(tp, H, t * B, B)};
+                         .h_out = H ? ur_rows(tp, H, t * B, B) : NULL};
         for (int i = 0; i < cell->n_proj; i++) in.proj[i] = ur_rows(tp, P[i], t * B, B);
         ur_tensor *h_in = rec_mask && !ur_tape_error(tp) ? ur_mul(tp, s.h, rec_mask) : s.h;
         for (int j = 0; j < cell->n_rec; j++) {
@@ -175,28 +228,54 @@ int ur_unroll(ur_tape *tp, const ur_cell *cell, ur_tensor *x_all, int T, ur_stat
             if (cell->rec[j].into >= 0) in.proj[cell->rec[j].into] = y;
             else in.rec[j] = y;
         }
-        if (!ur_tape_error(tp)) s = cell->step(tp, cell, &in, s);
-        ur_tape_set_context(tp, NULL, -1);
-        if (ur_tape_error(tp)) return -1;
-        if (!s.h || (cell->has_c && !s.c)) {
-            ur_tape_fail(tp, "%s: step %d returned a NULL %s", op, t, s.h ? "c" : "h");
+        ur_state fresh = s;
+        if (!ur_tape_error(tp)) fresh = cell->step(tp, cell, &in, s);
+        if (ur_tape_error(tp)) {
+            ur_tape_set_context(tp, NULL, -1);
             return -1;
         }
-        if (s.h != in.h_out) { /* the step made h elsewhere: copy it into H's rows */
-            if (in.h_out->node) {
-                ur_tape_fail(tp, "%s: step %d wrote h_out but returned another h", op, t);
-                return -1;
-            }
-            s.h = ur_concat_rows_into(tp, 1, &s.h, in.h_out);
+        if (!fresh.h || (cell->has_c && !fresh.c)) {
+            ur_tape_set_context(tp, NULL, -1);
+            ur_tape_fail(tp, "%s: step %d returned a NULL %s", op, t, fresh.h ? "c" : "h");
+            return -1;
         }
+        if (!lengths) {
+            if (fresh.h != in.h_out) { /* the step made h elsewhere: copy it into H's rows */
+                if (in.h_out->node) {
+                    ur_tape_set_context(tp, NULL, -1);
+                    ur_tape_fail(tp, "%s: step %d wrote h_out but returned another h", op, t);
+                    return -1;
+                }
+                fresh.h = ur_concat_rows_into(tp, 1, &fresh.h, in.h_out);
+            }
+            s = fresh;
+            hs[t] = s.h;
+        } else {
+            /* Rows past their length keep their state; the carry is recorded in the step's
+             * context, so the non-finite trap names the step. */
+            int live = 0;
+            for (int b = 0; b < B; b++) live += t < lengths[b];
+            if (live == B) {
+                s = fresh;
+                hs[t] = s.h;
+            } else if (live == 0) { /* s stays as it was */
+                hs[t] = ur_input(tp, B, cell->hidden);
+            } else {
+                s = carry(tp, ur_rows(tp, mask, t * B, B), fresh, s, &hs[t]);
+            }
+        }
+        ur_tape_set_context(tp, NULL, -1);
+        if (ur_tape_error(tp)) return -1;
         states[t] = s;
-        hs[t] = s.h;
     }
     out->T = T;
     out->B = B;
     out->states = states;
     out->last = s;
-    out->H = ur_concat_rows_into(tp, T, hs, H); /* every hs[t] is in place: no copy */
+    /* Without lengths every hs[t] already is its row block of H: no copy. */
+    out->H = lengths ? ur_concat_rows(tp, T, hs) : ur_concat_rows_into(tp, T, hs, H);
+    out->lengths = lengths;
+    out->mask = mask;
     return ur_tape_error(tp) ? -1 : 0;
 }
 

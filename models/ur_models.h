@@ -135,13 +135,45 @@ ur_tensor *ur_model_param(ur_params *ps, const char *prefix, const char *name, i
 /* The result of an unroll: T steps of B rows. */
 typedef struct ur_seq {
     int T, B;
-    ur_tensor *H;       /* T*B x hidden: every step's h, time-stacked (one copy at the end) */
+    ur_tensor *H;       /* T*B x hidden: every step's h, time-stacked (one copy at the end);
+                           with lengths, zero in the rows past each sequence's length */
     ur_state *states;   /* T states (on the tape), states[t] after reading step t */
     ur_state last;      /* the state after the last step read (states[T-1], or states[0]
-                           when reversed) */
+                           when reversed): with lengths, each row's state at its own end */
     double *grad_norms; /* checkpointed unrolls: ||dL/dh_t|| per step, written by backward
                            (read it with ur_seq_grad_norms); NULL for plain ones */
+    const int *lengths; /* with lengths: a copy of them (on the tape); else NULL */
+    ur_tensor *mask;    /* with lengths: the T*B x 1 mask of real steps (ur_length_mask), for
+                           the masked losses; else NULL */
 } ur_seq;
+
+/* ---- Uneven lengths ------------------------------------------------------------------------
+ * A batch may mix sequences of different lengths: pad each to the batch's T steps (any
+ * finite values; zeros are the usual choice) and give lengths[b], the number of real steps
+ * of sequence b. Every row is still computed at every step, so the GEMMs keep their shapes,
+ * but past its length a row's state is carried unchanged and its output (the rows of H) is
+ * zero: state_t = m_t state_new + (1 - m_t) state_{t-1} with m_t = [t < length], by the op
+ * ur_select_rows, whose gradient is exact. So last is each row's state at its own last step,
+ * a reversed unroll starts each row at its own last step (it carries the initial state
+ * through the padding), and a padded batch's gradients are the sums of the gradients of its
+ * sequences run alone, once the loss is masked too (ur_softmax_nll_masked with seq.mask):
+ *
+ *     ur_unroll_opts uo = {.lengths = lens};             // lens[b] in [1, T]
+ *     ur_unroll_with(tp, &cell, x, T, init, &uo, &seq);  // x: T*B rows, padded
+ *     ur_tensor *logits = ur_linear(tp, seq.H, V, c);
+ *     ur_tensor *loss = ur_softmax_nll_masked(tp, logits, y, seq.mask, UR_MEAN);
+ *
+ * A step where every row is real records exactly what it would without lengths; one where
+ * some rows have ended adds a ur_select_rows per state tensor (h, and c) and a ur_mask_rows
+ * for the output, B x H each, and copies nothing else (cost: bench/bench_lengths, README).
+ * The cell must treat rows independently (every built-in cell does). */
+typedef struct ur_unroll_opts {
+    int reverse;          /* 1: read steps T-1 .. 0 (bidirectional models); states[t] is still
+                             step t */
+    const int *lengths;   /* B lengths, each in [1, T]; NULL: every sequence has T steps */
+    int allow_empty;      /* 1: a length may be 0, a row with no real step (truncated BPTT's
+                             chunks after a sequence ended); else 0 is an error */
+} ur_unroll_opts;
 
 /* Runs cell over the time-stacked x_all (T*B x in_dim) from init (a NULL h or c means zeros;
  * a given one that requires a gradient receives it). reverse = 1 reads steps T-1 .. 0 (for
@@ -152,6 +184,9 @@ int ur_unroll(ur_tape *tp, const ur_cell *cell, ur_tensor *x_all, int T, ur_stat
 /* Same over T per-step tensors x[t] (each B x in_dim); they are stacked first. */
 int ur_unroll_steps(ur_tape *tp, const ur_cell *cell, int T, ur_tensor *const *x, ur_state init,
                     int reverse, ur_seq *out);
+/* ur_unroll with options (reverse, lengths per row; NULL: none, as ur_unroll with reverse 0). */
+int ur_unroll_with(ur_tape *tp, const ur_cell *cell, ur_tensor *x_all, int T, ur_state init,
+                   const ur_unroll_opts *opts, ur_seq *out);
 
 /* After backward: ||dL/dh_t||, the L2 norm of the gradient of the whole B x hidden state after
  * step t (all that flows into it: from the loss and from the steps after it), for t = 0 .. T-1
@@ -275,6 +310,10 @@ typedef struct ur_jordan_opts {
     ur_jordan_feed feed;  /* what the model feeds back of its own output */
     float p_teacher;      /* UR_JORDAN_SCHEDULED: probability of feeding the target, in [0, 1] */
     ur_rng *rng;          /* needed by UR_JORDAN_SCHEDULED and UR_FEED_SAMPLE */
+    const int *lengths;   /* B lengths in [1, T] (see "Uneven lengths"), or NULL: past its
+                             length a row's o and H are zero (mask the loss with
+                             ur_length_mask); rows never mix, so the rest is unchanged */
+    int allow_empty;      /* 1: a length may be 0 (truncated BPTT's chunks) */
 } ur_jordan_opts;
 
 /* A Jordan network's sizes and parameters (owned by the ur_params it was made in). */
@@ -365,6 +404,8 @@ typedef struct ur_tbptt {
     int B, width, has_c;  /* carried state: h (and c when has_c), B x width each */
     int next;             /* index of the next chunk ur_tbptt_next returns */
     float *h, *c;         /* carried values (owned; c NULL without has_c) */
+    int *lengths;         /* the sequences' lengths (ur_tbptt_set_lengths; owned) or NULL */
+    int *chunk_lengths;   /* B: the current chunk's (ur_tbptt_lengths) */
 } ur_tbptt;
 
 /* Prepares TBPTT(k1, k2) over T steps with a zero state of B x width (and a c when has_c).
@@ -373,6 +414,15 @@ typedef struct ur_tbptt {
 int ur_tbptt_init(ur_tbptt *tb, int T, int k1, int k2, int B, int width, int has_c);
 /* Fills ch with the next chunk and returns 1; returns 0 once the sequence is done. */
 int ur_tbptt_next(ur_tbptt *tb, ur_tbptt_chunk *ch);
+/* The B sequences have these lengths (each in [1, T]; NULL: all T). Each chunk then has
+ * lengths of its own (ur_tbptt_lengths), for ur_unroll_with (with allow_empty: a sequence
+ * may have ended before the chunk) and for the loss's mask (rows [loss_from*B, len*B) of
+ * seq.mask). A sequence that ended keeps its state, so the carry needs nothing more. Returns
+ * 0, or -1 on a bad length or out of memory (reason in ur_model_error; nothing changed). */
+int ur_tbptt_set_lengths(ur_tbptt *tb, const int *lengths);
+/* After ur_tbptt_next, with lengths set: each row's real steps in the chunk, in [0, len]
+ * (owned by tb, valid until its next chunk). NULL without lengths. */
+const int *ur_tbptt_lengths(const ur_tbptt *tb);
 /* The carried state as new leaves on tp (detached: no node, no gradient path), to start the
  * next chunk from; c is NULL without has_c. */
 ur_state ur_tbptt_state(const ur_tbptt *tb, ur_tape *tp);
@@ -429,6 +479,7 @@ typedef struct ur_stack_seq {
     ur_seq layer[UR_STACK_MAX_LAYERS]; /* each layer's unroll */
     ur_state last[UR_STACK_MAX_LAYERS];/* each layer's last state (= layer[l].last) */
     ur_tensor *H;                      /* the top layer's T*B x hidden */
+    ur_tensor *mask;                   /* with lengths: the T*B x 1 mask of real steps */
 } ur_stack_seq;
 
 /* Fills st with layers cells (the array must outlive st), checking that the sizes chain.
@@ -443,6 +494,9 @@ int ur_stack_unroll(ur_tape *tp, const ur_stack *st, ur_tensor *x_all, int T,
 int ur_stack_unroll_checkpointed(ur_tape *tp, const ur_stack *st, ur_tensor *x_all, int T,
                                  const ur_state *init, const ur_checkpoint *ck,
                                  ur_stack_seq *out);
+/* The same with options (every layer reads the same lengths, and reversed when asked). */
+int ur_stack_unroll_with(ur_tape *tp, const ur_stack *st, ur_tensor *x_all, int T,
+                         const ur_state *init, const ur_unroll_opts *opts, ur_stack_seq *out);
 
 /* ---- Bidirectional ------------------------------------------------------------------------ */
 
@@ -451,6 +505,7 @@ typedef struct ur_bidir_seq {
     ur_seq fw;       /* steps 0 .. T-1; fw.last is after step T-1 */
     ur_seq bw;       /* read T-1 .. 0; bw.states[t] is still step t, bw.last after step 0 */
     ur_tensor *H;    /* T*B x (Hf + Hb): row block t is [fw h_t | bw h_t] */
+    ur_tensor *mask; /* with lengths: the T*B x 1 mask of real steps */
 } ur_bidir_seq;
 
 /* Runs fw forward and bw reversed over the same x_all (T*B x in), each from its own initial
@@ -462,6 +517,11 @@ int ur_bidir_unroll(ur_tape *tp, const ur_cell *fw, const ur_cell *bw, ur_tensor
 int ur_bidir_unroll_checkpointed(ur_tape *tp, const ur_cell *fw, const ur_cell *bw,
                                  ur_tensor *x_all, int T, ur_state init_fw, ur_state init_bw,
                                  const ur_checkpoint *ck, ur_bidir_seq *out);
+/* The same with lengths (opts->reverse must be 0): the backward cell starts each row at its
+ * own last step, from init_bw, and bw.last is every row's state after its step 0. */
+int ur_bidir_unroll_with(ur_tape *tp, const ur_cell *fw, const ur_cell *bw, ur_tensor *x_all,
+                         int T, ur_state init_fw, ur_state init_bw, const ur_unroll_opts *opts,
+                         ur_bidir_seq *out);
 
 /* ---- Single output and heads --------------------------------------------------------------
  * Heads are separate from cells and need no helper: a head on every step is one GEMM over the
@@ -476,6 +536,71 @@ ur_tensor *ur_single_output(ur_tape *tp, const ur_cell *cell, ur_tensor *x_all, 
  * states, one per layer. */
 ur_tensor *ur_stack_single_output(ur_tape *tp, const ur_stack *st, ur_tensor *x_all, int T,
                                   const ur_state *init, ur_state *last);
+/* Both with options: with lengths, each row's h at its own last step (at step 0 reversed). */
+ur_tensor *ur_single_output_with(ur_tape *tp, const ur_cell *cell, ur_tensor *x_all, int T,
+                                 ur_state init, const ur_unroll_opts *opts, ur_state *last);
+ur_tensor *ur_stack_single_output_with(ur_tape *tp, const ur_stack *st, ur_tensor *x_all, int T,
+                                       const ur_state *init, const ur_unroll_opts *opts,
+                                       ur_state *last);
+
+/* ---- Beam search ---------------------------------------------------------------------------
+ * Decodes token sequences from any cell: each step's input is the previous token (the start
+ * token first) through an embedding (or one-hot), an output layer gives the logits, and the
+ * k most probable partial sequences are kept per example; a hypothesis ends at the end
+ * token. All beams of all examples run as one batch (one GEMM per product per step), on the
+ * decoder's own tape and buffers: after its first step a decode allocates nothing. Width 1
+ * is greedy decoding. See models/beam.c for the search and its stopping rule.
+ *
+ *     ur_beam_opts bo = {.width = 5, .start = BOS, .end = EOS, .max_len = 30,
+ *                        .embed = E, .head_w = V, .head_b = c};
+ *     ur_beam *bs = ur_beam_new(&decoder, &bo, 64);      // NULL: ur_model_error()
+ *     if (ur_beam_decode(bs, n, init, 0) != 0) ...;        // message: ur_beam_error(bs)
+ *     ur_beam_hyp best = ur_beam_best(bs, i);             // tokens of example i
+ *     ur_beam_free(bs); */
+
+/* An output layer given as a function: the n x V logits of the n x hidden h, recorded on tp. */
+typedef ur_tensor *(*ur_head_fn)(ur_tape *tp, ur_tensor *h, void *ctx);
+
+typedef struct ur_beam_opts {
+    int width;           /* k >= 1 hypotheses per example (1: greedy) */
+    int start, end;      /* the first input token; the token that ends a hypothesis */
+    int max_len;         /* tokens generated at most (the end token included) */
+    float length_alpha;  /* length normalisation: rank by log P / len^alpha, len counting the
+                            end token; 0: by log P (favours short outputs), 1: per token */
+    ur_tensor *embed;    /* vocab_in x in_dim embedding of the input token; NULL: one-hot
+                            (the cell's in_dim is then V) */
+    ur_tensor *head_w, *head_b; /* the linear head logits = h W + b (hidden x V, 1 x V or
+                            NULL); or head_w NULL and: */
+    ur_head_fn head;     /* a head of one's own, with its context and its V */
+    void *head_ctx;
+    int vocab;
+} ur_beam_opts;
+
+/* A decoder (opaque): the cell and the options' tensors must outlive it. */
+typedef struct ur_beam ur_beam;
+
+/* One decoded hypothesis (owned by the decoder, valid until its next decode). */
+typedef struct ur_beam_hyp {
+    const int *tokens;   /* len tokens, without the start and end tokens */
+    int len;
+    int ended;           /* 1 if it ended with the end token, 0 if cut at max_len */
+    double logprob;      /* log P of the tokens (and of the end token when ended) */
+    double score;        /* logprob / (len + ended)^alpha: what the search ranked by */
+} ur_beam_hyp;
+
+/* A decoder for up to max_batch examples at a time. NULL on bad options (sizes that do not
+ * chain, tokens out of range) or no memory, with the reason in ur_model_error. */
+ur_beam *ur_beam_new(const ur_cell *cell, const ur_beam_opts *opts, int max_batch);
+/* Decodes n examples from init (n x hidden h, and c for LSTM-like cells; NULL: zeros; values
+ * only are read, no gradient) in at most max_len steps (0: the options' max_len, which it may
+ * not exceed). Returns 0, or -1 with the reason in ur_beam_error. */
+int ur_beam_decode(ur_beam *bs, int n, ur_state init, int max_len);
+/* Example i's best hypothesis after ur_beam_decode (tokens NULL if i is out of range). */
+ur_beam_hyp ur_beam_best(const ur_beam *bs, int i);
+/* Why the last ur_beam_decode failed, or NULL. */
+const char *ur_beam_error(const ur_beam *bs);
+/* Frees the decoder. NULL is ignored. */
+void ur_beam_free(ur_beam *bs);
 
 #ifdef __cplusplus
 }

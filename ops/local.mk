@@ -4,3 +4,5 @@ libunroll_la_SOURCES += ops/matmul.c ops/elementwise.c ops/broadcast.c ops/unary
 	ops/rgemm.c ops/pool.c
 nobase_pkginclude_HEADERS += ops/ur_ops.h
 libunroll_la_SOURCES += ops/fastmath.h ops/blas.h ops/colsum.h ops/rgemm.h ops/pool.h
+# row masks for batches of uneven lengths
+libunroll_la_SOURCES += ops/mask.c ops/mask.h

@@ -9,6 +9,8 @@
  *     = max(x, 0) - x z + log(1 + exp(-|x|)),
  *     dloss/dx = sigmoid(x) - z,   dloss/dz = -x.
  * Mean squared error: loss = (x - z)^2,  dloss/dx = 2 (x - z) = -dloss/dz.
+ * Masked (uneven lengths): rows whose mask is 0 are left out of the sum, of the count a mean
+ * divides by, and of the gradient; their values are never read.
  */
 #include "ops/ur_ops.h"
 
@@ -16,6 +18,7 @@
 #include <string.h>
 
 #include "ops/fastmath.h"
+#include "ops/mask.h"
 
 /* y = the reduced total, in float and, for the gradient check, in double (y->exact). */
 static void reduce(ur_tensor *y, double total, size_t count, ur_reduction red)
@@ -68,17 +71,32 @@ static void softmax_nll_backward(ur_node *n)
 }
 static const ur_op softmax_nll_op = {"softmax_nll", softmax_nll_backward};
 
-ur_tensor *ur_softmax_nll(ur_tape *tp, ur_tensor *logits, const int *targets, ur_reduction red)
+/* 1 when row r counts: no mask, or its mask is 1. */
+static int counts(const ur_tensor *mask, int r) { return !mask || mask->val[r] != 0.0f; }
+
+/* The mask's values for a backward (NULL: every row), after checking it; -1 on a bad mask. */
+static int check_mask(ur_tape *tp, const char *op, ur_tensor *mask, int rows)
 {
-    if (!ur_op_begin(tp, "softmax_nll", 1, logits)) return ur_tape_poison(tp);
-    if (!targets) return ur_tape_fail(tp, "softmax_nll: targets are NULL");
-    if (red != UR_MEAN && red != UR_SUM) return ur_tape_fail(tp, "softmax_nll: bad reduction %d", (int)red);
+    if (!mask) return 0;
+    if (!ur_op_begin(tp, op, 1, mask)) return -1;
+    return ur_mask_check(tp, op, mask, rows);
+}
+
+static ur_tensor *softmax_nll(ur_tape *tp, const char *op, ur_tensor *logits, const int *targets,
+                              ur_tensor *mask, ur_reduction red)
+{
+    if (!ur_op_begin(tp, op, 1, logits)) return ur_tape_poison(tp);
+    if (!targets) return ur_tape_fail(tp, "%s: targets are NULL", op);
+    if (red != UR_MEAN && red != UR_SUM)
+        return ur_tape_fail(tp, "%s: bad reduction %d", op, (int)red);
     int rows = logits->rows, k = logits->cols;
+    if (check_mask(tp, op, mask, rows) != 0) return ur_tape_poison(tp);
     size_t count = 0;
     for (int r = 0; r < rows; r++) {
+        if (!counts(mask, r)) continue;
         if (targets[r] < -1 || targets[r] >= k)
-            return ur_tape_fail(tp, "softmax_nll: target %d in row %d is outside [0, %d) for %dx%d logits",
-                                targets[r], r, k, rows, k);
+            return ur_tape_fail(tp, "%s: target %d in row %d is outside [0, %d) for %dx%d logits",
+                                op, targets[r], r, k, rows, k);
         count += targets[r] >= 0;
     }
     ur_tensor *y = ur_tensor_new(tp, 1, 1);
@@ -86,6 +104,7 @@ ur_tensor *ur_softmax_nll(ur_tape *tp, ur_tensor *logits, const int *targets, ur
     if (!y || !probs) return ur_tape_poison(tp);
     double total = 0;
     for (int r = 0; r < rows; r++) {
+        if (!counts(mask, r)) continue;
         const float *x = logits->val + (size_t)r * k;
         float m;
         double lse = softmax_row(k, x, probs + (size_t)r * k, &m);
@@ -95,14 +114,26 @@ ur_tensor *ur_softmax_nll(ur_tape *tp, ur_tensor *logits, const int *targets, ur
     ur_node *nd = ur_record(tp, &softmax_nll_op, y, 1, logits);
     if (nd) {
         int *saved = (int *)(probs + ur_numel(logits));
-        memcpy(saved, targets, (size_t)rows * sizeof *saved);
+        for (int r = 0; r < rows; r++) saved[r] = counts(mask, r) ? targets[r] : -1;
         nd->aux = probs;
         nd->f[0] = red == UR_SUM ? 1.0f : (count ? 1.0f / (float)count : 0.0f);
     }
     return y;
 }
 
-static int check_pair(ur_tape *tp, const char *op, ur_tensor *x, ur_tensor *z, ur_reduction red)
+ur_tensor *ur_softmax_nll(ur_tape *tp, ur_tensor *logits, const int *targets, ur_reduction red)
+{
+    return softmax_nll(tp, "softmax_nll", logits, targets, NULL, red);
+}
+
+ur_tensor *ur_softmax_nll_masked(ur_tape *tp, ur_tensor *logits, const int *targets,
+                                 ur_tensor *mask, ur_reduction red)
+{
+    return softmax_nll(tp, "softmax_nll_masked", logits, targets, mask, red);
+}
+
+static int check_pair(ur_tape *tp, const char *op, ur_tensor *x, ur_tensor *z, ur_tensor *mask,
+                      ur_reduction red)
 {
     if (!ur_op_begin(tp, op, 2, x, z)) return 0;
     if (x->rows != z->rows || x->cols != z->cols) {
@@ -113,59 +144,101 @@ static int check_pair(ur_tape *tp, const char *op, ur_tensor *x, ur_tensor *z, u
         ur_tape_fail(tp, "%s: bad reduction %d", op, (int)red);
         return 0;
     }
-    return 1;
+    return check_mask(tp, op, mask, x->rows) == 0;
 }
 
+/* Elements in the rows that count. */
+static size_t counted(const ur_tensor *x, const ur_tensor *mask)
+{
+    size_t rows = 0;
+    for (int r = 0; r < x->rows; r++) rows += counts(mask, r);
+    return rows * (size_t)x->cols;
+}
+
+/* aux: the mask's values, or NULL. */
 static void mse_backward(ur_node *n)
 {
     ur_tensor *x = n->in[0], *z = n->in[1];
+    const float *m = n->aux;
     float g = 2.0f * n->out->grad[0] * n->f[0];
     float *dx = x->requires_grad ? ur_grad(x) : NULL;
     float *dz = z->requires_grad ? ur_grad(z) : NULL;
-    for (size_t k = 0; k < ur_numel(x); k++) {
-        float d = g * (x->val[k] - z->val[k]);
-        if (dx) dx[k] += d;
-        if (dz) dz[k] -= d;
+    size_t C = (size_t)x->cols;
+    for (int r = 0; r < x->rows; r++) {
+        if (m && m[r] == 0.0f) continue;
+        for (size_t k = (size_t)r * C; k < (size_t)(r + 1) * C; k++) {
+            float d = g * (x->val[k] - z->val[k]);
+            if (dx) dx[k] += d;
+            if (dz) dz[k] -= d;
+        }
     }
 }
 static const ur_op mse_op = {"mse", mse_backward};
 
-ur_tensor *ur_mse(ur_tape *tp, ur_tensor *x, ur_tensor *target, ur_reduction red)
+static ur_tensor *mse(ur_tape *tp, const char *op, ur_tensor *x, ur_tensor *target,
+                      ur_tensor *mask, ur_reduction red)
 {
-    if (!check_pair(tp, "mse", x, target, red)) return ur_tape_poison(tp);
+    if (!check_pair(tp, op, x, target, mask, red)) return ur_tape_poison(tp);
     ur_tensor *y = ur_tensor_new(tp, 1, 1);
     if (!y) return ur_tape_poison(tp);
     double total = 0;
-    for (size_t k = 0; k < ur_numel(x); k++) {
-        double d = (double)x->val[k] - target->val[k];
-        total += d * d;
+    size_t C = (size_t)x->cols, count = counted(x, mask);
+    for (int r = 0; r < x->rows; r++) {
+        if (!counts(mask, r)) continue;
+        for (size_t k = (size_t)r * C; k < (size_t)(r + 1) * C; k++) {
+            double d = (double)x->val[k] - target->val[k];
+            total += d * d;
+        }
     }
-    reduce(y, total, ur_numel(x), red);
+    reduce(y, total, count, red);
     ur_node *nd = ur_record(tp, &mse_op, y, 2, x, target);
-    if (nd) nd->f[0] = red == UR_SUM ? 1.0f : 1.0f / (float)ur_numel(x);
+    if (nd) {
+        nd->f[0] = red == UR_SUM ? 1.0f : (count ? 1.0f / (float)count : 0.0f);
+        nd->aux = mask ? mask->val : NULL;
+    }
     return y;
 }
 
+ur_tensor *ur_mse(ur_tape *tp, ur_tensor *x, ur_tensor *target, ur_reduction red)
+{
+    return mse(tp, "mse", x, target, NULL, red);
+}
+
+ur_tensor *ur_mse_masked(ur_tape *tp, ur_tensor *x, ur_tensor *target, ur_tensor *mask,
+                         ur_reduction red)
+{
+    return mse(tp, "mse_masked", x, target, mask, red);
+}
+
+/* aux: the mask's values, or NULL. */
 static void sigmoid_xent_backward(ur_node *n)
 {
     ur_tensor *x = n->in[0], *z = n->in[1];
+    const float *m = n->aux;
     float g = n->out->grad[0] * n->f[0];
     float *dx = x->requires_grad ? ur_grad(x) : NULL;
     float *dz = z->requires_grad ? ur_grad(z) : NULL;
-    for (size_t k = 0; k < ur_numel(x); k++) {
-        if (dx) dx[k] += g * (1.0f / (1.0f + expf(-x->val[k])) - z->val[k]);
-        if (dz) dz[k] -= g * x->val[k];
+    size_t C = (size_t)x->cols;
+    for (int r = 0; r < x->rows; r++) {
+        if (m && m[r] == 0.0f) continue;
+        for (size_t k = (size_t)r * C; k < (size_t)(r + 1) * C; k++) {
+            if (dx) dx[k] += g * (1.0f / (1.0f + expf(-x->val[k])) - z->val[k]);
+            if (dz) dz[k] -= g * x->val[k];
+        }
     }
 }
 static const ur_op sigmoid_xent_op = {"sigmoid_xent", sigmoid_xent_backward};
 
-ur_tensor *ur_sigmoid_xent(ur_tape *tp, ur_tensor *logits, ur_tensor *target, ur_reduction red)
+static ur_tensor *sigmoid_xent(ur_tape *tp, const char *op, ur_tensor *logits, ur_tensor *target,
+                               ur_tensor *mask, ur_reduction red)
 {
-    if (!check_pair(tp, "sigmoid_xent", logits, target, red)) return ur_tape_poison(tp);
+    if (!check_pair(tp, op, logits, target, mask, red)) return ur_tape_poison(tp);
     ur_tensor *y = ur_tensor_new(tp, 1, 1);
     if (!y) return ur_tape_poison(tp);
     double total = 0;
+    size_t C = (size_t)logits->cols, count = counted(logits, mask);
     for (size_t k = 0; k < ur_numel(logits); k++) {
+        if (mask && mask->val[k / C] == 0.0f) continue;
         double x = logits->val[k], z = target->val[k];
         /* z softplus(-x) + (1 - z) softplus(x), a term left out when its weight is 0 so that
          * an infinite logit with a 0/1 target gives Inf or 0, not Inf - Inf. */
@@ -173,8 +246,22 @@ ur_tensor *ur_sigmoid_xent(ur_tape *tp, ur_tensor *logits, ur_tensor *target, ur
         if (z != 0) total += z * ((x < 0 ? -x : 0) + tail);
         if (z != 1) total += (1 - z) * ((x > 0 ? x : 0) + tail);
     }
-    reduce(y, total, ur_numel(logits), red);
+    reduce(y, total, count, red);
     ur_node *nd = ur_record(tp, &sigmoid_xent_op, y, 2, logits, target);
-    if (nd) nd->f[0] = red == UR_SUM ? 1.0f : 1.0f / (float)ur_numel(logits);
+    if (nd) {
+        nd->f[0] = red == UR_SUM ? 1.0f : (count ? 1.0f / (float)count : 0.0f);
+        nd->aux = mask ? mask->val : NULL;
+    }
     return y;
+}
+
+ur_tensor *ur_sigmoid_xent(ur_tape *tp, ur_tensor *logits, ur_tensor *target, ur_reduction red)
+{
+    return sigmoid_xent(tp, "sigmoid_xent", logits, target, NULL, red);
+}
+
+ur_tensor *ur_sigmoid_xent_masked(ur_tape *tp, ur_tensor *logits, ur_tensor *target,
+                                  ur_tensor *mask, ur_reduction red)
+{
+    return sigmoid_xent(tp, "sigmoid_xent_masked", logits, target, mask, red);
 }

@@ -174,6 +174,17 @@ ur_tensor *ur_sigmoid_xent(ur_tape *tp, ur_tensor *logits, ur_tensor *target, ur
 /* Softmax of each row (no gradient path; for sampling and accuracy). Writes B x K probs. */
 int ur_softmax_rows(const ur_tensor *logits, float *probs);
 
+/* The same three losses over the rows whose mask is 1 (mask: rows x 1 of 0s and 1s, such as
+ * ur_seq.mask or ur_length_mask): a row whose mask is 0 (a padded step) counts for nothing,
+ * its values and target are not read, and UR_MEAN divides by the real rows only (times cols
+ * for mse and sigmoid_xent). A NULL mask counts every row, as the unmasked functions do. */
+ur_tensor *ur_softmax_nll_masked(ur_tape *tp, ur_tensor *logits, const int *targets,
+                                 ur_tensor *mask, ur_reduction red);
+ur_tensor *ur_mse_masked(ur_tape *tp, ur_tensor *x, ur_tensor *target, ur_tensor *mask,
+                         ur_reduction red);
+ur_tensor *ur_sigmoid_xent_masked(ur_tape *tp, ur_tensor *logits, ur_tensor *target,
+                                  ur_tensor *mask, ur_reduction red);
+
 /* ---- Recurrent products ---------------------------------------------------------------- */
 
 /* The weight W of a product used at every time step, z_t = c_t + h_{t-1} W, with W's gradient
@@ -223,6 +234,17 @@ ur_tensor *ur_gru_gates(ur_tape *tp, ur_tensor *x, ur_tensor *g, ur_tensor *h_pr
 /* Inverted dropout: each element is zeroed with probability p and the rest scaled by
  * 1 / (1 - p); the mask comes from rng. p = 0 returns x itself. 0 <= p < 1. */
 ur_tensor *ur_dropout(ur_tape *tp, ur_tensor *x, float p, ur_rng *rng);
+
+/* ---- Row masks (batches of uneven lengths; ops/mask.c) ---------------------------------- */
+
+/* The T*B x 1 mask of B time-stacked sequences padded to T steps: row t*B + b is 1 when
+ * t < lengths[b], else 0. Each length in [0, T]. A leaf (no gradient). */
+ur_tensor *ur_length_mask(ur_tape *tp, int T, int B, const int *lengths);
+/* Row r of a where mask[r] is 1, of b where it is 0 (mask R x 1 of 0s and 1s; a, b R x C):
+ * h_t = m h_new + (1 - m) h_{t-1} as a selection, exact and NaN-safe; no gradient to mask. */
+ur_tensor *ur_select_rows(ur_tape *tp, ur_tensor *mask, ur_tensor *a, ur_tensor *b);
+/* x with the rows where mask (R x 1 of 0s and 1s) is 0 set to zero; no gradient to mask. */
+ur_tensor *ur_mask_rows(ur_tape *tp, ur_tensor *x, ur_tensor *mask);
 
 #ifdef __cplusplus
 }

@@ -65,3 +65,13 @@ check_PROGRAMS += tests/test_kernels
 tests_test_kernels_SOURCES = tests/test_kernels.c tests/ur_test.h
 tests_test_kernels_CFLAGS = $(TEST_CFLAGS)
 tests_test_kernels_LDADD = $(TEST_LDADD)
+
+check_PROGRAMS += tests/test_lengths
+tests_test_lengths_SOURCES = tests/test_lengths.c tests/ur_test.h
+tests_test_lengths_CFLAGS = $(TEST_CFLAGS)
+tests_test_lengths_LDADD = $(TEST_LDADD)
+
+check_PROGRAMS += tests/test_beam
+tests_test_beam_SOURCES = tests/test_beam.c tests/ur_test.h
+tests_test_beam_CFLAGS = $(TEST_CFLAGS)
+tests_test_beam_LDADD = $(TEST_LDADD)

@@ -39,7 +39,7 @@ static void jfix_init(jfix *f, ur_jordan_mode mode, ur_jordan_feed feed)
     for (int k = 0; k < T * B * IN; k++) f->x[k] = 2.0f * ur_rng_uniform(&r) - 1.0f;
     for (int k = 0; k < T * B * OUT; k++) f->y[k] = 2.0f * ur_rng_uniform(&r) - 1.0f;
     for (int k = 0; k < T * B * OUT; k++) f->r[k] = 2.0f * ur_rng_uniform(&r) - 1.0f;
-    f->opts = (ur_jordan_opts){mode, feed, 0.5f, &f->rng};
+    f->opts = (ur_jordan_opts){.mode = mode, .feed = feed, .p_teacher = 0.5f, .rng = &f->rng};
     f->seed = 5;
 }
 
@@ -236,7 +236,7 @@ START_TEST(test_jordan_errors)
     ck_assert_ptr_nonnull(strstr(ur_tape_error(tp), "targets"));
     ur_tape_reset(tp);
     x = ur_input_from(tp, T * B, IN, f.x);
-    f.opts = (ur_jordan_opts){UR_JORDAN_SCHEDULED, UR_FEED_OUTPUT, 0.5f, NULL};
+    f.opts = (ur_jordan_opts){.mode = UR_JORDAN_SCHEDULED, .feed = UR_FEED_OUTPUT, .p_teacher = 0.5f};
     ur_jordan_run(tp, &f.m, x, T, ur_input(tp, T * B, OUT), NULL, &f.opts, NULL, NULL);
     ck_assert_ptr_nonnull(strstr(ur_tape_error(tp), "rng"));
     ur_tape_reset(tp);
