@@ -57,3 +57,6 @@ tests_test_dist_LDADD = $(DIST_LDADD)
 endif
 TESTS += tests/test-dist.sh
 EXTRA_DIST += tests/test-dist.sh
+# Tests learn from the environment whether MPI was built and how to launch it.
+AM_TESTS_ENVIRONMENT = UR_WITH_MPI='$(UR_WITH_MPI)'; MPIEXEC='$(MPIEXEC)'; \
+	export UR_WITH_MPI MPIEXEC;
