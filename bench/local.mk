@@ -11,12 +11,3 @@ EXTRA_DIST += bench/run bench/bench_torch.py bench/trap
 noinst_PROGRAMS += bench/bench_cells
 bench_bench_cells_SOURCES = bench/bench_cells.c $(BENCH_COMMON)
 bench_bench_cells_LDADD = $(EX_LDADD)
-# bench_dist: data-parallel training steps under mpirun (configure --with-mpi); bench/run-dist
-# drives it for 1 and 2 ranks.
-if HAVE_MPI
-noinst_PROGRAMS += bench/bench_dist
-bench_bench_dist_SOURCES = bench/bench_dist.c $(BENCH_COMMON)
-bench_bench_dist_CPPFLAGS = $(DIST_CPPFLAGS)
-bench_bench_dist_LDADD = examples/libexcommon.la $(DIST_LDADD)
-endif
-EXTRA_DIST += bench/run-dist

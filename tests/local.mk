@@ -45,18 +45,3 @@ check_PROGRAMS += tests/test_gradcheck
 tests_test_gradcheck_SOURCES = tests/test_gradcheck.c tests/ur_test.h
 tests_test_gradcheck_CFLAGS = $(TEST_CFLAGS)
 tests_test_gradcheck_LDADD = $(TEST_LDADD)
-
-# Data-parallel training over MPI (configure --with-mpi): tests/test_dist runs under mpirun,
-# driven by tests/test-dist.sh, which reports SKIP (exit 77) when MPI was not built. It is a
-# program built with the others, not a check program: those run without mpirun, alone.
-if HAVE_MPI
-noinst_PROGRAMS += tests/test_dist
-tests_test_dist_SOURCES = tests/test_dist.c
-tests_test_dist_CPPFLAGS = $(DIST_CPPFLAGS)
-tests_test_dist_LDADD = $(DIST_LDADD)
-endif
-TESTS += tests/test-dist.sh
-EXTRA_DIST += tests/test-dist.sh
-# Tests learn from the environment whether MPI was built and how to launch it.
-AM_TESTS_ENVIRONMENT = UR_WITH_MPI='$(UR_WITH_MPI)'; MPIEXEC='$(MPIEXEC)'; \
-	export UR_WITH_MPI MPIEXEC;
