@@ -35,6 +35,18 @@
  * A checkpoint is rank 0's copy, which is everyone's: it resumes on any number of ranks. Data
  * order that depends only on the global step (ur_dist_batch_examples, or streams split with
  * ur_dist_shard) makes the resumed run read what the original run would have read.
+ *
+ * Gradients. weight = (this rank's examples) / (the global batch's) turns per-rank mean
+ * losses into the gradient of the global mean loss, for any split (1 / size for even ones).
+ * The n_extra floats at extra (NULL, 0: none) are summed in the same call: weight * loss
+ * gives the global mean loss. The buffer is kept, so nothing is allocated once its size is
+ * known. -1 (with nothing changed on any rank) when a rank's weight is not finite and >= 0,
+ * the ranks' sizes differ, or memory runs out.
+ *
+ * Sharding. ur_dist_batch_examples takes global_batch examples per step in the shuffled
+ * order of the step's epoch (n / global_batch steps an epoch; its last n % global_batch
+ * examples are skipped) and gives each rank its ur_dist_shard slice of them. The global
+ * batch of a step is the same for every number of ranks.
  */
 #ifndef UR_DIST_H
 #define UR_DIST_H
@@ -53,31 +65,26 @@ typedef struct ur_dist ur_dist;
 
 /* ---- Setting up ------------------------------------------------------------------------- */
 
-/* 1 when an MPI launcher (mpirun, mpiexec, srun) started this process, judged from the
- * environment it sets; 0 for a plain run, which can then skip MPI_Init altogether. */
+/* 1 when an MPI launcher (mpirun, mpiexec, srun) started this process, from its environment
+ * variables; a plain run can then skip MPI altogether. */
 int ur_dist_launched(void);
-/* Calls MPI_Init (unless MPI is already initialised) and returns a context over
- * MPI_COMM_WORLD. NULL with a message in err when out of memory or MPI cannot start. */
+/* MPI_Init (unless already done) and a context over MPI_COMM_WORLD; NULL with a message. */
 ur_dist *ur_dist_init(int *argc, char ***argv, char *err, size_t errlen);
-/* A context over a copy of comm, for a program that initialised MPI itself; collective over
- * comm. NULL with a message in err when out of memory. */
+/* A context over a copy of comm, for a program that started MPI itself; NULL with a message. */
 ur_dist *ur_dist_new(MPI_Comm comm, char *err, size_t errlen);
-/* Frees the context (collective); calls MPI_Finalize when ur_dist_init called MPI_Init.
- * NULL is ignored. */
+/* Frees the context, and calls MPI_Finalize if ur_dist_init called MPI_Init. NULL is ignored. */
 void ur_dist_free(ur_dist *d);
-/* This process's rank, 0 .. size - 1. */
+/* This process's rank, 0 .. size - 1 (0 for NULL). */
 int ur_dist_rank(const ur_dist *d);
-/* The number of ranks. */
+/* The number of ranks (1 for NULL). */
 int ur_dist_size(const ur_dist *d);
 /* 1 on rank 0, the rank that writes checkpoints and logs. */
 int ur_dist_is_root(const ur_dist *d);
-/* A seed for this rank's own random stream (dropout, noise) from the common seed: seed itself
- * on rank 0, so one rank draws what a plain run draws; a different stream on every rank. */
+/* A seed for this rank's own stream (dropout, noise): seed on rank 0, a different one on
+ * every other rank. Not collective. */
 uint64_t ur_dist_rank_seed(const ur_dist *d, uint64_t seed);
-
-/* Prints "<rank r of n>: message" on stderr and ends every rank with MPI_Abort(code). For a
- * failure one rank cannot share (a tape error, a failed read): the others are stopped, not
- * left waiting. Not collective. Never returns. */
+/* Prints "rank r of n: <message>" on stderr and stops every rank with MPI_Abort(code): for a
+ * failure of one rank (a tape error, a failed read). Not collective; never returns. */
 void ur_dist_abort(ur_dist *d, int code, const char *fmt, ...)
 #if defined(__GNUC__)
     __attribute__((format(printf, 3, 4), noreturn))
@@ -86,73 +93,56 @@ void ur_dist_abort(ur_dist *d, int code, const char *fmt, ...)
 
 /* ---- Identical parameters ---------------------------------------------------------------- */
 
-/* Gives every rank rank 0's parameter values, in one MPI_Bcast of a flat buffer, after
- * checking that every rank's set has the same names and shapes in the same order. 0, or -1
- * (nothing changed) with a message in err. */
+/* Rank 0's values into every rank's ps (one MPI_Bcast), once their names and shapes are
+ * checked to agree. 0, or -1 with a message naming a rank that differs (nothing changed). */
 int ur_dist_broadcast_params(ur_dist *d, ur_params *ps, char *err, size_t errlen);
-/* Broadcasts bytes bytes at buf from rank 0 (optimizer state, a step count, an RNG). 0, or -1
- * when the ranks disagree on bytes (nothing changed), with a message in err. */
+/* Broadcasts bytes bytes at buf from rank 0 (optimizer state, a step count). 0, or -1 with a
+ * message when the ranks disagree on bytes (nothing sent). */
 int ur_dist_broadcast(ur_dist *d, void *buf, size_t bytes, char *err, size_t errlen);
-/* A 64-bit hash of the bits of every parameter value, in set order (cheap: one multiply per
- * value, in four interleaved lanes). Equal sets give equal hashes; not collective. */
+/* A 64-bit hash of the bits of every parameter value, in set order (one multiply per value).
+ * Not collective. */
 uint64_t ur_dist_params_checksum(const ur_params *ps);
-/* Every `every` steps (when step % every == 0; every <= 0: never), compares the parameters'
- * checksums over the ranks. 0 when they agree (or no check was due); -1 when they differ,
- * with err naming the step, a rank that differs from rank 0 and its first differing
- * parameter: "parameters differ across ranks at step 120: rank 1 ...". */
+/* When step % every == 0 (every > 0), compares the checksums over the ranks: 0 when equal or
+ * not due; -1 with the step, a differing rank and its first differing parameter in err. */
 int ur_dist_check_params(ur_dist *d, const ur_params *ps, long step, long every, char *err,
                          size_t errlen);
 
 /* ---- Gradients -------------------------------------------------------------------------- */
 
-/* Replaces every gradient of ps by the sum over ranks of weight * gradient, in one
- * MPI_Allreduce over one flat float buffer (kept by d: no allocation after the first call
- * for a given size). weight is this rank's share of the global batch (its examples / all
- * examples), so that per-rank mean losses make the gradient of the global mean loss; 1/size
- * for even shards. The n_extra floats at extra are summed across ranks in the same call
- * (e.g. weight * loss gives the global mean loss; NULL, 0 for none). 0, or -1 (nothing
- * changed) with a message when weight is not finite and >= 0, the ranks' sets have different
- * sizes, or memory runs out. */
+/* Every gradient of ps becomes the sum over ranks of weight * gradient (weight: this rank's
+ * share of the global batch), in one MPI_Allreduce over one flat buffer; see "Gradients". */
 int ur_dist_average_grads(ur_dist *d, ur_params *ps, double weight, float *extra, int n_extra,
                           char *err, size_t errlen);
 
 /* Time and volume of ur_dist_average_grads since the context was made. */
 typedef struct ur_dist_stats {
-    long calls;          /* ur_dist_average_grads calls */
+    long calls;          /* ur_dist_average_grads calls that communicated */
     double bytes;        /* bytes all-reduced per rank (the flat buffer, summed over calls) */
     double pack_s;       /* copying (and weighting) gradients into the buffer and back */
     double allreduce_s;  /* inside MPI_Allreduce: transfer, and waiting for slower ranks */
 } ur_dist_stats;
-/* The figures so far. */
+/* The figures so far (zeros for NULL). */
 ur_dist_stats ur_dist_get_stats(const ur_dist *d);
 
 /* ---- Checkpoints: rank 0 reads and writes -------------------------------------------------- */
 
-/* Rank 0 saves ps to path (ur_params_save: atomic); the others write nothing. Every rank
- * returns rank 0's result and message. */
+/* Rank 0 saves ps to path (ur_params_save, atomic); every rank returns its result and message. */
 int ur_dist_save_params(ur_dist *d, const ur_params *ps, const char *path, char *err,
                         size_t errlen);
-/* Rank 0 loads path into ps (ur_params_load: validated first) and broadcasts the values, so
- * only rank 0 needs the file; saved on any number of ranks, it loads on any number. Every
- * rank returns rank 0's result and message; on -1 no rank's ps changed. */
+/* Rank 0 loads path (ur_params_load) and broadcasts the values: only rank 0 needs the file.
+ * Every rank returns rank 0's result and message; on -1 no rank's ps changed. */
 int ur_dist_load_params(ur_dist *d, ur_params *ps, const char *path, char *err, size_t errlen);
 
 /* ---- Sharding data (pure functions, not collective) --------------------------------------- */
 
-/* Splits n items into size contiguous slices in rank order, the first n % size ranks one
- * item longer: rank's slice is [*begin, *begin + *count). Over the ranks the slices cover
- * [0, n) exactly once. */
+/* Rank's slice [*begin, *begin + *count) of n items split in size contiguous slices, the
+ * first n % size one longer; the slices cover [0, n) once. */
 void ur_dist_shard(long n, int rank, int size, long *begin, long *count);
-/* The i-th example (0 <= i < n) of epoch's shuffled order: a permutation of [0, n) that
- * depends only on seed and epoch (a keyed Feistel network, no table), so every rank computes
- * the same order in O(1) per example. -1 when i or n is out of range. */
+/* The i-th example of epoch's shuffled order of [0, n), from seed and epoch alone (a keyed
+ * Feistel network: no table, O(1)); -1 when i or n is out of range. */
 long ur_dist_permute(long i, long n, uint64_t seed, long epoch);
-/* The examples a rank reads at global step step, when each step takes global_batch examples
- * in the shuffled order of its epoch (n / global_batch steps per epoch; each epoch's last
- * n % global_batch examples are skipped). The rank's share is its ur_dist_shard slice of the
- * step's global batch: idx[0 .. *count) (idx holds at least global_batch / size + 1). The
- * union over ranks is the same global batch for every size, so a run resumed on another
- * number of ranks reads what the first run would have. 0, or -1 on bad arguments. */
+/* Rank's share of global step step's examples, into idx[0 .. *count) (room for
+ * global_batch / size + 1); see "Sharding". 0, or -1 on bad arguments. */
 int ur_dist_batch_examples(long n, long global_batch, long step, uint64_t seed, int rank,
                            int size, long *idx, long *count);
 
