@@ -13,7 +13,8 @@
  * On a shared machine other processes stretch both the steps and the all-reduce (a rank that
  * is descheduled makes the other wait). So besides the wall-clock figures it prints an
  * estimate for an idle machine: each rank's CPU time per step outside the all-reduce (with
- * one BLAS thread, the time it computes), plus the fastest timing of the all-reduce alone.
+ * one BLAS thread, the time it computes), plus the all-reduce alone (the smaller of its
+ * fastest timing and the fit below at its size).
  *
  * The projection (weak scaling: every rank keeps its batch, the global batch grows with the
  * ranks) models a bandwidth-optimal all-reduce (ring, or reduce-scatter + all-gather) of n
@@ -247,14 +248,17 @@ int main(int argc, char **argv)
                "steps the all-reduce took %.3f ms, the rest waiting for the slower rank\n",
                1e6 * alpha, 1e9 * beta, 1e-9 / beta, 1e3 * worst[3]);
     }
-    /* Idle estimate: the slowest rank's CPU work, plus the fastest all-reduce alone. */
-    double idle_step = work + t_model, idle_tps = 0, idle_share = 0;
+    /* Idle estimate: the slowest rank's CPU work, plus the all-reduce alone: the smaller of
+     * its fastest timing and the fit at its size (other load only ever adds time). */
+    double t_idle = P > 1 ? ring_time(P, bytes, alpha, beta) : 0;
+    if (t_model > 0 && t_model < t_idle) t_idle = t_model;
+    double idle_step = work + t_idle, idle_tps = 0, idle_share = 0;
     if (bench_blas_threads() == 1) {
         idle_tps = (double)tokens_per_step / idle_step;
-        idle_share = idle_step > 0 ? t_model / idle_step : 0;
+        idle_share = idle_step > 0 ? t_idle / idle_step : 0;
         printf("  idle-machine estimate: %.2f ms of work per rank (CPU time) + %.3f ms "
                "all-reduce = %.2f ms a step: %.0f tokens/s, all-reduce %.2f%% of the step\n",
-               1e3 * work, 1e3 * t_model, 1e3 * idle_step, idle_tps, 100 * idle_share);
+               1e3 * work, 1e3 * t_idle, 1e3 * idle_step, idle_tps, 100 * idle_share);
     }
     /* Projections: the link measured here, two common networks, and --link-gbps if given. */
     typedef struct link { const char *name; double alpha, beta; } link;
@@ -292,11 +296,11 @@ int main(int argc, char **argv)
            "tokens_per_s=%.2f best_tokens_per_s=%.2f median_ms=%.4f best_ms=%.4f mean_ms=%.4f "
            "fwd_ms=%.4f bwd_ms=%.4f sync_ms=%.4f allreduce_ms=%.4f clip_ms=%.4f optim_ms=%.4f "
            "share=%.5f bytes=%.0f alpha_us=%.3f beta_ns=%.5f alone_ms=%.4f alone_median_ms=%.4f "
-           "work_ms=%.4f idle_tokens_per_s=%.2f idle_share=%.5f%s steps=%d core=%s\n", c->name, P,
+           "idle_allreduce_ms=%.4f work_ms=%.4f idle_tokens_per_s=%.2f idle_share=%.5f%s steps=%d core=%s\n", c->name, P,
            nb, B, bench_blas_threads(), tps, (double)tokens_per_step / best, 1e3 * med,
            1e3 * best, 1e3 * total / steps, 1e3 * worst[0], 1e3 * worst[1], 1e3 * worst[2],
            1e3 * worst[3], 1e3 * worst[4], 1e3 * worst[5], share, bytes, 1e6 * alpha,
-           1e9 * beta, 1e3 * t_model, 1e3 * t_model_med, 1e3 * work, idle_tps, idle_share,
+           1e9 * beta, 1e3 * t_model, 1e3 * t_model_med, 1e3 * t_idle, 1e3 * work, idle_tps, idle_share,
            proj, steps, bench_blas_core());
     free(times);
     bench_model_free(&m);

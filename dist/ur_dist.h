@@ -5,8 +5,10 @@
  * slice of the global batch. After backward, ur_dist_average_grads turns each rank's
  * gradient into the gradient of the whole batch with one MPI_Allreduce over one flat buffer;
  * clipping and the optimizer then see the same numbers on every rank, so every copy takes
- * the same step and the copies stay identical, bit for bit. Nothing else is shared: no
- * parameter server, and the optimizer state (Adam's moments) is the same on every rank too.
+ * the same step and the copies stay identical, bit for bit (MPI does not promise every rank
+ * the same bits from a float reduction, though Open MPI's algorithms give them: the checksum
+ * check catches it otherwise). Nothing else is shared: no parameter server, and the
+ * optimizer state (Adam's moments) is the same on every rank too.
  *
  *     ur_dist *d = ur_dist_init(&argc, &argv, err, sizeof err);   // MPI_Init, MPI_COMM_WORLD
  *     ...build the model and optimizer on every rank...
@@ -26,9 +28,11 @@
  *     }
  *     ur_dist_free(d);                            // MPI_Finalize, since ur_dist_init called MPI_Init
  *
- * Every function taking a ur_dist is collective: all ranks call it, in the same order, with
- * the same step numbers and sizes; each returns the same value on every rank (an error on one
- * rank is an error on all, with the same message), so a program can stop cleanly. MPI's own
+ * Every function that communicates is collective (all but ur_dist_rank, _size, _is_root,
+ * _rank_seed, _abort, _get_stats and the sharding functions): all ranks call it, in the same
+ * order, with the same step numbers and sizes; each returns the same value on every rank (an
+ * error on one rank is an error on all, with the same message), so a program can stop
+ * cleanly. MPI's own
  * failures (a lost connection, a dead peer) end the job through MPI's default error handler
  * (MPI_ERRORS_ARE_FATAL): no call here waits forever for a rank that is gone.
  *
