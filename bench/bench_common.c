@@ -223,6 +223,9 @@ int bench_train_step(bench_model *m, long k, bench_phase_times *pt, char *err, s
     if (ur_backward(tp, loss) != 0) return failf(err, errlen, "backward", ur_tape_error(tp));
     m->used_after_backward = ur_tape_used_bytes(tp);
     double t2 = bench_now();
+    if (m->after_backward && m->after_backward(m, m->after_backward_ctx, err, errlen) != 0)
+        return -1;
+    double t2s = bench_now();
     ur_clip_grad_norm(m->ps, BENCH_CLIP);
     double t3 = bench_now();
     if (ur_optim_step(m->opt) != 0) return failf(err, errlen, "optimizer", "step failed");
@@ -230,7 +233,8 @@ int bench_train_step(bench_model *m, long k, bench_phase_times *pt, char *err, s
     if (pt) {
         pt->forward += t1 - t0;
         pt->backward += t2 - t1;
-        pt->clip += t3 - t2;
+        pt->sync += t2s - t2;
+        pt->clip += t3 - t2s;
         pt->optim += t4 - t3;
     }
     return 0;

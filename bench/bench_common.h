@@ -53,7 +53,7 @@ double bench_flops_per_token(const bench_config *c);
 
 /* Time spent in each part of the training steps (seconds, summed). */
 typedef struct bench_phase_times {
-    double forward, backward, clip, optim;
+    double forward, backward, sync, clip, optim;   /* sync: the after_backward hook */
 } bench_phase_times;
 
 /* The model, its optimizer, its tape, the carried state and the random tokens. */
@@ -74,6 +74,10 @@ typedef struct bench_model {
     size_t used_after_backward; /* and after its backward */
     size_t used_by_cells;       /* what the unroll added to the tape, plus the input x */
     double loss;                /* the last step's loss */
+    /* Called between backward and clipping when set (bench_dist: the gradient all-reduce);
+     * 0, or -1 with a message in err. */
+    int (*after_backward)(struct bench_model *m, void *ctx, char *err, size_t errlen);
+    void *after_backward_ctx;
 } bench_model;
 
 /* Builds the model for c with seed; 0, or -1 with a message in err. */

@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "char_lm_dist.h"
 #include "common.h"
 #include "lm_model.h"
 #include "ngram.h"
@@ -29,7 +30,7 @@
 typedef struct train_opts {
     const char *data, *cell, *log, *save, *resume;
     float val_frac, lr, clip, dropout, rec_dropout, minutes, report;
-    int layers, hidden, embed, batch, bptt, steps, seed, eval_chars, save_every;
+    int layers, hidden, embed, batch, bptt, steps, seed, eval_chars, save_every, check_every;
 } train_opts;
 
 static const char *train_usage =
@@ -45,6 +46,11 @@ static const char *train_usage =
     "first 90% of the training text and scoring its last 10%: the validation text is\n"
     "never used to tune anything.\n"
     "Small models run fastest with OPENBLAS_NUM_THREADS=1, above all on a busy machine.\n"
+    "Data-parallel (built with ./configure --with-mpi): mpirun -np N char_lm [options] with\n"
+    "the same options splits the --batch streams over N processes, which average their\n"
+    "gradients every step; rank 0 alone logs, saves and evaluates. On a cluster: mpirun\n"
+    "--hostfile FILE --map-by node (or socket) -x OPENBLAS_NUM_THREADS=K char_lm ...; the\n"
+    "text and a --resume checkpoint must be readable on every node (README: Data-parallel).\n"
     "Sampling: char_lm sample --model FILE [--prime TEXT] [--temperature T] [--length N]\n"
     "[--top-k K] [--seed S] (see char_lm sample --help).";
 
@@ -162,6 +168,7 @@ typedef struct run_state {
 /* Prints a progress line (and a CSV row) after step; evaluates on the validation slice. */
 static int report(run_state *r, lm_model *m, ur_tape *tp, const dataset *d, const train_opts *o)
 {
+    if (!cl_dist_root()) return 0;   /* data-parallel: rank 0 reports */
     char err[512], t1[32], t2[32];
     size_t n_val = d->n - d->n_train, n_eval = n_val;
     if (o->eval_chars > 0 && (size_t)o->eval_chars < n_eval) n_eval = (size_t)o->eval_chars;
@@ -208,24 +215,25 @@ static int save_model(lm_model *m, long steps, const ur_optim *opt, const char *
 static int train_loop(lm_model *m, ur_optim *opt, ur_tape *tp, const dataset *d,
                       const train_opts *o, run_state *r)
 {
-    int B = o->batch, L = m->cfg.layers;
+    int B = o->batch, L = m->cfg.layers, b0, nb;   /* this rank's streams: [b0, b0 + nb) */
+    cl_dist_shard(B, &b0, &nb);
     long steps_per_stream = (long)((d->n_train - 1) / (size_t)B);
     if (steps_per_stream > 1 << 30) steps_per_stream = 1 << 30;
     ur_tbptt tb[LM_MAX_LAYERS];
     int n_tb = 0, rc = -1;
-    int *in = malloc((size_t)o->bptt * (size_t)B * 2 * sizeof *in);
+    int *in = malloc((size_t)o->bptt * (size_t)nb * 2 * sizeof *in);
     if (!in) goto out;
     for (; n_tb < L; n_tb++)
-        if (ur_tbptt_init(&tb[n_tb], (int)steps_per_stream, o->bptt, 0, B, m->cfg.hidden,
+        if (ur_tbptt_init(&tb[n_tb], (int)steps_per_stream, o->bptt, 0, nb, m->cfg.hidden,
                           m->cells[n_tb].has_c) != 0) goto out;
-    int *tgt = in + (size_t)o->bptt * B;
+    int *tgt = in + (size_t)o->bptt * nb;
     /* A resumed run picks up at the chunk where the first one stopped (from a zero state). */
     long chunks = (steps_per_stream + o->bptt - 1) / o->bptt;
     ur_tbptt_chunk ch;
     for (long k = 0; k < r->first_step % chunks; k++) ur_tbptt_next(&tb[0], &ch);
 
     for (r->step = r->first_step;; r->step++) {
-        double elapsed = ex_elapsed(&r->prog);
+        double elapsed = cl_dist_clock(ex_elapsed(&r->prog));
         if (r->limit > 0 ? elapsed >= r->limit : r->step >= o->steps) break;
         double t0 = ex_now();
         if (!ur_tbptt_next(&tb[0], &ch)) { /* a new pass over the text, from zero states */
@@ -234,21 +242,23 @@ static int train_loop(lm_model *m, ur_optim *opt, ur_tape *tp, const dataset *d,
         }
         ur_tape_reset(tp);
         for (int t = 0; t < ch.len; t++)
-            for (int b = 0; b < B; b++) {
-                size_t at = (size_t)b * (size_t)steps_per_stream + (size_t)(ch.start + t);
-                in[t * B + b] = d->ids[at];
-                tgt[t * B + b] = d->ids[at + 1];
+            for (int b = 0; b < nb; b++) {
+                size_t at = (size_t)(b0 + b) * (size_t)steps_per_stream + (size_t)(ch.start + t);
+                in[t * nb + b] = d->ids[at];
+                tgt[t * nb + b] = d->ids[at + 1];
             }
         ur_state init[LM_MAX_LAYERS];
         for (int l = 0; l < L; l++) init[l] = ur_tbptt_state(&tb[l], tp);
         ur_stack_seq seq;
-        ur_tensor *logits = lm_forward(tp, m, in, ch.len, B, init, 1, &seq);
+        ur_tensor *logits = lm_forward(tp, m, in, ch.len, nb, init, 1, &seq);
         ur_tensor *loss = ur_softmax_nll(tp, logits, tgt, UR_MEAN);
         ur_params_zero_grad(m->ps);
         if (ur_backward(tp, loss) != 0) {
             fprintf(stderr, "char_lm: step %ld: %s\n", r->step + 1, ur_tape_error(tp));
             goto out;
         }
+        /* Data-parallel: the gradient and loss of the whole batch, on every rank. */
+        if (cl_dist_sync(m, &loss->val[0], nb, B, r->step, o->check_every) != 0) goto out;
         if (!isfinite(loss->val[0])) {
             fprintf(stderr, "char_lm: training diverged at step %ld (loss %g); try a lower --lr "
                     "or --clip\n", r->step + 1, loss->val[0]);
@@ -289,6 +299,7 @@ out:
 /* Validation bpc of the network and the n-grams, side by side, and a short sample. */
 static int final_report(lm_model *m, ur_tape *tp, const dataset *d, const run_state *r)
 {
+    if (!cl_dist_root()) return 0;   /* data-parallel: rank 0 reports */
     char err[512], t1[32];
     size_t n_val = d->n - d->n_train;
     double t0 = ex_now();
@@ -343,7 +354,7 @@ static int cmd_train(int argc, char **argv)
     train_opts o = {.cell = "lstm", .val_frac = 0.1f, .lr = 5e-3f, .clip = 1.0f,
                     .dropout = 0.2f, .minutes = 0.0f, .report = 2.0f, .layers = 1,
                     .hidden = 256, .embed = 32, .batch = 64, .bptt = 32, .steps = 1500,
-                    .seed = 1, .eval_chars = 8192, .save_every = 500};
+                    .seed = 1, .eval_chars = 8192, .save_every = 500, .check_every = 100};
     const ex_opt opts[] = {
         {"data", EX_STRING, &o.data, 0, 0, "text file to train on (default: " LICENSE_DIR "/*)"},
         {"val-frac", EX_FLOAT, &o.val_frac, 0.01, 0.5,
@@ -372,6 +383,8 @@ static int cmd_train(int argc, char **argv)
         {"save", EX_STRING, &o.save, 0, 0, "model file, written atomically as training goes"},
         {"save-every", EX_INT, &o.save_every, 0, 1e7, "steps between saves (0: at the end only)"},
         {"resume", EX_STRING, &o.resume, 0, 0, "continue training the model in this file"},
+        {"check-every", EX_INT, &o.check_every, 0, 1e7,
+         "data-parallel: steps between checks that every rank's parameters are identical"},
     };
     int prc = ex_parse(argc, argv, 1, "char_lm", train_usage, opts,
                        (int)(sizeof opts / sizeof opts[0]));
@@ -383,6 +396,7 @@ static int cmd_train(int argc, char **argv)
         return 2;
     }
     ex_blas_notice();
+    if (!cl_dist_root()) o.save = o.log = NULL;   /* data-parallel: rank 0 writes the files */
 
     char err[512];
     lm_model m;
@@ -396,9 +410,10 @@ static int cmd_train(int argc, char **argv)
         }
         ex_vocab v;
         ex_vocab_set(&v, m.vocab, m.cfg.vocab);
-        fprintf(stderr, "resuming %s at step %ld: %s, %d layer(s) of %d, embedding %d, "
-                "dropout %g\n", o.resume, done, lm_cell_name(m.cfg.cell), m.cfg.layers,
-                m.cfg.hidden, m.cfg.embed, m.cfg.dropout);
+        if (cl_dist_root())
+            fprintf(stderr, "resuming %s at step %ld: %s, %d layer(s) of %d, embedding %d, "
+                    "dropout %g\n", o.resume, done, lm_cell_name(m.cfg.cell), m.cfg.layers,
+                    m.cfg.hidden, m.cfg.embed, m.cfg.dropout);
         if (load_data(&d, &o, &v) != 0) goto fail_model;
         if (o.minutes <= 0 && done >= o.steps) {
             fprintf(stderr, "char_lm: %s has already trained %ld steps (--steps %d)\n", o.resume,
@@ -416,11 +431,14 @@ static int cmd_train(int argc, char **argv)
             goto fail_data;
         }
     }
-    fprintf(stderr, "%s: %zu bytes, vocabulary %d; %zu for training, %zu held out\n",
-            o.data ? o.data : LICENSE_DIR, d.n, d.vocab.size, d.n_train, d.n - d.n_train);
-    fprintf(stderr, "model: %s, %d layer(s) of %d, embedding %d, %zu parameters; batch %d, "
-            "bptt %d, lr %g\n", lm_cell_name(m.cfg.cell), m.cfg.layers, m.cfg.hidden, m.cfg.embed,
-            ur_params_numel(m.ps), o.batch, o.bptt, o.lr);
+    if (cl_dist_root()) {
+        fprintf(stderr, "%s: %zu bytes, vocabulary %d; %zu for training, %zu held out\n",
+                o.data ? o.data : LICENSE_DIR, d.n, d.vocab.size, d.n_train, d.n - d.n_train);
+        fprintf(stderr, "model: %s, %d layer(s) of %d, embedding %d, %zu parameters; batch "
+                "%d, bptt %d, lr %g\n", lm_cell_name(m.cfg.cell), m.cfg.layers, m.cfg.hidden,
+                m.cfg.embed, ur_params_numel(m.ps), o.batch, o.bptt, o.lr);
+    }
+    if (cl_dist_start(&m, o.batch) != 0) goto fail_model;
 
     ur_optim_config oc = ur_optim_defaults(UR_OPTIM_ADAM);
     oc.lr = o.lr;
@@ -524,5 +542,6 @@ static int cmd_sample(int argc, char **argv)
 int main(int argc, char **argv)
 {
     if (argc > 1 && strcmp(argv[1], "sample") == 0) return cmd_sample(argc, argv);
-    return cmd_train(argc, argv);
+    if (cl_dist_begin(&argc, &argv) != 0) return 1;
+    return cl_dist_end(cmd_train(argc, argv));
 }

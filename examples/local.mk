@@ -8,6 +8,12 @@ noinst_PROGRAMS += examples/char_lm
 examples_char_lm_SOURCES = examples/char_lm.c examples/lm_model.c examples/lm_model.h \
 	examples/ngram.c examples/ngram.h examples/text.c examples/text.h
 examples_char_lm_LDADD = $(EX_LDADD)
+# Its data-parallel mode (issue 16): MPI when configured --with-mpi, a no-op otherwise.
+examples_char_lm_SOURCES += examples/char_lm_dist.c examples/char_lm_dist.h
+if HAVE_MPI
+examples_char_lm_CPPFLAGS = $(DIST_CPPFLAGS)
+examples_char_lm_LDADD += libunroll_dist.la $(MPI_LIBS)
+endif
 TESTS += examples/test-char-lm.sh
 EXTRA_DIST += examples/test-char-lm.sh
 
