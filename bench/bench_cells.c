@@ -1,7 +1,8 @@
 /* bench_cells: a user's cell against the built-in one, same weights and shapes (T=64, B=32,
  * in 64, H 256 by default): time per training step (forward + backward of a loss over every
  * step's h) and tape bytes, side by side in one run, alternating the two.
- *   elman       ur_elman_cell              vs a user Elman with the same declarations
+ *   elman       ur_elman_cell              vs a user Elman with the same declarations (h into
+ *               in->h_out with ur_tanh_into, both public)
  *   lstm        ur_lstm_cell (fused gates) vs a user LSTM from sigmoid/tanh/mul/add
  *   gru         ur_gru_cell                vs a user GRU with the same declarations
  *   gru-before  ur_gru_cell                vs the GRU as it was before declarations: h Wh + bh
@@ -23,7 +24,9 @@ static ur_state user_elman(ur_tape *tp, const ur_cell *c, const ur_step_in *in, 
 {
     (void)c;
     (void)prev;
-    return (ur_state){ur_tanh(tp, in->proj[0]), NULL};
+    /* h straight into the unroll's stacked H through the public ur_tanh_into, as the
+     * built-in step does */
+    return (ur_state){ur_tanh_into(tp, in->proj[0], in->h_out), NULL};
 }
 
 static ur_state user_lstm(ur_tape *tp, const ur_cell *c, const ur_step_in *in, ur_state prev)
