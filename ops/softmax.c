@@ -52,6 +52,32 @@ static void fill_nan(int n, float *y)
     for (int j = 0; j < n; j++) y[j] = NAN;
 }
 
+/* The forward of both ops: each row's max and shifted exps, then the row is finished as
+ * probabilities (y_j = p_j / S) or, for log_softmax, as (x_j - M) - ln S. */
+static ur_tensor *softmax_forward(ur_tape *tp, const ur_op *op, ur_tensor *x, int log_space)
+{
+    if (!ur_op_begin(tp, op->name, 1, x)) return ur_tape_poison(tp);
+    ur_tensor *y = ur_tensor_new(tp, x->rows, x->cols);
+    if (!y) return ur_tape_poison(tp);
+    int n = x->cols;
+    for (int r = 0; r < x->rows; r++) {
+        const float *xr = x->val + (size_t)r * n;
+        float *yr = y->val + (size_t)r * n;
+        float m = row_max(n, xr);
+        if (!isfinite(m)) { fill_nan(n, yr); continue; }
+        double s = exp_shifted(n, xr, m, yr);
+        if (log_space) { /* the exps only give S */
+            float log_s = (float)log(s);
+            for (int j = 0; j < n; j++) yr[j] = (xr[j] - m) - log_s;
+        } else {
+            float inv = (float)(1.0 / s);
+            for (int j = 0; j < n; j++) yr[j] *= inv;
+        }
+    }
+    ur_record(tp, op, y, 1, x);
+    return y;
+}
+
 /* ---- softmax ------------------------------------------------------------------------------ */
 
 static void softmax_backward(ur_node *nd)
@@ -72,20 +98,7 @@ static const ur_op softmax_op = {"softmax", softmax_backward};
 
 ur_tensor *ur_softmax(ur_tape *tp, ur_tensor *x)
 {
-    if (!ur_op_begin(tp, "softmax", 1, x)) return ur_tape_poison(tp);
-    ur_tensor *y = ur_tensor_new(tp, x->rows, x->cols);
-    if (!y) return ur_tape_poison(tp);
-    int n = x->cols;
-    for (int r = 0; r < x->rows; r++) {
-        const float *xr = x->val + (size_t)r * n;
-        float *yr = y->val + (size_t)r * n;
-        float m = row_max(n, xr);
-        if (!isfinite(m)) { fill_nan(n, yr); continue; }
-        float inv = (float)(1.0 / exp_shifted(n, xr, m, yr));
-        for (int j = 0; j < n; j++) yr[j] *= inv;
-    }
-    ur_record(tp, &softmax_op, y, 1, x);
-    return y;
+    return softmax_forward(tp, &softmax_op, x, 0);
 }
 
 /* ---- log_softmax -------------------------------------------------------------------------- */
@@ -119,18 +132,5 @@ static const ur_op log_softmax_op = {"log_softmax", log_softmax_backward};
 
 ur_tensor *ur_log_softmax(ur_tape *tp, ur_tensor *x)
 {
-    if (!ur_op_begin(tp, "log_softmax", 1, x)) return ur_tape_poison(tp);
-    ur_tensor *y = ur_tensor_new(tp, x->rows, x->cols);
-    if (!y) return ur_tape_poison(tp);
-    int n = x->cols;
-    for (int r = 0; r < x->rows; r++) {
-        const float *xr = x->val + (size_t)r * n;
-        float *yr = y->val + (size_t)r * n;
-        float m = row_max(n, xr);
-        if (!isfinite(m)) { fill_nan(n, yr); continue; }
-        float log_s = (float)log(exp_shifted(n, xr, m, yr)); /* the exps only give S */
-        for (int j = 0; j < n; j++) yr[j] = (xr[j] - m) - log_s;
-    }
-    ur_record(tp, &log_softmax_op, y, 1, x);
-    return y;
+    return softmax_forward(tp, &log_softmax_op, x, 1);
 }
