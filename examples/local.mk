@@ -38,8 +38,9 @@ EXTRA_DIST += examples/test-examples-2.sh
 # tests/local.mk) and the tutorial cannot rot.
 check_PROGRAMS += examples/tutorial_cell
 examples_tutorial_cell_LDADD = $(UR_LDADD)
-TESTS += examples/test-tutorial.sh
-EXTRA_DIST += examples/test-tutorial.sh doc/tutorial.md
+# examples/test-docs.sh checks that doc/tutorial.md shows this program in full.
+TESTS += examples/test-docs.sh
+EXTRA_DIST += examples/test-docs.sh doc/tutorial.md doc/graph-code.md
 
 # Unit tests of the examples' shared plumbing: strict number parsing, checked output (issue 12).
 check_PROGRAMS += tests/test_excommon
@@ -62,11 +63,10 @@ tests_test_allocfail_CFLAGS = $(AM_CFLAGS)
 tests_test_allocfail_LDADD = $(UR_LDADD)
 
 # attention_cell: the program shown in doc/graph-code.md (a layer-normalised LSTM and a Luong
-# attention decoder written as graph code, gradient-checked and trained), run like the tutorial.
+# attention decoder written as graph code, gradient-checked and trained), run like the tutorial
+# (examples/test-docs.sh checks the page against it).
 check_PROGRAMS += examples/attention_cell
 examples_attention_cell_LDADD = $(UR_LDADD)
-TESTS += examples/test-graph-code.sh
-EXTRA_DIST += examples/test-graph-code.sh doc/graph-code.md
 
 # unfold: the unfolded graphs of small Elman and Jordan networks as Graphviz drawings (issue 14).
 noinst_PROGRAMS += examples/unfold
