@@ -46,10 +46,20 @@ tests_test_gradcheck_SOURCES = tests/test_gradcheck.c tests/ur_test.h
 tests_test_gradcheck_CFLAGS = $(TEST_CFLAGS)
 tests_test_gradcheck_LDADD = $(TEST_LDADD)
 
-check_PROGRAMS += tests/test_ops_math
-tests_test_ops_math_SOURCES = tests/test_ops_math.c tests/ur_test.h
-tests_test_ops_math_CFLAGS = $(TEST_CFLAGS)
-tests_test_ops_math_LDADD = $(TEST_LDADD)
+check_PROGRAMS += tests/test_ops_table
+tests_test_ops_table_SOURCES = tests/test_ops_table.c tests/ur_test.h
+tests_test_ops_table_CFLAGS = $(TEST_CFLAGS)
+tests_test_ops_table_LDADD = $(TEST_LDADD)
+
+check_PROGRAMS += tests/test_ops_values
+tests_test_ops_values_SOURCES = tests/test_ops_values.c tests/ur_test.h
+tests_test_ops_values_CFLAGS = $(TEST_CFLAGS)
+tests_test_ops_values_LDADD = $(TEST_LDADD)
+
+check_PROGRAMS += tests/test_layer_norm
+tests_test_layer_norm_SOURCES = tests/test_layer_norm.c tests/ur_test.h
+tests_test_layer_norm_CFLAGS = $(TEST_CFLAGS)
+tests_test_layer_norm_LDADD = $(TEST_LDADD)
 
 check_PROGRAMS += tests/test_checkpoint
 tests_test_checkpoint_SOURCES = tests/test_checkpoint.c tests/ur_test.h

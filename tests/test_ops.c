@@ -13,17 +13,6 @@
 #define RTOL 1e-3
 #define EPS UR_GRADCHECK_EPS
 
-static void set(ur_tensor *t, const float *v) { memcpy(t->val, v, ur_numel(t) * sizeof(float)); }
-
-static void expect(const ur_tensor *t, int rows, int cols, const float *want, double tol)
-{
-    ck_assert_int_eq(t->rows, rows);
-    ck_assert_int_eq(t->cols, cols);
-    for (int k = 0; k < rows * cols; k++)
-        ck_assert_msg(fabs(t->val[k] - want[k]) <= tol, "element %d: got %.7g, want %.7g", k,
-                      (double)t->val[k], (double)want[k]);
-}
-
 /* ---- Gradient-check harness: a closure over a parameter set and an op under test. ------- */
 
 typedef ur_tensor *(*op_under_test)(ur_tape *tp, ur_params *ps);
@@ -72,16 +61,16 @@ static ur_params *params2(int ar, int ac, int br, int bc)
 START_TEST(test_matmul_forward)
 {
     ur_params *ps = params2(2, 3, 3, 2);
-    set(P(ps, "a"), (float[]){1, 2, 3, 4, 5, 6});
-    set(P(ps, "b"), (float[]){7, 8, 9, 10, 11, 12});
+    ur_test_set(P(ps, "a"), (float[]){1, 2, 3, 4, 5, 6});
+    ur_test_set(P(ps, "b"), (float[]){7, 8, 9, 10, 11, 12});
     ur_tape *tp = ur_tape_new(0);
-    expect(ur_matmul(tp, P(ps, "a"), P(ps, "b"), 0, 0), 2, 2, (float[]){58, 64, 139, 154}, 0);
+    ur_test_expect(ur_matmul(tp, P(ps, "a"), P(ps, "b"), 0, 0), 2, 2, (float[]){58, 64, 139, 154}, 0);
     /* a^T b^T = (b a)^T: b a = [[39 54 69] [49 68 87] [59 82 105]] */
-    expect(ur_matmul(tp, P(ps, "a"), P(ps, "b"), 1, 1), 3, 3,
+    ur_test_expect(ur_matmul(tp, P(ps, "a"), P(ps, "b"), 1, 1), 3, 3,
            (float[]){39, 49, 59, 54, 68, 82, 69, 87, 105}, 0);
     /* a a^T and a^T a */
-    expect(ur_matmul(tp, P(ps, "a"), P(ps, "a"), 0, 1), 2, 2, (float[]){14, 32, 32, 77}, 0);
-    expect(ur_matmul(tp, P(ps, "a"), P(ps, "a"), 1, 0), 3, 3,
+    ur_test_expect(ur_matmul(tp, P(ps, "a"), P(ps, "a"), 0, 1), 2, 2, (float[]){14, 32, 32, 77}, 0);
+    ur_test_expect(ur_matmul(tp, P(ps, "a"), P(ps, "a"), 1, 0), 3, 3,
            (float[]){17, 22, 27, 22, 29, 36, 27, 36, 45}, 0);
     ck_assert_ptr_null(ur_tape_error(tp));
     ur_matmul(tp, P(ps, "a"), P(ps, "a"), 0, 0);
@@ -148,11 +137,11 @@ START_TEST(test_addmm)
 {
     ur_params *ps = params2(2, 3, 3, 2);
     ur_params_add(ps, "c", 2, 2);
-    set(P(ps, "a"), (float[]){1, 2, 3, 4, 5, 6});
-    set(P(ps, "b"), (float[]){7, 8, 9, 10, 11, 12});
-    set(P(ps, "c"), (float[]){1, -1, 0.5f, 2});
+    ur_test_set(P(ps, "a"), (float[]){1, 2, 3, 4, 5, 6});
+    ur_test_set(P(ps, "b"), (float[]){7, 8, 9, 10, 11, 12});
+    ur_test_set(P(ps, "c"), (float[]){1, -1, 0.5f, 2});
     ur_tape *tp = ur_tape_new(0);
-    expect(op_addmm(tp, ps), 2, 2, (float[]){59, 63, 139.5f, 156}, 0);
+    ur_test_expect(op_addmm(tp, ps), 2, 2, (float[]){59, 63, 139.5f, 156}, 0);
     ur_addmm(tp, P(ps, "a"), P(ps, "a"), P(ps, "b"));
     ck_assert_str_eq(ur_tape_error(tp), "addmm: c is 2x3 but a b is 2x2");
     ur_tape_free(tp);
@@ -169,12 +158,12 @@ START_TEST(test_linear)
 {
     ur_params *ps = params2(2, 3, 3, 2);
     ur_params_add(ps, "bias", 1, 2);
-    set(P(ps, "a"), (float[]){1, 2, 3, 4, 5, 6});
-    set(P(ps, "b"), (float[]){7, 8, 9, 10, 11, 12});
-    set(P(ps, "bias"), (float[]){0.5f, -1});
+    ur_test_set(P(ps, "a"), (float[]){1, 2, 3, 4, 5, 6});
+    ur_test_set(P(ps, "b"), (float[]){7, 8, 9, 10, 11, 12});
+    ur_test_set(P(ps, "bias"), (float[]){0.5f, -1});
     ur_tape *tp = ur_tape_new(0);
-    expect(op_linear(tp, ps), 2, 2, (float[]){58.5f, 63, 139.5f, 153}, 0);
-    expect(ur_linear(tp, P(ps, "a"), P(ps, "b"), NULL), 2, 2, (float[]){58, 64, 139, 154}, 0);
+    ur_test_expect(op_linear(tp, ps), 2, 2, (float[]){58.5f, 63, 139.5f, 153}, 0);
+    ur_test_expect(ur_linear(tp, P(ps, "a"), P(ps, "b"), NULL), 2, 2, (float[]){58, 64, 139, 154}, 0);
     ur_linear(tp, P(ps, "a"), P(ps, "b"), P(ps, "a"));
     ck_assert_str_eq(ur_tape_error(tp), "linear: bias must be 1 x W's cols: 2x3 and 3x2");
     ur_tape_reset(tp);
@@ -202,19 +191,19 @@ static ur_tensor *op_relu(ur_tape *tp, ur_params *ps) { return ur_relu(tp, P(ps,
 START_TEST(test_elementwise)
 {
     ur_params *ps = params2(2, 2, 2, 2);
-    set(P(ps, "a"), (float[]){1, -2, 3, 0.5f});
-    set(P(ps, "b"), (float[]){4, 5, -6, 2});
+    ur_test_set(P(ps, "a"), (float[]){1, -2, 3, 0.5f});
+    ur_test_set(P(ps, "b"), (float[]){4, 5, -6, 2});
     ur_tape *tp = ur_tape_new(0);
-    expect(op_add(tp, ps), 2, 2, (float[]){5, 3, -3, 2.5f}, 0);
-    expect(op_sub(tp, ps), 2, 2, (float[]){-3, -7, 9, -1.5f}, 0);
-    expect(op_mul(tp, ps), 2, 2, (float[]){4, -10, -18, 1}, 0);
-    expect(op_scale(tp, ps), 2, 2, (float[]){-2.5f, 5, -7.5f, -1.25f}, 0);
-    expect(op_one_minus(tp, ps), 2, 2, (float[]){0, 3, -2, 0.5f}, 0);
-    expect(op_sum(tp, ps), 1, 1, (float[]){2.5f}, 0);
-    expect(ur_add_bias(tp, P(ps, "a"), ur_rows(tp, P(ps, "b"), 1, 1)), 2, 2,
+    ur_test_expect(op_add(tp, ps), 2, 2, (float[]){5, 3, -3, 2.5f}, 0);
+    ur_test_expect(op_sub(tp, ps), 2, 2, (float[]){-3, -7, 9, -1.5f}, 0);
+    ur_test_expect(op_mul(tp, ps), 2, 2, (float[]){4, -10, -18, 1}, 0);
+    ur_test_expect(op_scale(tp, ps), 2, 2, (float[]){-2.5f, 5, -7.5f, -1.25f}, 0);
+    ur_test_expect(op_one_minus(tp, ps), 2, 2, (float[]){0, 3, -2, 0.5f}, 0);
+    ur_test_expect(op_sum(tp, ps), 1, 1, (float[]){2.5f}, 0);
+    ur_test_expect(ur_add_bias(tp, P(ps, "a"), ur_rows(tp, P(ps, "b"), 1, 1)), 2, 2,
            (float[]){-5, 0, -3, 2.5f}, 0);
     ck_assert_ptr_null(ur_tape_error(tp));
-    /* 1 x 2, 2 x 1 and 1 x 1 broadcast against 2 x 2 (tests/test_ops_math.c); 3 x 2 does not. */
+    /* 1 x 2, 2 x 1 and 1 x 1 broadcast against 2 x 2 (tests/test_ops_values.c); 3 x 2 does not. */
     const char *names[] = {"add", "sub", "mul", "div"};
     ur_tensor *(*fns[])(ur_tape *, ur_tensor *, ur_tensor *) = {ur_add, ur_sub, ur_mul, ur_div};
     for (int k = 0; k < 4; k++) {
@@ -256,11 +245,11 @@ END_TEST
 START_TEST(test_activations)
 {
     ur_params *ps = params2(1, 5, 0, 0);
-    set(P(ps, "a"), (float[]){0, 1, -2, 100, -100});
+    ur_test_set(P(ps, "a"), (float[]){0, 1, -2, 100, -100});
     ur_tape *tp = ur_tape_new(0);
-    expect(op_tanh(tp, ps), 1, 5, (float[]){0, 0.76159416f, -0.96402758f, 1, -1}, 1e-6);
-    expect(op_sigmoid(tp, ps), 1, 5, (float[]){0.5f, 0.73105858f, 0.11920292f, 1, 0}, 1e-6);
-    expect(op_relu(tp, ps), 1, 5, (float[]){0, 1, 0, 100, 0}, 0);
+    ur_test_expect(op_tanh(tp, ps), 1, 5, (float[]){0, 0.76159416f, -0.96402758f, 1, -1}, 1e-6);
+    ur_test_expect(op_sigmoid(tp, ps), 1, 5, (float[]){0.5f, 0.73105858f, 0.11920292f, 1, 0}, 1e-6);
+    ur_test_expect(op_relu(tp, ps), 1, 5, (float[]){0, 1, 0, 100, 0}, 0);
     ur_tape_free(tp);
     ur_params_free(ps);
 }
@@ -323,17 +312,17 @@ static ur_tensor *op_rows_mix(ur_tape *tp, ur_params *ps)
 START_TEST(test_shape_ops)
 {
     ur_params *ps = params2(2, 2, 2, 1);
-    set(P(ps, "a"), (float[]){1, 2, 3, 4});
-    set(P(ps, "b"), (float[]){5, 6});
+    ur_test_set(P(ps, "a"), (float[]){1, 2, 3, 4});
+    ur_test_set(P(ps, "b"), (float[]){5, 6});
     ur_tape *tp = ur_tape_new(0);
-    expect(op_concat_cols(tp, ps), 2, 5, (float[]){1, 2, 5, 1, 2, 3, 4, 6, 3, 4}, 0);
-    expect(ur_cols(tp, P(ps, "a"), 1, 1), 2, 1, (float[]){2, 4}, 0);
+    ur_test_expect(op_concat_cols(tp, ps), 2, 5, (float[]){1, 2, 5, 1, 2, 3, 4, 6, 3, 4}, 0);
+    ur_test_expect(ur_cols(tp, P(ps, "a"), 1, 1), 2, 1, (float[]){2, 4}, 0);
     ur_tensor *part[2];
     ck_assert_int_eq(ur_split_cols(tp, P(ps, "a"), 2, part), 0);
-    expect(part[0], 2, 1, (float[]){1, 3}, 0);
-    expect(part[1], 2, 1, (float[]){2, 4}, 0);
+    ur_test_expect(part[0], 2, 1, (float[]){1, 3}, 0);
+    ur_test_expect(part[1], 2, 1, (float[]){2, 4}, 0);
     ur_tensor *rows[2] = {P(ps, "a"), ur_rows(tp, P(ps, "a"), 1, 1)};
-    expect(ur_concat_rows(tp, 2, rows), 3, 2, (float[]){1, 2, 3, 4, 3, 4}, 0);
+    ur_test_expect(ur_concat_rows(tp, 2, rows), 3, 2, (float[]){1, 2, 3, 4, 3, 4}, 0);
     ck_assert_ptr_null(ur_tape_error(tp));
     ck_assert_ptr_eq(op_concat_rows(tp, ps), ur_tape_poison(tp));
     ck_assert_str_eq(ur_tape_error(tp), "concat_rows: column counts differ: 2x2 and 2x1");
@@ -378,7 +367,7 @@ START_TEST(test_embedding)
     for (int k = 0; k < 12; k++) P(ps, "a")->val[k] = (float)k;
     ur_tape *tp = ur_tape_new(0);
     ur_tensor *y = op_embedding(tp, ps);
-    expect(y, 5, 3, (float[]){6, 7, 8, 0, 1, 2, 6, 7, 8, 9, 10, 11, 6, 7, 8}, 0);
+    ur_test_expect(y, 5, 3, (float[]){6, 7, 8, 0, 1, 2, 6, 7, 8, 9, 10, 11, 6, 7, 8}, 0);
     /* A repeated id gets the sum of its rows' gradients; an unused id gets none. */
     ck_assert_int_eq(ur_backward(tp, ur_sum(tp, y)), 0);
     float want[12] = {1, 1, 1, 0, 0, 0, 3, 3, 3, 1, 1, 1};
@@ -414,14 +403,14 @@ static ur_tensor *op_xent(ur_tape *tp, ur_params *ps)
 START_TEST(test_softmax_nll)
 {
     ur_params *ps = params2(3, 3, 0, 0);
-    set(P(ps, "a"), (float[]){1, 2, 3, 0, 0, 0, 1e4f, 0, -1e4f});
+    ur_test_set(P(ps, "a"), (float[]){1, 2, 3, 0, 0, 0, 1e4f, 0, -1e4f});
     ur_tape *tp = ur_tape_new(0);
     /* Row 0: log(e + e^2 + e^3) - 3 = 0.40760596; row 1 skipped; row 2: 0 (stable at 1e4). */
     g_red = UR_SUM;
-    expect(op_nll(tp, ps), 1, 1, (float[]){0.40760596f}, 1e-6);
+    ur_test_expect(op_nll(tp, ps), 1, 1, (float[]){0.40760596f}, 1e-6);
     g_red = UR_MEAN;
     ur_tensor *l = op_nll(tp, ps);
-    expect(l, 1, 1, (float[]){0.40760596f / 2}, 1e-6);
+    ur_test_expect(l, 1, 1, (float[]){0.40760596f / 2}, 1e-6);
     ck_assert_int_eq(ur_backward(tp, l), 0);
     const float *g = P(ps, "a")->grad;
     ck_assert_float_eq_tol(g[0], 0.09003057f / 2, 1e-6);
@@ -450,18 +439,18 @@ END_TEST
 START_TEST(test_mse_xent)
 {
     ur_params *ps = params2(2, 2, 2, 2);
-    set(P(ps, "a"), (float[]){1, 2, 3, 4});
-    set(P(ps, "b"), (float[]){1, 0, 5, 4});
+    ur_test_set(P(ps, "a"), (float[]){1, 2, 3, 4});
+    ur_test_set(P(ps, "b"), (float[]){1, 0, 5, 4});
     ur_tape *tp = ur_tape_new(0);
     g_red = UR_SUM;
-    expect(op_mse(tp, ps), 1, 1, (float[]){8}, 0);
+    ur_test_expect(op_mse(tp, ps), 1, 1, (float[]){8}, 0);
     g_red = UR_MEAN;
-    expect(op_mse(tp, ps), 1, 1, (float[]){2}, 0);
+    ur_test_expect(op_mse(tp, ps), 1, 1, (float[]){2}, 0);
     /* Sigmoid cross-entropy at logit 0 is log 2 whatever the target; at logit 100 with
      * target 1 it is about e^-100; at -100 with target 1 it is 100. */
     ur_tensor *x = ur_input_from(tp, 1, 3, (float[]){0, 100, -100});
     ur_tensor *z = ur_input_from(tp, 1, 3, (float[]){0.3f, 1, 1});
-    expect(ur_sigmoid_xent(tp, x, z, UR_SUM), 1, 1, (float[]){0.69314718f + 100}, 1e-4);
+    ur_test_expect(ur_sigmoid_xent(tp, x, z, UR_SUM), 1, 1, (float[]){0.69314718f + 100}, 1e-4);
     ur_mse(tp, P(ps, "a"), x, UR_MEAN);
     ck_assert_str_eq(ur_tape_error(tp), "mse: input and target shapes differ: 2x2 and 1x3");
     ur_tape_free(tp);

@@ -62,6 +62,42 @@ static inline void ur_test_gradcheck_report(int rc, const ur_gradcheck_result *r
         ck_assert_msg(gc_ok_, "%s", gc_msg_);                                                 \
     } while (0)
 
+/* Sets t's values from v (t's element count of them). */
+static inline void ur_test_set(ur_tensor *t, const float *v)
+{
+    memcpy(t->val, v, ur_numel(t) * sizeof(float));
+}
+
+/* Asserts that t is rows x cols and within tol of want element by element (an infinite or NaN
+ * want must be matched exactly in kind). */
+static inline void ur_test_expect(const ur_tensor *t, int rows, int cols, const float *want,
+                                  double tol)
+{
+    ck_assert_int_eq(t->rows, rows);
+    ck_assert_int_eq(t->cols, cols);
+    for (int k = 0; k < rows * cols; k++)
+        ck_assert_msg(fabs(t->val[k] - want[k]) <= tol ||
+                          (isinf(want[k]) && t->val[k] == want[k]) ||
+                          (isnan(want[k]) && isnan(t->val[k])),
+                      "element %d: got %.9g, want %.9g", k, (double)t->val[k], (double)want[k]);
+}
+
+/* Asserts that a parameter's gradient is want, exactly. */
+static inline void ur_test_expect_grad(const ur_tensor *p, const float *want)
+{
+    ur_tensor g = {.rows = p->rows, .cols = p->cols, .val = p->grad};
+    ur_test_expect(&g, p->rows, p->cols, want, 0);
+}
+
+/* Asserts that an op returned the tape's poison with exactly the error want, then resets. */
+static inline void ur_test_expect_error(ur_tape *tp, ur_tensor *got, const char *want)
+{
+    ck_assert_ptr_eq(got, ur_tape_poison(tp));
+    ck_assert_ptr_nonnull(ur_tape_error(tp));
+    ck_assert_str_eq(ur_tape_error(tp), want);
+    ur_tape_reset(tp);
+}
+
 /* Runs a suite and returns the process exit status (0 when everything passed). */
 static inline int ur_test_run(Suite *s)
 {
