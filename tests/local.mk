@@ -37,9 +37,14 @@ tests_test_safety_CFLAGS = $(TEST_CFLAGS)
 tests_test_safety_LDADD = $(TEST_LDADD)
 
 check_PROGRAMS += tests/test_cells
-tests_test_cells_SOURCES = tests/test_cells.c tests/ur_test.h
+tests_test_cells_SOURCES = tests/test_cells.c tests/cell_test.h tests/ur_test.h
 tests_test_cells_CFLAGS = $(TEST_CFLAGS)
 tests_test_cells_LDADD = $(TEST_LDADD)
+
+check_PROGRAMS += tests/test_cell_variants
+tests_test_cell_variants_SOURCES = tests/test_cell_variants.c tests/cell_test.h tests/ur_test.h
+tests_test_cell_variants_CFLAGS = $(TEST_CFLAGS)
+tests_test_cell_variants_LDADD = $(TEST_LDADD)
 
 check_PROGRAMS += tests/test_gradcheck
 tests_test_gradcheck_SOURCES = tests/test_gradcheck.c tests/ur_test.h
