@@ -27,7 +27,7 @@
 #include "unroll.h"
 
 typedef struct opts {
-    int T, sequences, batch, hidden, test, seed, smoke, checkpoint;
+    int T, sequences, batch, hidden, test, seed, checkpoint;
     float lr, clip;
     const char *cells, *log, *grad_csv, *grad_plot;
 } opts;
@@ -59,8 +59,7 @@ static int model_init(model *m, const char *kind, int hidden, ur_rng *rng)
     memset(m, 0, sizeof *m);
     m->ps = ur_params_new();
     if (!m->ps) return -1;
-    int rc = strcmp(kind, "lstm") == 0 ? ur_lstm_cell(&m->cell, m->ps, kind, 2, hidden, rng)
-                                       : ur_elman_cell(&m->cell, m->ps, kind, 2, hidden, rng);
+    int rc = ex_cell_init(&m->cell, m->ps, kind, kind, 2, hidden, rng);
     float k = 1.0f / sqrtf((float)hidden);
     m->wo = ur_model_param(m->ps, "head", "W", hidden, 1, k, rng);
     m->bo = ur_model_param(m->ps, "head", "b", 1, 1, k, rng);
@@ -115,8 +114,8 @@ static int train(const opts *o, const char *kind, const float *tx, const float *
     int T = o->T, B = o->batch;
     long steps = (o->sequences + B - 1) / B;
     ur_rng init_rng, data_rng;
-    ur_rng_seed(&init_rng, (uint64_t)o->seed * 2654435761u + 1);
-    ur_rng_seed(&data_rng, (uint64_t)o->seed * 2654435761u + 2); /* same data for every cell */
+    ex_rng_stream(&init_rng, o->seed, 1);
+    ex_rng_stream(&data_rng, o->seed, 2); /* same data for every cell */
     model m = {0};
     char err[256] = "";
     float *x = malloc((size_t)T * B * 2 * sizeof *x), *y = malloc((size_t)B * sizeof *y);
@@ -240,85 +239,12 @@ static int grad_plot(const opts *o, const int *want)
     return r < 0 ? -1 : 0;
 }
 
-int main(int argc, char **argv)
+/* The vanishing-gradient picture: ||dL/dh_t|| relative to the last step's, on the first batch
+ * (before any update) and on the last; and every norm into the CSV gf (checked when closed). */
+static void report_grad_flow(const opts *o, const int want[2], double *const gn[2], FILE *gf)
 {
-    opts o = {.T = 100, .sequences = 150000, .batch = 50, .hidden = 32, .test = 1000,
-              .seed = 1, .lr = 0.01f, .clip = 1.0f, .cells = "both", .log = "adding.csv",
-              .grad_csv = "adding_grad.csv", .grad_plot = NULL};
-    const ex_opt spec[] = {
-        {"T", EX_INT, &o.T, 2, 100000, "sequence length"},
-        {"sequences", EX_INT, &o.sequences, 1, 1e9, "training sequences per cell (fixed budget)"},
-        {"batch", EX_INT, &o.batch, 1, 4096, "sequences per batch"},
-        {"hidden", EX_INT, &o.hidden, 1, 4096, "hidden units"},
-        {"lr", EX_FLOAT, &o.lr, 1e-7, 10, "Adam learning rate"},
-        {"clip", EX_FLOAT, &o.clip, 1e-6, 1e6, "global gradient-norm clipping threshold"},
-        {"test", EX_INT, &o.test, 1, 1e7, "held-out test sequences (rounded up to whole batches)"},
-        {"cells", EX_STRING, &o.cells, 0, 0, "which cells to train: lstm, elman or both"},
-        {"seed", EX_INT, &o.seed, 0, 2147483647, "random seed (data and initialisation)"},
-        {"log", EX_STRING, &o.log, 0, 0, "CSV training log (cell,step,sequences,loss,...)"},
-        {"grad-csv", EX_STRING, &o.grad_csv, 0, 0,
-         "CSV of ||dL/dh_t|| per step t, on the first and the last batch"},
-        {"grad-plot", EX_STRING, &o.grad_plot, 0, 0,
-         "draw the --grad-csv figures as this PNG (gnuplot; log scale)"},
-        {"checkpoint", EX_INT, &o.checkpoint, -1, 1e6,
-         "memory-efficient BPTT: a checkpoint every K steps (-1: about sqrt(T); 0: plain)"},
-        {"smoke", EX_FLAG, &o.smoke, 0, 0, "quick run for the tests: T 20, 3000 sequences"},
-    };
-    /* --smoke changes the defaults, so options given beside it still apply. */
-    for (int a = 1; a < argc; a++)
-        if (strcmp(argv[a], "--smoke") == 0) {
-            o.T = 20;
-            o.sequences = 3000;
-            o.test = 200;
-        }
-    int pc = ex_parse(argc, argv, 1, "adding",
-                      "Trains an LSTM and a tanh Elman network on the adding problem (sum of the "
-                      "two marked values\nof a length-T sequence) and reports the test MSE against "
-                      "the 1/6 baseline, and the\nper-step gradient norms ||dL/dh_t|| at the start "
-                      "and the end of training.",
-                      spec, (int)(sizeof spec / sizeof spec[0]));
-    if (pc != 0) return pc > 0 ? 0 : 2;
-    int want_lstm = strcmp(o.cells, "lstm") == 0 || strcmp(o.cells, "both") == 0;
-    int want_elman = strcmp(o.cells, "elman") == 0 || strcmp(o.cells, "both") == 0;
-    if (!want_lstm && !want_elman) {
-        fprintf(stderr, "adding: --cells must be lstm, elman or both, not '%s'\n", o.cells);
-        return 2;
-    }
-    ex_blas_notice();
-
-    /* The held-out test set, from its own stream. */
-    int T = o.T, B = o.batch, n_test_b = (o.test + B - 1) / B, rc = 1;
-    float *tx = malloc((size_t)n_test_b * T * B * 2 * sizeof *tx);
-    float *ty = malloc((size_t)n_test_b * B * sizeof *ty);
-    double *gn[2] = {calloc(2 * (size_t)T, sizeof(double)), calloc(2 * (size_t)T, sizeof(double))};
-    FILE *log = NULL, *gf = NULL;
-    if (!tx || !ty || !gn[0] || !gn[1]) {
-        fprintf(stderr, "adding: out of memory\n");
-        goto done;
-    }
-    if (!(log = ex_csv_open(o.log, "cell,step,sequences,loss,grad_norm,elapsed_s,test_mse")) ||
-        !(gf = ex_csv_open(o.grad_csv, "t,lstm_start,elman_start,lstm_end,elman_end")))
-        goto done;
-    ur_rng test_rng;
-    ur_rng_seed(&test_rng, (uint64_t)o.seed * 2654435761u + 3);
-    for (int k = 0; k < n_test_b; k++)
-        make_batch(&test_rng, T, B, tx + (size_t)k * T * B * 2, ty + (size_t)k * B);
-    double base1 = 0.0;
-    for (int j = 0; j < n_test_b * B; j++) base1 += (ty[j] - 1.0) * (ty[j] - 1.0);
-    base1 /= n_test_b * B;
-
-    const char *kinds[2] = {"lstm", "elman"};
-    int want[2] = {want_lstm, want_elman};
-    run_result res[2] = {{0}};
-    for (int c = 0; c < 2; c++) {
-        if (!want[c]) continue;
-        res[c].gnorm = gn[c];
-        res[c].test_mse = NAN;
-        if (train(&o, kinds[c], tx, ty, n_test_b, log, &res[c]) != 0) goto done;
-    }
-
-    /* The vanishing-gradient picture: ||dL/dh_t|| relative to the last step's, on the first
-     * batch (before any update) and on the last. */
+    static const char *kinds[2] = {"lstm", "elman"};
+    int T = o->T;
     printf("\n||dL/dh_t|| / ||dL/dh_%d|| (norms over the batch; the loss reads h_%d):\n", T - 1,
            T - 1);
     printf("  %6s", "t");
@@ -343,35 +269,105 @@ int main(int argc, char **argv)
             }
         fputc('\n', gf);
     }
-    int gf_bad = ferror(gf);
-    gf_bad |= fclose(gf) != 0;
-    gf = NULL;
-    if (gf_bad) {
-        fprintf(stderr, "adding: cannot write %s\n", o.grad_csv);
-        goto done;
-    }
-    printf("\nglobal gradient norm before clipping (at %g), first and last batch:\n", (double)o.clip);
+}
+
+/* The figures of each cell trained, and the machine-readable result lines. */
+static void report_results(const opts *o, const int want[2], const run_result res[2], int n_test,
+                           double base1)
+{
+    static const char *kinds[2] = {"lstm", "elman"};
+    printf("\nglobal gradient norm before clipping (at %g), first and last batch:\n", (double)o->clip);
     for (int c = 0; c < 2; c++)
         if (want[c])
             printf("  %-5s  %.3e  %.3e   (tape peak %.1f MiB)\n", kinds[c], res[c].gn_first,
                    res[c].gn_last, (double)res[c].peak / 1048576.0);
-    if (o.grad_plot && grad_plot(&o, want) < 0) goto done;
-
-    printf("\ntest MSE on %d held-out sequences, T = %d, after %d training sequences:\n",
-           n_test_b * B, T, o.sequences);
+    printf("\ntest MSE on %d held-out sequences, T = %d, after %d training sequences:\n", n_test,
+           o->T, o->sequences);
     printf("  baseline 1/6 (always answer 1, theory)   %.4f\n", 1.0 / 6.0);
     printf("  always answer 1 (this test set)          %.4f\n", base1);
     for (int c = 0; c < 2; c++)
         if (want[c])
             printf("  %-5s                                    %.4f  (%.1f s)\n", kinds[c],
                    res[c].test_mse, res[c].seconds);
-    printf("log: %s, gradient norms: %s\n", o.log, o.grad_csv);
+    printf("log: %s, gradient norms: %s\n", o->log, o->grad_csv);
     for (int c = 0; c < 2; c++)
         if (want[c])
             printf("result: cell=%s first_loss=%.6f last_loss=%.6f test_mse=%.6f baseline=%.6f "
                    "grad_norm_first=%.4g grad_norm_last=%.4g seconds=%.1f\n",
                    kinds[c], res[c].first_loss, res[c].last_loss, res[c].test_mse, base1,
                    res[c].gn_first, res[c].gn_last, res[c].seconds);
+}
+
+int main(int argc, char **argv)
+{
+    opts o = {.T = 100, .sequences = 150000, .batch = 50, .hidden = 32, .test = 1000,
+              .seed = 1, .lr = 0.01f, .clip = 1.0f, .cells = "both", .log = "adding.csv",
+              .grad_csv = "adding_grad.csv", .grad_plot = NULL};
+    const ex_opt spec[] = {
+        {"T", EX_INT, &o.T, 2, 100000, "sequence length"},
+        {"sequences", EX_INT, &o.sequences, 1, 1e9, "training sequences per cell (fixed budget)"},
+        {"batch", EX_INT, &o.batch, 1, 4096, "sequences per batch"},
+        {"hidden", EX_INT, &o.hidden, 1, 4096, "hidden units"},
+        {"lr", EX_FLOAT, &o.lr, 1e-7, 10, "Adam learning rate"},
+        {"clip", EX_FLOAT, &o.clip, 1e-6, 1e6, "global gradient-norm clipping threshold"},
+        {"test", EX_INT, &o.test, 1, 1e7, "held-out test sequences (rounded up to whole batches)"},
+        {"cells", EX_CHOICE, &(ex_choice){&o.cells, "lstm|elman|both"}, 0, 0, "which cells to train"},
+        {"seed", EX_INT, &o.seed, 0, 2147483647, "random seed (data and initialisation)"},
+        {"log", EX_STRING, &o.log, 0, 0, "CSV training log (cell,step,sequences,loss,...)"},
+        {"grad-csv", EX_STRING, &o.grad_csv, 0, 0,
+         "CSV of ||dL/dh_t|| per step t, on the first and the last batch"},
+        {"grad-plot", EX_STRING, &o.grad_plot, 0, 0,
+         "draw the --grad-csv figures as this PNG (gnuplot; log scale)"},
+        {"checkpoint", EX_INT, &o.checkpoint, -1, 1e6,
+         "memory-efficient BPTT: a checkpoint every K steps (-1: about sqrt(T); 0: plain)"},
+        {"smoke", EX_SMOKE, (const char *[]){"--T=20", "--sequences=3000", "--test=200", NULL}, 0, 0,
+         "quick run for the tests"},
+    };
+    int pc = ex_parse(argc, argv, 1, "adding",
+                      "Trains an LSTM and a tanh Elman network on the adding problem (sum of the "
+                      "two marked values\nof a length-T sequence) and reports the test MSE against "
+                      "the 1/6 baseline, and the\nper-step gradient norms ||dL/dh_t|| at the start "
+                      "and the end of training.",
+                      spec, (int)(sizeof spec / sizeof spec[0]));
+    if (pc != 0) return pc > 0 ? 0 : 2;
+    ex_blas_notice();
+
+    /* The held-out test set, from its own stream. */
+    int T = o.T, B = o.batch, n_test_b = (o.test + B - 1) / B, rc = 1;
+    float *tx = malloc((size_t)n_test_b * T * B * 2 * sizeof *tx);
+    float *ty = malloc((size_t)n_test_b * B * sizeof *ty);
+    double *gn[2] = {calloc(2 * (size_t)T, sizeof(double)), calloc(2 * (size_t)T, sizeof(double))};
+    FILE *log = NULL, *gf = NULL;
+    if (!tx || !ty || !gn[0] || !gn[1]) {
+        fprintf(stderr, "adding: out of memory\n");
+        goto done;
+    }
+    if (!(log = ex_csv_open(o.log, "cell,step,sequences,loss,grad_norm,elapsed_s,test_mse")) ||
+        !(gf = ex_csv_open(o.grad_csv, "t,lstm_start,elman_start,lstm_end,elman_end")))
+        goto done;
+    ur_rng test_rng;
+    ex_rng_stream(&test_rng, o.seed, 3);
+    for (int k = 0; k < n_test_b; k++)
+        make_batch(&test_rng, T, B, tx + (size_t)k * T * B * 2, ty + (size_t)k * B);
+    double base1 = 0.0;
+    for (int j = 0; j < n_test_b * B; j++) base1 += (ty[j] - 1.0) * (ty[j] - 1.0);
+    base1 /= n_test_b * B;
+
+    const char *kinds[2] = {"lstm", "elman"};
+    int want[2] = {strcmp(o.cells, "elman") != 0, strcmp(o.cells, "lstm") != 0};
+    run_result res[2] = {{0}};
+    for (int c = 0; c < 2; c++) {
+        if (!want[c]) continue;
+        res[c].gnorm = gn[c];
+        res[c].test_mse = NAN;
+        if (train(&o, kinds[c], tx, ty, n_test_b, log, &res[c]) != 0) goto done;
+    }
+    report_grad_flow(&o, want, gn, gf);
+    int gf_bad = ex_close_output(gf, o.grad_csv, "adding");
+    gf = NULL;
+    if (gf_bad) goto done;
+    if (o.grad_plot && grad_plot(&o, want) < 0) goto done;
+    report_results(&o, want, res, n_test_b * B, base1);
     rc = 0;
 done:
     if (ex_close_output(log, o.log, "adding") != 0) rc = 1;

@@ -19,19 +19,111 @@ static void print_help(const char *prog, const char *usage, const ex_opt *opts, 
     for (int k = 0; k < n; k++) {
         const ex_opt *o = &opts[k];
         char def[64] = "";
+        const char *str = NULL;
         switch (o->type) {
         case EX_INT: snprintf(def, sizeof def, " N (default %d)", *(int *)o->ptr); break;
         case EX_FLOAT: snprintf(def, sizeof def, " X (default %g)", *(float *)o->ptr); break;
-        case EX_STRING:
-            snprintf(def, sizeof def, " S%s%s%s", *(const char **)o->ptr ? " (default " : "",
-                     *(const char **)o->ptr ? *(const char **)o->ptr : "",
-                     *(const char **)o->ptr ? ")" : "");
-            break;
-        case EX_FLAG: break;
+        case EX_STRING: str = *(const char **)o->ptr; break;
+        case EX_CHOICE: str = *((const ex_choice *)o->ptr)->value; break;
+        case EX_FLAG:
+        case EX_SMOKE: break;
         }
-        printf("  --%s%s\n      %s\n", o->name, def, o->help);
+        if (o->type == EX_STRING || o->type == EX_CHOICE)
+            snprintf(def, sizeof def, " S%s%s%s", str ? " (default " : "", str ? str : "",
+                     str ? ")" : "");
+        printf("  --%s%s\n      %s", o->name, def, o->help);
+        if (o->type == EX_CHOICE) printf(" (one of %s)", ((const ex_choice *)o->ptr)->choices);
+        if (o->type == EX_SMOKE) {
+            printf(":");
+            for (const char *const *a = o->ptr; *a; a++) printf(" %s", *a);
+        }
+        printf("\n");
     }
     printf("  --help\n      print this help and exit\n");
+}
+
+/* Whether value is one of the '|'-separated choices. */
+static int is_choice(const char *choices, const char *value)
+{
+    size_t len = strlen(value);
+    for (const char *c = choices; *c;) {
+        const char *end = strchr(c, '|');
+        size_t n = end ? (size_t)(end - c) : strlen(c);
+        if (n == len && strncmp(c, value, n) == 0) return 1;
+        if (!end) break;
+        c = end + 1;
+    }
+    return 0;
+}
+
+/* Stores value into option o (the checks every option's value gets); -1 after a message. */
+static int set_value(const char *prog, const ex_opt *o, const char *value)
+{
+    if (o->type == EX_STRING || o->type == EX_CHOICE) {
+        if (!*value) { fprintf(stderr, "%s: --%s needs a non-empty value\n", prog, o->name); return -1; }
+        if (o->type == EX_STRING) {
+            *(const char **)o->ptr = value;
+            return 0;
+        }
+        const ex_choice *c = o->ptr;
+        if (!is_choice(c->choices, value)) {
+            fprintf(stderr, "%s: --%s: '%s' is not one of %s\n", prog, o->name, value, c->choices);
+            return -1;
+        }
+        *c->value = value;
+        return 0;
+    }
+    char err[256];
+    if (o->type == EX_INT) {
+        long long v;
+        if (ex_parse_int(value, (long long)o->min, (long long)o->max, &v, err, sizeof err)) {
+            fprintf(stderr, "%s: --%s: %s\n", prog, o->name, err);
+            return -1;
+        }
+        *(int *)o->ptr = (int)v;
+    } else {
+        double v;
+        if (ex_parse_float(value, o->min, o->max, &v, err, sizeof err) != 0) {
+            fprintf(stderr, "%s: --%s: %s\n", prog, o->name, err);
+            return -1;
+        }
+        *(float *)o->ptr = (float)v;
+    }
+    return 0;
+}
+
+/* Parses the n arguments args[] against opts (a smoke option is a no-op here: ex_parse applies
+ * its list first). 0, or -1 after a message. */
+static int parse_args(int n, const char *const *args, const char *prog, const ex_opt *opts,
+                      int n_opts)
+{
+    for (int a = 0; a < n; a++) {
+        const char *arg = args[a];
+        if (strncmp(arg, "--", 2) != 0) {
+            fprintf(stderr, "%s: unexpected argument '%s' (see --help)\n", prog, arg);
+            return -1;
+        }
+        const char *name = arg + 2, *value = NULL;
+        const char *eq = strchr(name, '=');
+        size_t len = eq ? (size_t)(eq - name) : strlen(name);
+        const ex_opt *o = NULL;
+        for (int k = 0; k < n_opts; k++)
+            if (strlen(opts[k].name) == len && strncmp(opts[k].name, name, len) == 0) o = &opts[k];
+        if (!o) {
+            fprintf(stderr, "%s: unknown option '%s' (see --help)\n", prog, arg);
+            return -1;
+        }
+        if (o->type == EX_FLAG || o->type == EX_SMOKE) {
+            if (eq) { fprintf(stderr, "%s: --%s takes no value\n", prog, o->name); return -1; }
+            if (o->type == EX_FLAG) *(int *)o->ptr = 1;
+            continue;
+        }
+        if (eq) value = eq + 1;
+        else if (a + 1 < n) value = args[++a];
+        else { fprintf(stderr, "%s: --%s needs a value\n", prog, o->name); return -1; }
+        if (set_value(prog, o, value) != 0) return -1;
+    }
+    return 0;
 }
 
 /* ---- Strict number parsing ----------------------------------------------------------------- */
@@ -135,57 +227,41 @@ int ex_parse_float(const char *s, double min, double max, double *out, char *err
 int ex_parse(int argc, char **argv, int first, const char *prog, const char *usage,
              const ex_opt *opts, int n_opts)
 {
-    for (int a = first; a < argc; a++) {
-        const char *arg = argv[a];
-        if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
+    const char *const *args = (const char *const *)argv + first;
+    int n = argc - first;
+    for (int a = 0; a < n; a++)
+        if (strcmp(args[a], "--help") == 0 || strcmp(args[a], "-h") == 0) {
             print_help(prog, usage, opts, n_opts);
             return 1;
         }
-        if (strncmp(arg, "--", 2) != 0) {
-            fprintf(stderr, "%s: unexpected argument '%s' (see --help)\n", prog, arg);
-            return -1;
-        }
-        const char *name = arg + 2, *value = NULL;
-        const char *eq = strchr(name, '=');
-        size_t len = eq ? (size_t)(eq - name) : strlen(name);
-        const ex_opt *o = NULL;
-        for (int k = 0; k < n_opts; k++)
-            if (strlen(opts[k].name) == len && strncmp(opts[k].name, name, len) == 0) o = &opts[k];
-        if (!o) {
-            fprintf(stderr, "%s: unknown option '%s' (see --help)\n", prog, arg);
-            return -1;
-        }
-        if (o->type == EX_FLAG) {
-            if (eq) { fprintf(stderr, "%s: --%s takes no value\n", prog, o->name); return -1; }
-            *(int *)o->ptr = 1;
-            continue;
-        }
-        if (eq) value = eq + 1;
-        else if (a + 1 < argc) value = argv[++a];
-        else { fprintf(stderr, "%s: --%s needs a value\n", prog, o->name); return -1; }
-        if (o->type == EX_STRING) {
-            if (!*value) { fprintf(stderr, "%s: --%s needs a non-empty value\n", prog, o->name); return -1; }
-            *(const char **)o->ptr = value;
-            continue;
-        }
-        char err[256];
-        if (o->type == EX_INT) {
-            long long v;
-            if (ex_parse_int(value, (long long)o->min, (long long)o->max, &v, err, sizeof err)) {
-                fprintf(stderr, "%s: --%s: %s\n", prog, o->name, err);
-                return -1;
-            }
-            *(int *)o->ptr = (int)v;
-        } else {
-            double v;
-            if (ex_parse_float(value, o->min, o->max, &v, err, sizeof err) != 0) {
-                fprintf(stderr, "%s: --%s: %s\n", prog, o->name, err);
-                return -1;
-            }
-            *(float *)o->ptr = (float)v;
-        }
+    /* A smoke option's list first, where the command line names it, so that its own
+     * options win. */
+    for (int k = 0; k < n_opts; k++) {
+        if (opts[k].type != EX_SMOKE) continue;
+        char want[64];
+        snprintf(want, sizeof want, "--%s", opts[k].name);
+        int given = 0, len = 0;
+        for (int a = 0; a < n; a++) given |= strcmp(args[a], want) == 0;
+        const char *const *list = opts[k].ptr;
+        while (list[len]) len++;
+        if (given && parse_args(len, list, prog, opts, n_opts) != 0) return -1;
     }
-    return 0;
+    return parse_args(n, args, prog, opts, n_opts);
+}
+
+int ex_cell_init(ur_cell *cell, ur_params *ps, const char *kind, const char *name, int in,
+                 int hidden, ur_rng *rng)
+{
+    if (strcmp(kind, "lstm") == 0) return ur_lstm_cell(cell, ps, name, in, hidden, rng);
+    if (strcmp(kind, "gru") == 0) return ur_gru_cell(cell, ps, name, in, hidden, rng);
+    if (strcmp(kind, "elman") == 0) return ur_elman_cell(cell, ps, name, in, hidden, rng);
+    fprintf(stderr, "ex_cell_init: no cell named '%s' (elman, lstm or gru)\n", kind);
+    return -1;
+}
+
+void ex_rng_stream(ur_rng *r, int seed, unsigned stream)
+{
+    ur_rng_seed(r, (uint64_t)seed * 2654435761u + stream);
 }
 
 double ex_now(void)

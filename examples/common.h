@@ -7,16 +7,25 @@
 #include <stdio.h>
 
 #include "graph/ur_train.h"
+#include "models/ur_models.h"
 
-/* One command-line option: --name VALUE (or a bare --name for flags). */
-typedef enum { EX_INT, EX_FLOAT, EX_STRING, EX_FLAG } ex_type;
+/* One command-line option: --name VALUE (or a bare --name for flags).
+ *   EX_SMOKE: ptr is a NULL-terminated list of arguments ("--T=20", ...) that a bare --name
+ *     applies before the command line's own, so options given beside it still win: a quick
+ *     run for the tests, defined once per program and listed by --help.
+ *   EX_CHOICE: ptr is an ex_choice, a string option with a fixed set of values. */
+typedef enum { EX_INT, EX_FLOAT, EX_STRING, EX_FLAG, EX_SMOKE, EX_CHOICE } ex_type;
 typedef struct ex_opt {
     const char *name;   /* without the leading dashes */
     ex_type type;
-    void *ptr;          /* int *, float *, const char **, int * (flag set to 1) */
+    void *ptr;          /* int *, float *, const char **, int * (flag set to 1), see above */
     double min, max;    /* accepted range for EX_INT / EX_FLOAT */
     const char *help;
 } ex_opt;
+typedef struct ex_choice {
+    const char **value; /* set to the value given (one of choices) */
+    const char *choices; /* the accepted values, separated by '|' */
+} ex_choice;
 
 /* Strict number parsing, the whole of s or nothing. An integer is an optional '-' and decimal
  * digits (no spaces, '+', hex, exponent or fraction); it must lie in [min, max]. A float is
@@ -32,6 +41,15 @@ int ex_parse_float(const char *s, double min, double max, double *out, char *err
  * the one-paragraph description printed above the option list. */
 int ex_parse(int argc, char **argv, int first, const char *prog, const char *usage,
              const ex_opt *opts, int n_opts);
+
+/* Makes a built-in cell by name, "elman", "lstm" or "gru" (in inputs, hidden units, parameters
+ * named name.*); returns the constructor's status (ur_model_error() says why on failure). */
+int ex_cell_init(ur_cell *cell, ur_params *ps, const char *kind, const char *name, int in,
+                 int hidden, ur_rng *rng);
+
+/* Seeds r with stream `stream` of the run's seed, so that each use of randomness in a program
+ * (initialisation, training data, test data) has its own stream of the same --seed. */
+void ex_rng_stream(ur_rng *r, int seed, unsigned stream);
 
 /* Seconds since an arbitrary fixed point (monotonic clock). */
 double ex_now(void);
