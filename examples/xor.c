@@ -23,7 +23,7 @@
 #include "unroll.h"
 
 typedef struct opts {
-    int hidden, bptt, streams, steps, test_bits, seed, smoke;
+    int hidden, bptt, streams, steps, test_bits, seed;
     float lr, clip;
     const char *log;
 } opts;
@@ -174,6 +174,131 @@ done:
     return rc;
 }
 
+/* Everything one training run holds. */
+typedef struct run {
+    model m;
+    feed f;
+    ur_tape *tp, *eval_tp;
+    ur_tbptt tb;
+    ur_optim *opt;
+    FILE *log;
+} run;
+
+/* Builds the model (an Elman cell and a linear head), the data feed and the optimizer; 0, or -1
+ * after a message. */
+static int run_init(run *r, const opts *o)
+{
+    ur_rng init_rng;
+    ex_rng_stream(&init_rng, o->seed, 21);
+    r->tp = ur_tape_new(0);
+    r->eval_tp = ur_tape_new(0);
+    r->m.ps = ur_params_new();
+    float k = 1.0f / sqrtf((float)o->hidden);
+    if (!r->m.ps || !r->tp || !r->eval_tp ||
+        ur_elman_cell(&r->m.cell, r->m.ps, "elman", 1, o->hidden, &init_rng) != 0 ||
+        !(r->m.v = ur_model_param(r->m.ps, "head", "V", o->hidden, 1, k, &init_rng)) ||
+        !(r->m.c = ur_model_param(r->m.ps, "head", "c", 1, 1, k, &init_rng)) ||
+        feed_init(&r->f, o->streams, o->bptt, (uint64_t)o->seed * 2654435761u + 22) != 0 ||
+        ur_tbptt_init(&r->tb, o->steps * o->bptt, o->bptt, 0, o->streams, o->hidden, 0) != 0) {
+        fprintf(stderr, "xor: cannot build the model: out of memory\n");
+        return -1;
+    }
+    char err[256] = "";
+    ur_optim_config cfg = ur_optim_defaults(UR_OPTIM_ADAM);
+    cfg.lr = o->lr;
+    if (!(r->opt = ur_optim_new(r->m.ps, &cfg, err, sizeof err))) {
+        fprintf(stderr, "xor: %s\n", err);
+        return -1;
+    }
+    return 0;
+}
+
+static void run_free(run *r)
+{
+    feed_free(&r->f);
+    ur_optim_free(r->opt);
+    ur_tbptt_free(&r->tb);
+    ur_tape_free(r->tp);
+    ur_tape_free(r->eval_tp);
+    ur_params_free(r->m.ps);
+}
+
+/* Trains over the whole stream, chunk by chunk, evaluating on the test streams ten times (te
+ * holds the last evaluation), with progress lines and a CSV row per step; 0, or -1. */
+static int train(run *r, const opts *o, ex_loss_track *lt, tally *te)
+{
+    long steps = o->steps;
+    ex_loss_start(lt, steps, steps / 20 > 0 ? steps / 20 : 1, 0.05);
+    tally tr = {0};
+    ex_progress pr;
+    ex_progress_start(&pr, steps, 2.0);
+    printf("training an Elman network (H = %d, %ld parameters) on %d streams, %d-step chunks, "
+           "%ld steps\n",
+           o->hidden, (long)ur_params_numel(r->m.ps), o->streams, o->bptt, steps);
+    ur_tbptt_chunk ch;
+    while (ur_tbptt_next(&r->tb, &ch)) {
+        long step = ch.index;
+        ur_seq seq;
+        ur_tape_reset(r->tp);
+        feed_chunk(&r->f);
+        ur_tensor *logits = chunk_forward(r->tp, &r->m, &r->f, ur_tbptt_state(&r->tb, r->tp), &seq);
+        ur_tensor *y = ur_input_from(r->tp, o->bptt * o->streams, 1, r->f.y);
+        ur_tensor *loss = ur_sigmoid_xent(r->tp, logits, y, UR_MEAN);
+        if (ex_update(r->tp, loss, r->m.ps, r->opt, o->clip, o->lr, "xor", NULL) != 0) return -1;
+        if (ur_tbptt_carry_from(&r->tb, &ch, seq.states) != 0) {
+            fprintf(stderr, "xor: tbptt carry\n");
+            return -1;
+        }
+        tally chunk = {0};
+        tally_add(&chunk, &r->f, logits);
+        tally_add(&tr, &r->f, logits);
+        double l = loss->val[0];
+        ex_loss_add(lt, step, l);
+        int eval = (step + 1) % (steps / 10 > 0 ? steps / 10 : 1) == 0 || step + 1 == steps;
+        if (eval && evaluate(o, &r->m, r->eval_tp, te) != 0) {
+            fprintf(stderr, "xor: evaluation failed\n");
+            return -1;
+        }
+        fprintf(r->log, "%ld,%ld,%.6f,%.4f,%.4f,%.2f,", step + 1,
+                (step + 1) * o->bptt * o->streams, l, acc_pred(&chunk), acc_unpred(&chunk),
+                ex_elapsed(&pr));
+        if (eval) fprintf(r->log, "%.4f,%.4f", acc_pred(te), acc_unpred(te));
+        else fputc(',', r->log);
+        fputc('\n', r->log);
+        if (ex_progress_due(&pr, step) || eval) {
+            double el = ex_elapsed(&pr);
+            printf("  step %ld/%ld  loss %.4f  XOR bits %.1f%%  other bits %.1f%%  "
+                   "%.0f bits/s  ETA %.0fs",
+                   step + 1, steps, ex_loss_recent(lt), 100.0 * acc_pred(&tr),
+                   100.0 * acc_unpred(&tr),
+                   (double)(step + 1) * o->bptt * o->streams / (el > 0 ? el : 1e-9),
+                   ex_eta(&pr, step));
+            if (eval) printf("  test: XOR bits %.1f%%", 100.0 * acc_pred(te));
+            printf("\n");
+            fflush(stdout);
+            memset(&tr, 0, sizeof tr);
+        }
+    }
+    return 0;
+}
+
+/* The test figures by position in the triple, and the machine-readable result line. */
+static void report(const opts *o, const tally *te, const ex_loss_track *lt, double seconds)
+{
+    printf("\ntest streams, %ld bits: accuracy and mean loss by position in the triple\n",
+           te->n[0] + te->n[1] + te->n[2]);
+    const char *what[3] = {"a (random)", "b (random)", "a XOR b"};
+    for (int p = 0; p < 3; p++)
+        printf("  %-11s  accuracy %6.2f%%  loss %.4f\n", what[p],
+               100.0 * te->right[p] / (te->n[p] ? te->n[p] : 1),
+               te->loss[p] / (te->n[p] ? te->n[p] : 1));
+    printf("  predictable (XOR) bits %.2f%%, unpredictable bits %.2f%% (chance 50%%), %.1f s\n",
+           100.0 * acc_pred(te), 100.0 * acc_unpred(te), seconds);
+    printf("log: %s\n", o->log);
+    printf("result: first_loss=%.6f last_loss=%.6f acc_xor=%.6f acc_other=%.6f seconds=%.1f\n",
+           lt->first, lt->last, acc_pred(te), acc_unpred(te), seconds);
+}
+
 int main(int argc, char **argv)
 {
     /* 32 streams: with 16, about 1 seed in 100 (23 of 1..100) stays at chance on the XOR bits
@@ -190,13 +315,8 @@ int main(int argc, char **argv)
         {"test-bits", EX_INT, &o.test_bits, 3, 1e8, "bits in the held-out test streams"},
         {"seed", EX_INT, &o.seed, 0, 2147483647, "random seed (data and initialisation)"},
         {"log", EX_STRING, &o.log, 0, 0, "CSV training log (step,bits,loss,accuracies)"},
-        {"smoke", EX_FLAG, &o.smoke, 0, 0, "quick run for the tests: 300 steps"},
+        {"smoke", EX_SMOKE, (const char *[]){"--steps=300", NULL}, 0, 0, "quick run for the tests"},
     };
-    /* --smoke changes the defaults, so options given beside it still apply. */
-    for (int a = 1; a < argc; a++)
-        if (strcmp(argv[a], "--smoke") == 0) {
-            o.steps = 300;
-        }
     int pc = ex_parse(argc, argv, 1, "xor",
                       "Trains an Elman network with truncated BPTT to predict the next bit of "
                       "Elman's (1990) temporal\nXOR stream (triples a, b, a XOR b) and reports its "
@@ -208,115 +328,21 @@ int main(int argc, char **argv)
         return 2;
     }
     ex_blas_notice();
-
-    ur_rng init_rng;
-    ur_rng_seed(&init_rng, (uint64_t)o.seed * 2654435761u + 21);
-    model m = {0};
-    feed f = {0};
-    ur_tape *tp = ur_tape_new(0), *eval_tp = ur_tape_new(0);
-    ur_tbptt tb = {0};
-    ur_optim *opt = NULL;
-    char err[256] = "";
-    FILE *log = NULL;
-    int rc = 1;
-    m.ps = ur_params_new();
-    if (!m.ps || !tp || !eval_tp ||
-        ur_elman_cell(&m.cell, m.ps, "elman", 1, o.hidden, &init_rng) != 0 ||
-        !(m.v = ur_model_param(m.ps, "head", "V", o.hidden, 1, 1.0f / sqrtf((float)o.hidden),
-                               &init_rng)) ||
-        !(m.c = ur_model_param(m.ps, "head", "c", 1, 1, 1.0f / sqrtf((float)o.hidden),
-                               &init_rng)) ||
-        feed_init(&f, o.streams, o.bptt, (uint64_t)o.seed * 2654435761u + 22) != 0 ||
-        ur_tbptt_init(&tb, o.steps * o.bptt, o.bptt, 0, o.streams, o.hidden, 0) != 0) {
-        fprintf(stderr, "xor: cannot build the model: out of memory\n");
-        goto done;
-    }
-    ur_optim_config cfg = ur_optim_defaults(UR_OPTIM_ADAM);
-    cfg.lr = o.lr;
-    if (!(opt = ur_optim_new(m.ps, &cfg, err, sizeof err))) {
-        fprintf(stderr, "xor: %s\n", err);
-        goto done;
-    }
-    if (!(log = ex_csv_open(o.log, "step,bits,loss,chunk_acc_xor_bits,chunk_acc_other_bits,"
-                                   "elapsed_s,test_acc_xor_bits,test_acc_other_bits")))
-        goto done;
-
-    long steps = o.steps;
+    run r = {0};
     ex_loss_track lt;
-    ex_loss_start(&lt, steps, steps / 20 > 0 ? steps / 20 : 1, 0.05);
-    tally tr = {0}, te = {0};
-    ex_progress pr;
-    ex_progress_start(&pr, steps, 2.0);
-    printf("training an Elman network (H = %d, %ld parameters) on %d streams, %d-step chunks, "
-           "%ld steps\n",
-           o.hidden, (long)ur_params_numel(m.ps), o.streams, o.bptt, steps);
-    ur_tbptt_chunk ch;
-    while (ur_tbptt_next(&tb, &ch)) {
-        long step = ch.index;
-        ur_seq seq;
-        ur_tape_reset(tp);
-        feed_chunk(&f);
-        ur_tensor *logits = chunk_forward(tp, &m, &f, ur_tbptt_state(&tb, tp), &seq);
-        ur_tensor *y = ur_input_from(tp, o.bptt * o.streams, 1, f.y);
-        ur_tensor *loss = ur_sigmoid_xent(tp, logits, y, UR_MEAN);
-        if (ex_update(tp, loss, m.ps, opt, o.clip, o.lr, "xor", NULL) != 0) goto done;
-        if (ur_tbptt_carry_from(&tb, &ch, seq.states) != 0) {
-            fprintf(stderr, "xor: tbptt carry\n");
-            goto done;
-        }
-        tally chunk = {0};
-        tally_add(&chunk, &f, logits);
-        tally_add(&tr, &f, logits);
-        double l = loss->val[0];
-        ex_loss_add(&lt, step, l);
-        int eval = (step + 1) % (steps / 10 > 0 ? steps / 10 : 1) == 0 || step + 1 == steps;
-        if (eval) {
-            if (evaluate(&o, &m, eval_tp, &te) != 0) {
-                fprintf(stderr, "xor: evaluation failed\n");
-                goto done;
-            }
-        }
-        fprintf(log, "%ld,%ld,%.6f,%.4f,%.4f,%.2f,", step + 1, (step + 1) * o.bptt * o.streams,
-                l, acc_pred(&chunk), acc_unpred(&chunk), ex_elapsed(&pr));
-        if (eval) fprintf(log, "%.4f,%.4f", acc_pred(&te), acc_unpred(&te));
-        else fputc(',', log);
-        fputc('\n', log);
-        int show = ex_progress_due(&pr, step) || eval;
-        if (show) {
-            double el = ex_elapsed(&pr);
-            printf("  step %ld/%ld  loss %.4f  XOR bits %.1f%%  other bits %.1f%%  "
-                   "%.0f bits/s  ETA %.0fs",
-                   step + 1, steps, ex_loss_recent(&lt), 100.0 * acc_pred(&tr),
-                   100.0 * acc_unpred(&tr),
-                   (double)(step + 1) * o.bptt * o.streams / (el > 0 ? el : 1e-9),
-                   ex_eta(&pr, step));
-            if (eval) printf("  test: XOR bits %.1f%%", 100.0 * acc_pred(&te));
-            printf("\n");
-            fflush(stdout);
-            memset(&tr, 0, sizeof tr);
-        }
-    }
-    double seconds = ex_elapsed(&pr);
-    printf("\ntest streams, %ld bits: accuracy and mean loss by position in the triple\n",
-           te.n[0] + te.n[1] + te.n[2]);
-    const char *what[3] = {"a (random)", "b (random)", "a XOR b"};
-    for (int p = 0; p < 3; p++)
-        printf("  %-11s  accuracy %6.2f%%  loss %.4f\n", what[p],
-               100.0 * te.right[p] / (te.n[p] ? te.n[p] : 1), te.loss[p] / (te.n[p] ? te.n[p] : 1));
-    printf("  predictable (XOR) bits %.2f%%, unpredictable bits %.2f%% (chance 50%%), %.1f s\n",
-           100.0 * acc_pred(&te), 100.0 * acc_unpred(&te), seconds);
-    printf("log: %s\n", o.log);
-    printf("result: first_loss=%.6f last_loss=%.6f acc_xor=%.6f acc_other=%.6f seconds=%.1f\n",
-           lt.first, lt.last, acc_pred(&te), acc_unpred(&te), seconds);
+    tally te = {0};
+    int rc = 1;
+    if (run_init(&r, &o) != 0) goto done;
+    if (!(r.log = ex_csv_open(o.log, "step,bits,loss,chunk_acc_xor_bits,chunk_acc_other_bits,"
+                                     "elapsed_s,test_acc_xor_bits,test_acc_other_bits")))
+        goto done;
+    double start = ex_now();
+    if (train(&r, &o, &lt, &te) != 0) goto done;
+    report(&o, &te, &lt, ex_now() - start);
     rc = 0;
 done:
-    if (ex_close_output(log, o.log, "xor") != 0) rc = 1;
+    if (ex_close_output(r.log, o.log, "xor") != 0) rc = 1;
     if (ex_finish_stdout("xor") != 0) rc = 1;
-    feed_free(&f);
-    ur_optim_free(opt);
-    ur_tbptt_free(&tb);
-    ur_tape_free(tp);
-    ur_tape_free(eval_tp);
-    ur_params_free(m.ps);
+    run_free(&r);
     return rc;
 }
