@@ -23,7 +23,7 @@
 #include <string.h>
 
 typedef struct config {
-    int steps, batch, len, symbols, delay, hidden, eval, seed, smoke;
+    int steps, batch, len, symbols, delay, hidden, eval, seed;
     float lr, clip;
     const char *log, *cell;
 } config;
@@ -37,16 +37,6 @@ typedef struct model {
     ur_tensor *V, *c; /* head: (H or 2H) x K and 1 x K */
 } model;
 
-static int make_cell(const config *cfg, ur_cell *cell, ur_params *ps, const char *prefix,
-                     int hidden, ur_rng *rng)
-{
-    if (strcmp(cfg->cell, "lstm") == 0)
-        return ur_lstm_cell(cell, ps, prefix, cfg->symbols, hidden, rng);
-    if (strcmp(cfg->cell, "gru") == 0)
-        return ur_gru_cell(cell, ps, prefix, cfg->symbols, hidden, rng);
-    return ur_elman_cell(cell, ps, prefix, cfg->symbols, hidden, rng);
-}
-
 static int model_init(model *m, const config *cfg, int bidir, int hidden, ur_rng *rng)
 {
     memset(m, 0, sizeof *m);
@@ -54,8 +44,9 @@ static int model_init(model *m, const config *cfg, int bidir, int hidden, ur_rng
     m->bidir = bidir;
     m->ps = ur_params_new();
     if (!m->ps) return -1;
-    if (make_cell(cfg, &m->fwd, m->ps, "fwd", hidden, rng) != 0) return -1;
-    if (bidir && make_cell(cfg, &m->bwd, m->ps, "bwd", hidden, rng) != 0) return -1;
+    if (ex_cell_init(&m->fwd, m->ps, cfg->cell, "fwd", cfg->symbols, hidden, rng) != 0) return -1;
+    if (bidir && ex_cell_init(&m->bwd, m->ps, cfg->cell, "bwd", cfg->symbols, hidden, rng) != 0)
+        return -1;
     int feat = bidir ? 2 * hidden : hidden;
     float k = 1.0f / sqrtf((float)feat);
     m->V = ur_model_param(m->ps, "head", "V", feat, cfg->symbols, k, rng);
@@ -63,27 +54,32 @@ static int model_init(model *m, const config *cfg, int bidir, int hidden, ur_rng
     return m->V && m->c ? 0 : -1;
 }
 
-/* Parameters of a model with the given hidden width (to size the forward-only one). */
+/* Parameters of a model with the given hidden width (to size the forward-only one), counted by
+ * building it; 0 when it cannot be built. */
 static size_t count_params(const config *cfg, int bidir, int hidden)
 {
-    size_t K = (size_t)cfg->symbols, H = (size_t)hidden;
-    size_t cell = strcmp(cfg->cell, "lstm") == 0  ? 4 * (K * H + H * H + H)
-                  : strcmp(cfg->cell, "gru") == 0 ? 3 * (K * H + H * H + 2 * H)
-                                                  : K * H + H * H + H;
-    size_t feat = bidir ? 2 * H : H;
-    return (bidir ? 2 : 1) * cell + feat * K + K;
+    model m;
+    ur_rng scratch;
+    ur_rng_seed(&scratch, 0);
+    size_t n = model_init(&m, cfg, bidir, hidden, &scratch) == 0 ? ur_params_numel(m.ps) : 0;
+    ur_params_free(m.ps);
+    return n;
 }
 
-/* The forward-only width whose parameter count is closest to the bidirectional model's. */
+/* The forward-only width whose parameter count is closest to the bidirectional model's; -1
+ * when a model cannot be built. */
 static int matching_width(const config *cfg)
 {
-    size_t target = count_params(cfg, 1, cfg->hidden);
+    size_t target = count_params(cfg, 1, cfg->hidden), best_n = count_params(cfg, 0, cfg->hidden);
     int best = cfg->hidden;
-    for (int h = cfg->hidden; h <= 4 * cfg->hidden; h++) {
-        size_t n = count_params(cfg, 0, h), nb = count_params(cfg, 0, best);
+    if (!target || !best_n) return -1;
+    for (int h = cfg->hidden + 1; h <= 4 * cfg->hidden; h++) {
+        size_t n = count_params(cfg, 0, h);
+        if (!n) return -1;
         size_t dn = n > target ? n - target : target - n;
-        size_t db = nb > target ? nb - target : target - nb;
-        if (dn < db) best = h;
+        size_t db = best_n > target ? best_n - target : target - best_n;
+        if (dn < db) { best = h; best_n = n; }
+        if (n > target) break; /* the count grows with h */
     }
     return best;
 }
@@ -208,6 +204,23 @@ done:
     return rc;
 }
 
+/* The held-out accuracies of both models, and the machine-readable result line. */
+static void report(const config *cfg, const outcome *rb, const outcome *rf)
+{
+    double chance = 1.0 / cfg->symbols;
+    printf("\nper-step accuracy on %d held-out sequences (chance %.1f%%):\n", cfg->eval,
+           100 * chance);
+    printf("  bidirectional  %6.2f%%  (loss %.3f -> %.3f, %.1fs)\n", 100 * rb->accuracy,
+           rb->first_loss, rb->last_loss, rb->seconds);
+    printf("  forward-only   %6.2f%%  (loss %.3f -> %.3f, %.1fs)\n", 100 * rf->accuracy,
+           rf->first_loss, rf->last_loss, rf->seconds);
+    printf("log written to %s\n", cfg->log);
+    printf("result: bi_acc=%.4f fwd_acc=%.4f chance=%.4f first_loss=%.4f last_loss=%.4f "
+           "fwd_first_loss=%.4f fwd_last_loss=%.4f seconds=%.1f\n",
+           rb->accuracy, rf->accuracy, chance, rb->first_loss, rb->last_loss, rf->first_loss,
+           rf->last_loss, rb->seconds + rf->seconds);
+}
+
 int main(int argc, char **argv)
 {
     config cfg = {.steps = 1500, .batch = 32, .len = 24, .symbols = 8, .delay = 3, .hidden = 32,
@@ -223,10 +236,11 @@ int main(int argc, char **argv)
         {"eval", EX_INT, &cfg.eval, 1, 1e6, "held-out sequences for the accuracy"},
         {"lr", EX_FLOAT, &cfg.lr, 1e-6, 10, "Adam learning rate (cosine decay to a tenth)"},
         {"clip", EX_FLOAT, &cfg.clip, 1e-3, 1e6, "global gradient-norm clipping threshold"},
-        {"cell", EX_STRING, &cfg.cell, 0, 0, "recurrent cell: elman, lstm or gru"},
+        {"cell", EX_CHOICE, &(ex_choice){&cfg.cell, "elman|lstm|gru"}, 0, 0, "recurrent cell"},
         {"seed", EX_INT, &cfg.seed, 0, 2147483647, "random seed (same seed, same run)"},
         {"log", EX_STRING, &cfg.log, 0, 0, "CSV log: model,step,loss,seconds"},
-        {"smoke", EX_FLAG, &cfg.smoke, 0, 0, "short run for the test suite (120 steps)"},
+        {"smoke", EX_SMOKE, (const char *[]){"--steps=120", "--eval=256", NULL}, 0, 0,
+         "short run for the test suite"},
     };
     const char *usage =
         "Tags each step of a random symbol sequence with the symbol `delay` steps later.\n"
@@ -236,59 +250,43 @@ int main(int argc, char **argv)
         "The last line is machine-readable: result: bi_acc=... fwd_acc=... chance=...";
     int pr = ex_parse(argc, argv, 1, "bitag", usage, opts, (int)(sizeof opts / sizeof opts[0]));
     if (pr != 0) return pr > 0 ? 0 : 2;
-    if (strcmp(cfg.cell, "elman") != 0 && strcmp(cfg.cell, "lstm") != 0 &&
-        strcmp(cfg.cell, "gru") != 0) {
-        fprintf(stderr, "bitag: --cell: '%s' is not elman, lstm or gru\n", cfg.cell);
-        return 2;
-    }
     if (cfg.delay >= cfg.len) {
         fprintf(stderr, "bitag: --delay %d leaves no labelled step in --len %d\n", cfg.delay, cfg.len);
         return 2;
     }
-    if (cfg.smoke) {
-        cfg.steps = 120;
-        cfg.eval = 256;
-    }
     ex_blas_notice();
 
     FILE *log = ex_csv_open(cfg.log, "model,step,loss,seconds");
-    if (!log) return 1;
-    int fwd_hidden = matching_width(&cfg);
-    model bi, fw;
+    int fwd_hidden = matching_width(&cfg), rc = 1;
+    model bi = {0}, fw = {0};
     ur_rng rng;
     ur_rng_seed(&rng, (uint64_t)cfg.seed);
-    if (model_init(&bi, &cfg, 1, cfg.hidden, &rng) != 0 ||
+    if (!log) goto done;
+    if (fwd_hidden < 0 || model_init(&bi, &cfg, 1, cfg.hidden, &rng) != 0 ||
         model_init(&fw, &cfg, 0, fwd_hidden, &rng) != 0) {
         fprintf(stderr, "bitag: cannot build the models: %s\n",
                 ur_model_error() ? ur_model_error() : "out of memory");
-        return 1;
+        goto done;
     }
     printf("bitag: K=%d symbols, delay d=%d, T=%d, batch %d, %d steps, %s cells\n", cfg.symbols,
            cfg.delay, cfg.len, cfg.batch, cfg.steps, cfg.cell);
     printf("  bidirectional: 2 x %d hidden, %zu parameters\n", cfg.hidden, ur_params_numel(bi.ps));
     printf("  forward-only:  %d hidden, %zu parameters\n", fwd_hidden, ur_params_numel(fw.ps));
-
     outcome rb, rf;
     ur_rng rb_rng, rf_rng; /* the same training data for both models */
     ur_rng_seed(&rb_rng, (uint64_t)cfg.seed + 1000u);
     rf_rng = rb_rng;
-    int rc = train(&bi, &cfg, log, &rb_rng, &rb) != 0 || train(&fw, &cfg, log, &rf_rng, &rf) != 0;
+    if (train(&bi, &cfg, log, &rb_rng, &rb) != 0 || train(&fw, &cfg, log, &rf_rng, &rf) != 0)
+        goto done;
+    int log_bad = ex_close_output(log, cfg.log, "bitag");
+    log = NULL;
+    if (log_bad) goto done;
+    report(&cfg, &rb, &rf);
+    rc = 0;
+done:
     if (ex_close_output(log, cfg.log, "bitag") != 0) rc = 1;
-    if (!rc) {
-        double chance = 1.0 / cfg.symbols;
-        printf("\nper-step accuracy on %d held-out sequences (chance %.1f%%):\n", cfg.eval, 100 * chance);
-        printf("  bidirectional  %6.2f%%  (loss %.3f -> %.3f, %.1fs)\n", 100 * rb.accuracy,
-               rb.first_loss, rb.last_loss, rb.seconds);
-        printf("  forward-only   %6.2f%%  (loss %.3f -> %.3f, %.1fs)\n", 100 * rf.accuracy,
-               rf.first_loss, rf.last_loss, rf.seconds);
-        printf("log written to %s\n", cfg.log);
-        printf("result: bi_acc=%.4f fwd_acc=%.4f chance=%.4f first_loss=%.4f last_loss=%.4f "
-               "fwd_first_loss=%.4f fwd_last_loss=%.4f seconds=%.1f\n",
-               rb.accuracy, rf.accuracy, chance, rb.first_loss, rb.last_loss, rf.first_loss,
-               rf.last_loss, rb.seconds + rf.seconds);
-    }
     if (ex_finish_stdout("bitag") != 0) rc = 1;
     ur_params_free(bi.ps);
     ur_params_free(fw.ps);
-    return rc ? 1 : 0;
+    return rc;
 }
