@@ -31,7 +31,7 @@
 #define TWO_PI 6.28318530717958647692
 
 typedef struct config {
-    int steps, batch, len, eval_len, eval, period, hidden, seed, smoke;
+    int steps, batch, len, eval_len, eval, period, hidden, seed;
     float lr, clip, a2, a3, ss_final, ss_end;
     const char *log, *trace;
 } config;
@@ -214,6 +214,25 @@ done:
     return rc;
 }
 
+/* Each model's held-out error fed the truth and fed itself, and the machine-readable line. */
+static void report(const config *cfg, const outcome *rt, const outcome *rs)
+{
+    printf("\nRMS error per point on %d held-out sequences of %d steps:\n", cfg->eval,
+           cfg->eval_len);
+    printf("  trained with          teacher-forced   free-running   free / teacher\n");
+    printf("  teacher forcing       %14.4f %14.4f %12.1fx\n", rt->err.teacher, rt->err.free,
+           rt->err.free / rt->err.teacher);
+    printf("  scheduled sampling    %14.4f %14.4f %12.1fx\n", rs->err.teacher, rs->err.free,
+           rs->err.free / rs->err.teacher);
+    printf("(the wave's own RMS size is about 1; training took %.1fs + %.1fs)\n", rt->seconds,
+           rs->seconds);
+    printf("log written to %s, free-running trace to %s\n", cfg->log, cfg->trace);
+    printf("result: tf_teacher=%.5f tf_free=%.5f ss_teacher=%.5f ss_free=%.5f "
+           "first_loss=%.6f last_loss=%.6f seconds=%.1f\n",
+           rt->err.teacher, rt->err.free, rs->err.teacher, rs->err.free, rt->first_loss,
+           rt->last_loss, rt->seconds + rs->seconds);
+}
+
 int main(int argc, char **argv)
 {
     config cfg = {.steps = 1500, .batch = 32, .len = 50, .eval_len = 0, .eval = 512,
@@ -240,7 +259,8 @@ int main(int argc, char **argv)
         {"log", EX_STRING, &cfg.log, 0, 0, "CSV log: model,step,loss,p_truth,seconds"},
         {"trace", EX_STRING, &cfg.trace, 0, 0,
          "CSV of one held-out sequence: truth and both models' free-running output"},
-        {"smoke", EX_FLAG, &cfg.smoke, 0, 0, "short run for the test suite (150 steps)"},
+        {"smoke", EX_SMOKE, (const char *[]){"--steps=150", "--eval=32", NULL}, 0, 0,
+         "short run for the test suite"},
     };
     const char *usage =
         "Trains a Jordan network (output fed back to the hidden layer) to generate a wave with\n"
@@ -255,14 +275,9 @@ int main(int argc, char **argv)
         fprintf(stderr, "jordan: --eval-len must be at least 2\n");
         return 2;
     }
-    if (cfg.smoke) {
-        cfg.steps = 150;
-        cfg.eval = 32;
-    }
     ex_blas_notice();
 
     FILE *log = ex_csv_open(cfg.log, "model,step,loss,p_truth,seconds");
-    if (!log) return 1;
     /* Both models start from the same weights and see the same training sequences. */
     model tf = {.name = "teacher-forced"}, ss = {.name = "scheduled-sampling"};
     tf.ps = ur_params_new();
@@ -270,42 +285,36 @@ int main(int argc, char **argv)
     ur_rng r1, r2;
     ur_rng_seed(&r1, (uint64_t)cfg.seed);
     r2 = r1;
+    int rc = 1;
+    if (!log) goto done;
     if (!tf.ps || !ss.ps || ur_jordan_init(&tf.net, tf.ps, "jordan", 1, cfg.hidden, 2, &r1) != 0 ||
         ur_jordan_init(&ss.net, ss.ps, "jordan", 1, cfg.hidden, 2, &r2) != 0) {
-        fprintf(stderr, "jordan: cannot build the model\n");
-        return 1;
+        fprintf(stderr, "jordan: cannot build the model: %s\n",
+                ur_model_error() ? ur_model_error() : "out of memory");
+        goto done;
     }
     printf("jordan: period %d, harmonics %.2f/%.2f, %d hidden (%zu parameters), train T=%d, "
            "held-out T=%d, %d steps of %d\n", cfg.period, cfg.a2, cfg.a3, cfg.hidden,
            ur_params_numel(tf.ps), cfg.len, cfg.eval_len, cfg.steps, cfg.batch);
     outcome rt, rs;
     uint64_t data_seed = (uint64_t)cfg.seed + 1000u;
-    int rc = train(&tf, &cfg, 0, log, data_seed, &rt) != 0 ||
-             train(&ss, &cfg, 1, log, data_seed, &rs) != 0;
-    if (ex_close_output(log, cfg.log, "jordan") != 0) rc = 1;
+    if (train(&tf, &cfg, 0, log, data_seed, &rt) != 0 ||
+        train(&ss, &cfg, 1, log, data_seed, &rs) != 0)
+        goto done;
+    int log_bad = ex_close_output(log, cfg.log, "jordan");
+    log = NULL;
     model *both[2] = {&tf, &ss};
-    if (!rc && write_trace(&cfg, both, 2) != 0) {
+    if (log_bad) goto done;
+    if (write_trace(&cfg, both, 2) != 0) {
         fprintf(stderr, "jordan: cannot write the trace %s\n", cfg.trace);
-        rc = 1;
+        goto done;
     }
-    if (!rc) {
-        printf("\nRMS error per point on %d held-out sequences of %d steps:\n", cfg.eval,
-               cfg.eval_len);
-        printf("  trained with          teacher-forced   free-running   free / teacher\n");
-        printf("  teacher forcing       %14.4f %14.4f %12.1fx\n", rt.err.teacher, rt.err.free,
-               rt.err.free / rt.err.teacher);
-        printf("  scheduled sampling    %14.4f %14.4f %12.1fx\n", rs.err.teacher, rs.err.free,
-               rs.err.free / rs.err.teacher);
-        printf("(the wave's own RMS size is about 1; training took %.1fs + %.1fs)\n", rt.seconds,
-               rs.seconds);
-        printf("log written to %s, free-running trace to %s\n", cfg.log, cfg.trace);
-        printf("result: tf_teacher=%.5f tf_free=%.5f ss_teacher=%.5f ss_free=%.5f "
-               "first_loss=%.6f last_loss=%.6f seconds=%.1f\n",
-               rt.err.teacher, rt.err.free, rs.err.teacher, rs.err.free, rt.first_loss,
-               rt.last_loss, rt.seconds + rs.seconds);
-    }
+    report(&cfg, &rt, &rs);
+    rc = 0;
+done:
+    if (ex_close_output(log, cfg.log, "jordan") != 0) rc = 1;
     if (ex_finish_stdout("jordan") != 0) rc = 1;
     ur_params_free(tf.ps);
     ur_params_free(ss.ps);
-    return rc ? 1 : 0;
+    return rc;
 }
