@@ -116,6 +116,43 @@ START_TEST(test_parse_options)
 }
 END_TEST
 
+/* --smoke applies its option list first, wherever it stands, so options beside it still win;
+ * a choice accepts only its values; a smoke list with a bad value is an error. */
+START_TEST(test_parse_smoke_and_choices)
+{
+    int steps = 1000, eval = 50;
+    const char *cell = "elman";
+    const ex_opt opts[] = {
+        {"steps", EX_INT, &steps, 1, 100000, "steps"},
+        {"eval", EX_INT, &eval, 1, 1000, "eval"},
+        {"cell", EX_CHOICE, &(ex_choice){&cell, "elman|lstm|gru"}, 0, 0, "cell"},
+        {"smoke", EX_SMOKE, (const char *[]){"--steps=20", "--eval", "5", NULL}, 0, 0, "quick"},
+    };
+    char *a1[] = {"prog", "--smoke"};
+    ck_assert_int_eq(ex_parse(2, a1, 1, "prog", "usage", opts, 4), 0);
+    ck_assert(steps == 20 && eval == 5 && strcmp(cell, "elman") == 0);
+    steps = 1000, eval = 50;
+    char *a2[] = {"prog", "--steps", "77", "--smoke", "--cell", "gru"};
+    ck_assert_int_eq(ex_parse(6, a2, 1, "prog", "usage", opts, 4), 0);
+    ck_assert(steps == 77 && eval == 5 && strcmp(cell, "gru") == 0);
+    steps = 1000, eval = 50;
+    char *a3[] = {"prog", "--eval", "9"};
+    ck_assert_int_eq(ex_parse(3, a3, 1, "prog", "usage", opts, 4), 0);
+    ck_assert(steps == 1000 && eval == 9);
+    char *bad[][3] = {{"prog", "--cell", "lst"}, {"prog", "--cell", "lstmx"},
+                      {"prog", "--cell", ""}, {"prog", "--smoke=1", "--eval"}};
+    for (size_t k = 0; k < sizeof bad / sizeof *bad; k++)
+        ck_assert_msg(ex_parse(3, bad[k], 1, "prog", "usage", opts, 4) == -1, "%s %s accepted",
+                      bad[k][1], bad[k][2]);
+    ck_assert_str_eq(cell, "gru");
+    const ex_opt broken[] = {
+        {"eval", EX_INT, &eval, 1, 1000, "eval"},
+        {"smoke", EX_SMOKE, (const char *[]){"--eval=0", NULL}, 0, 0, "quick"},
+    };
+    ck_assert_int_eq(ex_parse(2, a1, 1, "prog", "usage", broken, 2), -1);
+}
+END_TEST
+
 /* Writing to /dev/full fails at the flush; ex_close_output must say so. */
 START_TEST(test_close_output_full)
 {
@@ -144,6 +181,7 @@ static Suite *excommon_suite(void)
     tcase_add_test(tc, test_parse_int);
     tcase_add_test(tc, test_parse_float);
     tcase_add_test(tc, test_parse_options);
+    tcase_add_test(tc, test_parse_smoke_and_choices);
     tcase_add_test(tc, test_close_output_full);
     suite_add_tcase(s, tc);
     return s;
