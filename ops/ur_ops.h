@@ -246,6 +246,19 @@ ur_tensor *ur_select_rows(ur_tape *tp, ur_tensor *mask, ur_tensor *a, ur_tensor 
 /* x with the rows where mask (R x 1 of 0s and 1s) is 0 set to zero; no gradient to mask. */
 ur_tensor *ur_mask_rows(ur_tape *tp, ur_tensor *x, ur_tensor *mask);
 
+/* ---- Threads (process-wide; see unroll.h for what threads share) -------------------------- */
+
+/* Sets the number of threads (1 to 8; outside that, the nearest) that libunroll's products and
+ * recurrences are split over, for the whole process, and returns it. Call it at any time from
+ * any thread; it applies to the products started after it. Without it, the count is taken
+ * once from OpenBLAS's (OPENBLAS_NUM_THREADS) at the first product. Either way OpenBLAS itself
+ * is set to one thread, once, for good: libunroll never changes OpenBLAS's count afterwards,
+ * and another OpenBLAS user in the process then runs single-threaded too. */
+int ur_set_threads(int n);
+/* The number of threads products are split over (ur_set_threads, or OpenBLAS's count taken
+ * once; the first call takes it and sets OpenBLAS to one thread). */
+int ur_threads(void);
+
 #ifdef __cplusplus
 }
 #endif

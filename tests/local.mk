@@ -75,3 +75,9 @@ check_PROGRAMS += tests/test_beam
 tests_test_beam_SOURCES = tests/test_beam.c tests/ur_test.h
 tests_test_beam_CFLAGS = $(TEST_CFLAGS)
 tests_test_beam_LDADD = $(TEST_LDADD)
+
+check_PROGRAMS += tests/test_threads
+tests_test_threads_SOURCES = tests/test_threads.c tests/ur_test.h
+tests_test_threads_CFLAGS = $(TEST_CFLAGS) -pthread
+tests_test_threads_LDADD = $(TEST_LDADD)
+tests_test_threads_LDFLAGS = $(AM_LDFLAGS) -pthread
