@@ -12,7 +12,6 @@
 
 /* OpenBLAS extensions (declared here so any cblas.h will do). */
 char *openblas_get_corename(void);
-int openblas_get_num_threads(void);
 
 static const bench_config configs[] = {
     /* name         cell     V   E   H    L  B   T   adagrad sample steps */
@@ -280,4 +279,4 @@ const char *bench_blas_core(void)
     return s ? s : "?";
 }
 
-int bench_blas_threads(void) { return openblas_get_num_threads(); }
+int bench_blas_threads(void) { return ur_threads(); }

@@ -100,7 +100,8 @@ size_t bench_min_activation_bytes(const bench_config *c);
 double bench_now(void);
 /* Peak resident set size of the process (getrusage ru_maxrss), in KiB. */
 long bench_maxrss_kb(void);
-/* The OpenBLAS kernel name and thread count. */
+/* The OpenBLAS kernel name, and the threads libunroll's products run on (ur_threads(): OpenBLAS
+ * itself then runs on one). */
 const char *bench_blas_core(void);
 int bench_blas_threads(void);
 

@@ -12,7 +12,9 @@
  * uniformly; the batch is padded to its longest and the unroll takes a length per row
  * (ur_single_output_with), so the head reads each sequence's state at its own last step and
  * the gradients are exactly those of the sequences run alone. The test set (--test, default
- * 512 sequences of random lengths) is evaluated the same way, in mixed batches of up to 128.
+ * 512 sequences of random lengths) is evaluated the same way, as one batch of mixed lengths.
+ * A failed evaluation (e.g. the tape over its --tape-limit) is an error: a message, exit 1,
+ * and no accuracy printed.
  *
  * Both cells are single-output models (unroll, a linear head on the last h, softmax + NLL),
  * trained on the same sequences with Adam (learning rate warming up linearly over --warmup
@@ -37,7 +39,7 @@ enum { SYM_B = 4, SYM_E = 5, SYM_X = 6, SYM_Y = 7, N_SYM = 8, N_CLASS = 4, MAX_L
 static const char *class_name[N_CLASS] = {"XX", "XY", "YX", "YY"};
 
 typedef struct opts {
-    int sequences, batch, hidden, test, min_len, max_len, seed, smoke, warmup;
+    int sequences, batch, hidden, test, min_len, max_len, seed, smoke, warmup, tape_limit_mb;
     float lr, clip, forget_bias;
     const char *cells, *log;
 } opts;
@@ -109,40 +111,36 @@ static int longest(const int *lens, int n)
     return L;
 }
 
-/* The held-out set, in the order drawn: batches mix lengths. */
+/* The held-out set, in the order drawn. */
 typedef struct test_seq {
     int len, label;
     unsigned char *sym;
 } test_seq;
 
-enum { EVAL_BATCH = 128 };
-
-/* Fraction of the test set classified correctly; per-class counts in right[]/total[]. */
+/* Fraction of the n test sequences classified correctly, all in one batch padded to the
+ * longest (each read at its own last step); per-class counts in right[]/total[]. x holds
+ * max-len x n one-hot rows, ptrs and lens n entries. NaN when the tape failed (its error
+ * says why). */
 static double test_accuracy(ur_tape *tp, const model *m, const test_seq *ts, int n, float *x,
-                            unsigned char **ptrs, int right[N_CLASS], int total[N_CLASS])
+                            unsigned char **ptrs, int *lens, int right[N_CLASS],
+                            int total[N_CLASS])
 {
-    int correct = 0, lens[EVAL_BATCH];
     for (int c = 0; c < N_CLASS; c++) right[c] = total[c] = 0;
-    for (int i = 0; i < n;) {
-        int j = n - i < EVAL_BATCH ? n : i + EVAL_BATCH;
-        int B = j - i;
-        for (int b = 0; b < B; b++) {
-            ptrs[b] = ts[i + b].sym;
-            lens[b] = ts[i + b].len;
-        }
-        int L = longest(lens, B);
-        one_hot(ptrs, lens, L, B, x);
-        ur_tape_reset(tp);
-        ur_tensor *logits = model_forward(tp, m, x, lens, L, B);
-        if (ur_tape_error(tp)) return NAN;
-        for (int b = 0; b < B; b++) {
-            int label = ts[i + b].label, ok = ur_argmax(logits->val + (size_t)b * N_CLASS,
-                                                        N_CLASS) == label;
-            correct += ok;
-            right[label] += ok;
-            total[label]++;
-        }
-        i = j;
+    for (int b = 0; b < n; b++) {
+        ptrs[b] = ts[b].sym;
+        lens[b] = ts[b].len;
+    }
+    int L = longest(lens, n), correct = 0;
+    one_hot(ptrs, lens, L, n, x);
+    ur_tape_reset(tp);
+    ur_tensor *logits = model_forward(tp, m, x, lens, L, n);
+    if (ur_tape_error(tp)) return NAN;
+    for (int b = 0; b < n; b++) {
+        int label = ts[b].label;
+        int ok = ur_argmax(logits->val + (size_t)b * N_CLASS, N_CLASS) == label;
+        correct += ok;
+        right[label] += ok;
+        total[label]++;
     }
     return (double)correct / n;
 }
@@ -164,8 +162,9 @@ static int train(const opts *o, const char *kind, const test_seq *ts, FILE *log,
     float *x = malloc((size_t)Lmax * nbuf * N_SYM * sizeof *x);
     unsigned char *syms = malloc((size_t)B * Lmax);
     unsigned char **ptrs = malloc((size_t)nbuf * sizeof *ptrs);
-    int *labels = malloc((size_t)B * sizeof *labels), *lens = malloc((size_t)B * sizeof *lens);
+    int *labels = malloc((size_t)B * sizeof *labels), *lens = malloc((size_t)nbuf * sizeof *lens);
     ur_tape *tp = ur_tape_new(0);
+    ur_tape_set_limit(tp, (size_t)o->tape_limit_mb << 20);
     ur_optim *opt = NULL;
     int rc = -1;
     if (!x || !syms || !ptrs || !labels || !lens || !tp ||
@@ -206,7 +205,8 @@ static int train(const opts *o, const char *kind, const test_seq *ts, FILE *log,
         double l = loss->val[0];
         ex_loss_add(&lt, step, l);
         int eval = (step + 1) % (steps / 10 > 0 ? steps / 10 : 1) == 0 || step + 1 == steps;
-        double acc = eval ? test_accuracy(tp, &m, ts, o->test, x, ptrs, res->right, res->total)
+        double acc = eval ? test_accuracy(tp, &m, ts, o->test, x, ptrs, lens, res->right,
+                                          res->total)
                           : NAN;
         if (eval && isnan(acc)) {
             fprintf(stderr, "classify: evaluation failed: %s\n",
@@ -264,13 +264,16 @@ int main(int argc, char **argv)
         {"forget-bias", EX_FLOAT, &o.forget_bias, -100, 100, "initial LSTM forget-gate bias"},
         {"min-len", EX_INT, &o.min_len, 42, MAX_LEN, "shortest sequence"},
         {"max-len", EX_INT, &o.max_len, 42, MAX_LEN, "longest sequence"},
-        {"test", EX_INT, &o.test, 1, 1e6, "held-out test sequences"},
+        {"test", EX_INT, &o.test, 1, 1e6, "held-out test sequences (evaluated as one batch)"},
+        {"tape-limit", EX_INT, &o.tape_limit_mb, 0, 1 << 20,
+         "most MiB the tape may take (0: no limit); a step or evaluation needing more fails"},
         {"warmup", EX_INT, &o.warmup, 0, 1e9,
          "steps of linear learning-rate warmup before the cosine decay"},
         {"cells", EX_STRING, &o.cells, 0, 0, "which cells to train: lstm, elman or both"},
         {"seed", EX_INT, &o.seed, 0, 2147483647, "random seed (data and initialisation)"},
         {"log", EX_STRING, &o.log, 0, 0, "CSV training log (cell,step,sequences,loss,...)"},
-        {"smoke", EX_FLAG, &o.smoke, 0, 0, "quick run for the tests: 8000 sequences, length 42..50, warmup 60"},
+        {"smoke", EX_FLAG, &o.smoke, 0, 0,
+         "quick run for the tests: 8000 sequences, length 42..50, warmup 60, 128 test sequences"},
     };
     /* --smoke changes the defaults, so options given beside it still apply. */
     for (int a = 1; a < argc; a++)
@@ -287,7 +290,8 @@ int main(int argc, char **argv)
                       "a noise sequence of 50..100 symbols)\nand reports the accuracy on held-out "
                       "sequences; chance is 25%. Every batch mixes lengths:\nsequences are padded "
                       "to the batch's longest and the unroll takes a length per row,\nso each is "
-                      "classified from its own last step (training and test alike).",
+                      "classified from its own last step (training and test alike). The held-out "
+                      "set is\nevaluated as one batch, 10 times during each training.",
                       spec, (int)(sizeof spec / sizeof spec[0]));
     if (pc != 0) return pc > 0 ? 0 : 2;
     int want[2] = {strcmp(o.cells, "lstm") == 0 || strcmp(o.cells, "both") == 0,

@@ -57,5 +57,21 @@ if [ -w /dev/full ]; then
     fi
 fi
 check classify --cells lstm
+# A failed evaluation is an error, not "test_acc=nan" with status 0 (issue 12): the held-out set
+# is evaluated as one batch, and 4096 sequences do not fit a tape capped at 8 MiB, while a
+# training step of 32 does (about 3.4 MiB).
+./examples/classify --cells lstm --sequences 64 --test 4096 --min-len 42 --max-len 42 \
+    --tape-limit 8 --log "$dir/c.csv" >"$dir/c.out" 2>&1
+rc=$?
+if [ "$rc" -ne 1 ] || ! grep -q "classify: evaluation failed: tape: memory limit of 8388608 bytes" \
+        "$dir/c.out" || grep -qi "nan" "$dir/c.out" || grep -q "^result:" "$dir/c.out"; then
+    echo "FAIL classify: a failed evaluation exited $rc with:"; cat "$dir/c.out"; fail=1
+fi
+# The same run without the cap evaluates (so the failure above is the evaluation's).
+./examples/classify --cells lstm --sequences 64 --test 4096 --min-len 42 --max-len 42 \
+    --log "$dir/c.csv" >"$dir/c.out" 2>&1
+if [ $? -ne 0 ] || ! grep -q "^result: cell=lstm .*test_acc=[01]\.[0-9]" "$dir/c.out"; then
+    echo "FAIL classify: the uncapped run did not evaluate:"; cat "$dir/c.out"; fail=1
+fi
 check xor
 exit $fail

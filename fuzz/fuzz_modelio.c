@@ -1,4 +1,4 @@
-/* libFuzzer target: the model file reader (graph/modelio.c). Any bytes: parsed and validated;
+/* libFuzzer target: the model file reader (graph/modelio_read.c). Any bytes: parsed and validated;
  * a file that passes is loaded into a parameter set built from it, and into that set again
  * through ur_model_file_load, and its metadata read back through every getter. */
 #include <stdint.h>

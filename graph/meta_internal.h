@@ -1,4 +1,4 @@
-/* Between graph/meta.c and graph/modelio.c: not part of the public interface. */
+/* Between graph/meta.c and the model file code (graph/modelio_save.c, graph/modelio_read.c): not part of the public interface. */
 #ifndef UR_META_INTERNAL_H
 #define UR_META_INTERNAL_H
 

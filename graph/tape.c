@@ -50,11 +50,20 @@ struct ur_tape {
     int ctx_step;
     int step_offset;       /* added to the steps given to ur_tape_set_context */
     size_t peak;           /* the most bytes used before any reset so far */
+    size_t limit;          /* ur_tape_set_limit's bytes; 0: none */
     ur_tape *scratch;      /* ur_tape_scratch's tape, made on first use */
     char err[ERR_LEN];
     float poison_val;
     ur_tensor poison;
 };
+
+/* Bytes the tape's own arenas have reserved (its scratch tape's not included). */
+static size_t own_reserved(const ur_tape *tp)
+{
+    size_t n = tp->main.reserved;
+    for (int k = 0; k < HEADER_POOLS; k++) n += tp->hdr[k].reserved;
+    return n;
+}
 
 static chunk *chunk_new(size_t size)
 {
@@ -97,8 +106,9 @@ static void arena_reset(arena *a)
 
 static size_t arena_used(const arena *a) { return a->used_before + a->cur->used; }
 
-/* need: a multiple of ARENA_ALIGN. NULL when the system has no memory. */
-static void *arena_alloc(arena *a, size_t need, size_t *failed_size)
+/* need: a multiple of ARENA_ALIGN. NULL when the system has no memory, or when a new chunk
+ * would take more than *room bytes (room NULL: no limit; else lowered by each new chunk). */
+static void *arena_alloc(arena *a, size_t need, size_t *failed_size, size_t *room)
 {
     chunk *c = a->cur;
     /* Move on through the chunks kept from earlier steps before asking the system. */
@@ -109,8 +119,10 @@ static void *arena_alloc(arena *a, size_t need, size_t *failed_size)
             continue;
         }
         size_t size = need > a->chunk_bytes ? need : a->chunk_bytes;
-        chunk *fresh = chunk_new(size);
+        if (room && size > *room) size = need; /* the last room: no more than asked for */
+        chunk *fresh = room && size > *room ? NULL : chunk_new(size);
         if (!fresh) { *failed_size = size; return NULL; }
+        if (room) *room -= size;
         /* Insert after c: later chunks stay available for later steps. */
         fresh->next = c->next;
         c->next = fresh;
@@ -185,11 +197,16 @@ void ur_tape_reset(ur_tape *tp)
 
 size_t ur_tape_arena_bytes(const ur_tape *tp)
 {
-    if (!tp) return 0;
-    size_t n = tp->main.reserved;
-    for (int k = 0; k < HEADER_POOLS; k++) n += tp->hdr[k].reserved;
-    return n + ur_tape_arena_bytes(tp->scratch);
+    return tp ? own_reserved(tp) + ur_tape_arena_bytes(tp->scratch) : 0;
 }
+
+void ur_tape_set_limit(ur_tape *tp, size_t bytes)
+{
+    if (!tp) return;
+    tp->limit = bytes;
+    if (tp->scratch) tp->scratch->limit = bytes;
+}
+size_t ur_tape_limit(const ur_tape *tp) { return tp ? tp->limit : 0; }
 size_t ur_tape_used_bytes(const ur_tape *tp)
 {
     return tp ? arena_used(&tp->main) + arena_used(&tp->hdr[tp->gen % HEADER_POOLS]) : 0;
@@ -207,7 +224,10 @@ ur_tape *ur_tape_scratch(ur_tape *tp)
 {
     if (!tp) return NULL;
     if (!tp->scratch) tp->scratch = ur_tape_new(tp->main.chunk_bytes);
-    if (tp->scratch) tp->scratch->check_finite = tp->check_finite;
+    if (tp->scratch) {
+        tp->scratch->check_finite = tp->check_finite;
+        tp->scratch->limit = tp->limit;
+    }
     return tp->scratch;
 }
 const char *ur_tape_error(const ur_tape *tp) { return tp && tp->failed ? tp->err : NULL; }
@@ -241,6 +261,22 @@ ur_tensor *ur_tape_fail(ur_tape *tp, const char *fmt, ...)
     return &tp->poison;
 }
 
+/* need bytes (a multiple of ARENA_ALIGN) from arena a of tp, within tp's limit; fails the tape
+ * and returns NULL when the system or the limit refuses. */
+static void *arena_take(ur_tape *tp, arena *a, size_t need)
+{
+    size_t size = 0, used = tp->limit ? own_reserved(tp) : 0;
+    size_t room = tp->limit > used ? tp->limit - used : 0;
+    void *p = arena_alloc(a, need, &size, tp->limit ? &room : NULL);
+    if (p) return p;
+    if (tp->limit && size > room)
+        ur_tape_fail(tp, "tape: memory limit of %zu bytes reached (%zu reserved, %zu more asked "
+                     "for; see ur_tape_set_limit)", tp->limit, used, size);
+    else
+        ur_tape_fail(tp, "tape: out of memory allocating %zu bytes", size);
+    return NULL;
+}
+
 static void *tape_alloc(ur_tape *tp, arena *a, size_t bytes)
 {
     if (!tp || tp->failed) return NULL;
@@ -249,10 +285,7 @@ static void *tape_alloc(ur_tape *tp, arena *a, size_t bytes)
         ur_tape_fail(tp, "tape: allocation of %zu bytes is too large", bytes);
         return NULL;
     }
-    size_t size = 0;
-    void *p = arena_alloc(a, need, &size);
-    if (!p) ur_tape_fail(tp, "tape: out of memory allocating %zu bytes", size);
-    return p;
+    return arena_take(tp, a, need);
 }
 
 void *ur_tape_alloc(ur_tape *tp, size_t bytes) { return tp ? tape_alloc(tp, &tp->main, bytes) : NULL; }
@@ -261,9 +294,9 @@ ur_tensor *ur_tensor_header(ur_tape *tp)
 {
     if (!tp) return NULL;
     if (tp->failed) return NULL;
-    size_t size = 0, need = (sizeof(ur_tensor) + 15) / 16 * 16;
-    ur_tensor *t = arena_alloc(&tp->hdr[tp->gen % HEADER_POOLS], need, &size);
-    if (!t) { ur_tape_fail(tp, "tape: out of memory allocating %zu bytes", size); return NULL; }
+    size_t need = (sizeof(ur_tensor) + 15) / 16 * 16;
+    ur_tensor *t = arena_take(tp, &tp->hdr[tp->gen % HEADER_POOLS], need);
+    if (!t) return NULL;
     memset(t, 0, sizeof *t);
     t->tape = tp;
     t->gen = tp->gen;

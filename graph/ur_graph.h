@@ -73,6 +73,13 @@ int ur_tensor_is_live(const ur_tensor *t);
 /* Bytes the arena has reserved from the system (constant once training reaches steady state),
  * the scratch tape's included. */
 size_t ur_tape_arena_bytes(const ur_tape *tp);
+/* Caps the bytes tp's arena may reserve from the system at bytes (0: no cap, the default);
+ * the cap counts what is already reserved (ur_tape_arena_bytes without the scratch tape,
+ * which gets the same cap of its own). An op that would need more fails the tape ("tape:
+ * memory limit of N bytes reached"), like running out of memory, but at a chosen size. */
+void ur_tape_set_limit(ur_tape *tp, size_t bytes);
+/* The cap set by ur_tape_set_limit (0: none). */
+size_t ur_tape_limit(const ur_tape *tp);
 /* Bytes of the arena in use since the last reset (tensors, gradients, nodes). */
 size_t ur_tape_used_bytes(const ur_tape *tp);
 /* The most bytes ever in use at once on tp since it was made (ur_tape_used_bytes at its

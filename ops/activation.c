@@ -4,15 +4,21 @@
 
 #include "ops/fastmath.h"
 
-UR_VECTOR_CLONES static void tanh_kernel(float *restrict y, const float *restrict x, size_t n)
+UR_VECTOR_BODY void tanh_kernel_body(float *restrict y, const float *restrict x, size_t n)
 {
     for (size_t k = 0; k < n; k++) y[k] = ur_tanh1(x[k]);
 }
+UR_VECTOR_VOID(tanh_kernel,
+               (float *restrict y, const float *restrict x, size_t n),
+               (y, x, n))
 
-UR_VECTOR_CLONES static void sigmoid_kernel(float *restrict y, const float *restrict x, size_t n)
+UR_VECTOR_BODY void sigmoid_kernel_body(float *restrict y, const float *restrict x, size_t n)
 {
     for (size_t k = 0; k < n; k++) y[k] = ur_sigmoid1(x[k]);
 }
+UR_VECTOR_VOID(sigmoid_kernel,
+               (float *restrict y, const float *restrict x, size_t n),
+               (y, x, n))
 
 static ur_tensor *unary(ur_tape *tp, const char *name, ur_tensor *x)
 {

@@ -2,10 +2,6 @@
 
 #include "ops/pool.h"
 
-/* OpenBLAS's own calls, declared here so that any cblas.h will do. */
-int openblas_get_num_threads(void);
-void openblas_set_num_threads(int n);
-
 #define T(flag) ((flag) ? CblasTrans : CblasNoTrans)
 #define SMALL_PRODUCT ((double)(1 << 20))
 
@@ -17,20 +13,26 @@ typedef struct gemm_job {
     float *out;
 } gemm_job;
 
+/* Parts [p0, p1), each one sgemm over its own rows or columns, whoever runs it: OpenBLAS's
+ * sums depend on the shape it is given (its blocking of k follows m and n), so a part must be
+ * the same call whether a worker runs it or a caller that found the pool busy runs them all.
+ * The result then depends on ur_threads() only, never on what other threads are doing. */
 static void gemm_parts(void *ctx, int p0, int p1)
 {
     const gemm_job *j = ctx;
     int len = j->split_rows ? j->m : j->n;
-    int a = (int)((long)len * p0 / j->parts), b = (int)((long)len * p1 / j->parts);
-    if (a >= b) return;
-    if (j->split_rows) { /* rows [a, b) of out and of op(X) */
-        const float *x = j->tx ? j->x + a : j->x + (size_t)a * j->ldx;
-        cblas_sgemm(CblasRowMajor, T(j->tx), T(j->ty), b - a, j->n, j->k, 1.0f, x, j->ldx, j->y,
-                    j->ldy, j->beta, j->out + (size_t)a * j->ldo, j->ldo);
-    } else { /* columns [a, b) of out and of op(Y) */
-        const float *y = j->ty ? j->y + (size_t)a * j->ldy : j->y + a;
-        cblas_sgemm(CblasRowMajor, T(j->tx), T(j->ty), j->m, b - a, j->k, 1.0f, j->x, j->ldx, y,
-                    j->ldy, j->beta, j->out + a, j->ldo);
+    for (int p = p0; p < p1; p++) {
+        int a = (int)((long)len * p / j->parts), b = (int)((long)len * (p + 1) / j->parts);
+        if (a >= b) continue;
+        if (j->split_rows) { /* rows [a, b) of out and of op(X) */
+            const float *x = j->tx ? j->x + a : j->x + (size_t)a * j->ldx;
+            cblas_sgemm(CblasRowMajor, T(j->tx), T(j->ty), b - a, j->n, j->k, 1.0f, x, j->ldx,
+                        j->y, j->ldy, j->beta, j->out + (size_t)a * j->ldo, j->ldo);
+        } else { /* columns [a, b) of out and of op(Y) */
+            const float *y = j->ty ? j->y + (size_t)a * j->ldy : j->y + a;
+            cblas_sgemm(CblasRowMajor, T(j->tx), T(j->ty), j->m, b - a, j->k, 1.0f, j->x, j->ldx,
+                        y, j->ldy, j->beta, j->out + a, j->ldo);
+        }
     }
 }
 
@@ -40,11 +42,9 @@ void ur_blas_gemm(int tx, int ty, int m, int n, int k, const float *x, int ldx, 
     int threads = ur_pool_threads();
     if (m == 1 || n == 1 || (k == 1 && beta == 1.0f) || (double)m * n * k < SMALL_PRODUCT)
         threads = 1;
-    /* OpenBLAS runs on one thread inside: a large product is split over the pool's threads
-     * instead (each part a single-threaded sgemm), so that OpenBLAS's own threads never spin
-     * beside the pool's between the per-step products of a recurrence. */
-    int blas_threads = openblas_get_num_threads();
-    if (blas_threads > 1) openblas_set_num_threads(1);
+    /* OpenBLAS runs on one thread (set once by ops/pool.c): a large product is split over the
+     * pool's threads instead (each part a single-threaded sgemm), so that OpenBLAS's own
+     * threads never spin beside the pool's between the per-step products of a recurrence. */
     if (threads > 1) {
         int split_rows = m >= n;
         gemm_job j = {tx, ty, m, n, k, ldx, ldy, ldo, threads, split_rows, x, y, beta, out};
@@ -60,5 +60,4 @@ void ur_blas_gemm(int tx, int ty, int m, int n, int k, const float *x, int ldx, 
     } else {
         cblas_sgemm(CblasRowMajor, T(tx), T(ty), m, n, k, 1.0f, x, ldx, y, ldy, beta, out, ldo);
     }
-    if (blas_threads > 1) openblas_set_num_threads(blas_threads);
 }

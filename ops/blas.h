@@ -4,11 +4,13 @@
  * A product with one row or one column is a matrix-vector product and one with k = 1 an
  * outer product: sgemv and sger do those without sgemm's per-call packing of the whole
  * matrix, which dominates at batch size 1 (sampling, min-char-rnn). OpenBLAS itself always
- * runs on one thread here: a product of at least 2^20 multiply-adds is cut by rows or
- * columns of out into one part per thread of ops/pool.h (as many as OPENBLAS_NUM_THREADS
- * says), each a single-threaded sgemm; smaller ones run on the caller. OpenBLAS's own threads
- * would otherwise wake for every large product and then spin, yielding, for a while after
- * it, beside the pool's threads that run a recurrence's per-step work.
+ * runs on one thread here, set once for the process by ops/pool.c before the first product
+ * (never changed per call, which would race with other threads): a product of at least 2^20
+ * multiply-adds is cut by rows or columns of out into one part per thread of ops/pool.h
+ * (ur_threads(): OPENBLAS_NUM_THREADS unless ur_set_threads says otherwise), each a
+ * single-threaded sgemm; smaller ones run on the caller. OpenBLAS's own threads would
+ * otherwise wake for every large product and then spin, yielding, for a while after it,
+ * beside the pool's threads that run a recurrence's per-step work.
  */
 #ifndef UR_BLAS_H
 #define UR_BLAS_H

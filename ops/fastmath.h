@@ -16,12 +16,8 @@
 #include <stdint.h>
 #include <string.h>
 
-/* Loops marked with this are compiled for AVX-512, AVX2 and plain x86-64, picked at load. */
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
-#define UR_VECTOR_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
-#else
-#define UR_VECTOR_CLONES
-#endif
+/* Loops over these are compiled for AVX-512, AVX2 and plain x86-64 (ops/isa.h). */
+#include "ops/isa.h"
 
 static inline float ur_exp1(float x_in)
 {

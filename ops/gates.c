@@ -26,8 +26,8 @@
 /* One row: a receives the activations [i | f | g | o]. A step's rows are split over the
  * pool's threads, forward and backward (rows are independent). */
 /* a may be z itself (in place): every a[j] depends only on z[j]. */
-UR_VECTOR_CLONES static void gates_row(int H, const float *z, const float *restrict cp, float *a,
-                                       float *restrict c, float *restrict h)
+UR_VECTOR_BODY void gates_row_body(int H, const float *z, const float *restrict cp, float *a,
+                                   float *restrict c, float *restrict h)
 {
     for (int j = 0; j < 2 * H; j++) a[j] = ur_sigmoid1(z[j]);
     for (int j = 2 * H; j < 3 * H; j++) a[j] = ur_tanh1(z[j]);
@@ -37,11 +37,15 @@ UR_VECTOR_CLONES static void gates_row(int H, const float *z, const float *restr
         h[j] = a[3 * H + j] * ur_tanh1(c[j]);
     }
 }
+UR_VECTOR_VOID(gates_row,
+               (int H, const float *z, const float *restrict cp, float *a, float *restrict c,
+                float *restrict h),
+               (H, z, cp, a, c, h))
 
-UR_VECTOR_CLONES static void gates_row_backward(int H, const float *restrict a,
-                                                const float *restrict cp, const float *restrict c,
-                                                const float *restrict dh, const float *restrict dc,
-                                                float *restrict dz, float *restrict dcp)
+UR_VECTOR_BODY void gates_row_backward_body(int H, const float *restrict a,
+                                            const float *restrict cp, const float *restrict c,
+                                            const float *restrict dh, const float *restrict dc,
+                                            float *restrict dz, float *restrict dcp)
 {
     const float *i = a, *f = a + H, *g = a + 2 * H, *o = a + 3 * H;
     for (int j = 0; j < H; j++) {
@@ -54,6 +58,11 @@ UR_VECTOR_CLONES static void gates_row_backward(int H, const float *restrict a,
         if (dcp) dcp[j] += dC * f[j];
     }
 }
+UR_VECTOR_VOID(gates_row_backward,
+               (int H, const float *restrict a, const float *restrict cp,
+                const float *restrict c, const float *restrict dh, const float *restrict dc,
+                float *restrict dz, float *restrict dcp),
+               (H, a, cp, c, dh, dc, dz, dcp))
 
 /* A step's rows, forward or backward; the pool hands out ranges of them. */
 typedef struct gates_job {
@@ -175,8 +184,8 @@ int ur_lstm_gates_into(ur_tape *tp, ur_tensor *z, ur_tensor *c_prev, ur_tensor *
  *     da = dn (1 - n^2):   dxn += da,  dhn += da r,  and dr = da hn
  *     dxr += dr r (1 - r),  dhr likewise;   dxz += dz z (1 - z),  dhz likewise
  */
-UR_VECTOR_CLONES static void gru_row(int H, float *x, const float *restrict g,
-                                     const float *restrict hp, float *restrict h)
+UR_VECTOR_BODY void gru_row_body(int H, float *x, const float *restrict g,
+                                 const float *restrict hp, float *restrict h)
 {
     for (int j = 0; j < 2 * H; j++) x[j] = ur_sigmoid1(x[j] + g[j]);
     for (int j = 0; j < H; j++) x[2 * H + j] = ur_tanh1(x[2 * H + j] + x[j] * g[2 * H + j]);
@@ -185,11 +194,15 @@ UR_VECTOR_CLONES static void gru_row(int H, float *x, const float *restrict g,
         h[j] = (1.0f - z) * n + z * hp[j];
     }
 }
+UR_VECTOR_VOID(gru_row,
+               (int H, float *x, const float *restrict g, const float *restrict hp,
+                float *restrict h),
+               (H, x, g, hp, h))
 
-UR_VECTOR_CLONES static void gru_row_backward(int H, const float *restrict a,
-                                              const float *restrict g, const float *restrict hp,
-                                              const float *restrict dh, float *restrict dx,
-                                              float *restrict dg, float *restrict dhp)
+UR_VECTOR_BODY void gru_row_backward_body(int H, const float *restrict a,
+                                          const float *restrict g, const float *restrict hp,
+                                          const float *restrict dh, float *restrict dx,
+                                          float *restrict dg, float *restrict dhp)
 {
     const float *r = a, *z = a + H, *n = a + 2 * H, *hn = g + 2 * H;
     for (int j = 0; j < H; j++) {
@@ -210,6 +223,11 @@ UR_VECTOR_CLONES static void gru_row_backward(int H, const float *restrict a,
         if (dhp) dhp[j] += dh[j] * z[j];
     }
 }
+UR_VECTOR_VOID(gru_row_backward,
+               (int H, const float *restrict a, const float *restrict g,
+                const float *restrict hp, const float *restrict dh, float *restrict dx,
+                float *restrict dg, float *restrict dhp),
+               (H, a, g, hp, dh, dx, dg, dhp))
 
 typedef struct gru_job {
     int H;

@@ -29,8 +29,8 @@ static void reduce(ur_tensor *y, double total, size_t count, ur_reduction red)
 }
 
 /* One row: p = softmax(x), returns log sum_j exp(x_j - max x) (double accumulation). */
-UR_VECTOR_CLONES static double softmax_row(int k, const float *restrict x, float *restrict p,
-                                           float *max_out)
+UR_VECTOR_BODY double softmax_row_body(int k, const float *restrict x, float *restrict p,
+                                       float *max_out)
 {
     float m = x[0];
     for (int j = 1; j < k; j++) m = x[j] > m ? x[j] : m;
@@ -42,6 +42,9 @@ UR_VECTOR_CLONES static double softmax_row(int k, const float *restrict x, float
     *max_out = m;
     return log(s);
 }
+UR_VECTOR_RET(double, softmax_row,
+              (int k, const float *restrict x, float *restrict p, float *max_out),
+              (k, x, p, max_out))
 
 int ur_softmax_rows(const ur_tensor *logits, float *probs)
 {

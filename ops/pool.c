@@ -16,6 +16,8 @@
 #define _POSIX_C_SOURCE 200809L
 #include "ops/pool.h"
 
+#include "ops/ur_ops.h"
+
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
@@ -24,6 +26,7 @@
 #include <time.h>
 
 int openblas_get_num_threads(void);
+void openblas_set_num_threads(int n);
 
 /* work: tag (24 bits) | lo (20 bits) | hi (20 bits) */
 #define ITEM_BITS 20
@@ -165,11 +168,38 @@ static int start_workers(int want)
     return pool.workers + 1;
 }
 
-int ur_pool_threads(void)
+/* ---- The thread count: set once, never flipped per call ---------------------------------- */
+
+static atomic_int n_threads; /* the pool's threads; 0 until threads_init */
+static pthread_once_t threads_once = PTHREAD_ONCE_INIT;
+
+static int clamp_threads(int n) { return n < 1 ? 1 : n > UR_POOL_MAX ? UR_POOL_MAX : n; }
+
+/* Once per process, at the first product or ur_set_threads: the pool takes OpenBLAS's thread
+ * count (OPENBLAS_NUM_THREADS, or what the program set before), and OpenBLAS is set to one
+ * thread for good, since ops/blas.c splits large products over the pool instead. */
+static void threads_init(void)
 {
     int n = openblas_get_num_threads();
-    return n < 1 ? 1 : n > UR_POOL_MAX ? UR_POOL_MAX : n;
+    openblas_set_num_threads(1);
+    int unset = 0;
+    atomic_compare_exchange_strong(&n_threads, &unset, clamp_threads(n));
 }
+
+int ur_pool_threads(void)
+{
+    pthread_once(&threads_once, threads_init);
+    return atomic_load_explicit(&n_threads, memory_order_relaxed);
+}
+
+int ur_set_threads(int n)
+{
+    pthread_once(&threads_once, threads_init);
+    atomic_store(&n_threads, clamp_threads(n));
+    return clamp_threads(n);
+}
+
+int ur_threads(void) { return ur_pool_threads(); }
 
 void ur_pool_for(int n, int grain, ur_pool_fn fn, void *ctx)
 {

@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ops/isa.h"
 #include "ops/pool.h"
 
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
@@ -42,6 +43,10 @@ static void choose(void)
     const char *want = getenv("UR_RGEMM");
     if (want && strcmp(want, "blas") == 0) best = K_NONE;
     else if (want && strcmp(want, "avx2") == 0 && best >= K_AVX2) best = K_AVX2;
+    /* UR_ISA caps ours too: avx2 allows the AVX2 kernel at most, generic none (cblas) */
+    int isa = ur_isa_level();
+    if (isa == UR_ISA_GENERIC) best = K_NONE;
+    else if (isa == UR_ISA_AVX2 && best > K_AVX2) best = K_AVX2;
     kernel_id = best;
 }
 

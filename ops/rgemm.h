@@ -13,7 +13,8 @@
  * 0 .. k-1 of columns [p NR, p NR + NR) one row after another, zero past column n.
  * The kernel is picked at load from the CPU (AVX-512F, else AVX2 with FMA, else none:
  * callers then keep cblas); UR_RGEMM=avx512|avx2|blas in the environment forces one (blas:
- * none; a kernel the CPU lacks is never chosen).
+ * none; a kernel the CPU lacks is never chosen), and UR_ISA (ops/isa.h) caps it: avx2 allows
+ * the AVX2 kernel at most, generic none.
  */
 #ifndef UR_RGEMM_H
 #define UR_RGEMM_H

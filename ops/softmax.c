@@ -35,8 +35,8 @@ static float row_max(int n, const float *x)
 }
 
 /* p_j = e^(x_j - m), 0 below e^-87; returns their sum (in double). */
-UR_VECTOR_CLONES static double exp_shifted(int n, const float *restrict x, float m,
-                                           float *restrict p)
+UR_VECTOR_BODY double exp_shifted_body(int n, const float *restrict x, float m,
+                                       float *restrict p)
 {
     for (int j = 0; j < n; j++) {
         float d = x[j] - m;
@@ -46,6 +46,9 @@ UR_VECTOR_CLONES static double exp_shifted(int n, const float *restrict x, float
     for (int j = 0; j < n; j++) s += p[j];
     return s;
 }
+UR_VECTOR_RET(double, exp_shifted,
+              (int n, const float *restrict x, float m, float *restrict p),
+              (n, x, m, p))
 
 static void fill_nan(int n, float *y)
 {
@@ -104,14 +107,17 @@ ur_tensor *ur_softmax(ur_tape *tp, ur_tensor *x)
 /* ---- log_softmax -------------------------------------------------------------------------- */
 
 /* dx_j += g_j - e^(y_j) sum_k g_k; a NaN row (see above) passes its NaN on. */
-UR_VECTOR_CLONES static void log_softmax_row_backward(int n, const float *restrict y,
-                                                      const float *restrict g, float *restrict d)
+UR_VECTOR_BODY void log_softmax_row_backward_body(int n, const float *restrict y,
+                                                  const float *restrict g, float *restrict d)
 {
     double sg = 0;
     for (int j = 0; j < n; j++) sg += g[j];
     float s = (float)sg;
     for (int j = 0; j < n; j++) d[j] += g[j] - (y[j] < -87.0f ? 0.0f : ur_exp1(y[j])) * s;
 }
+UR_VECTOR_VOID(log_softmax_row_backward,
+               (int n, const float *restrict y, const float *restrict g, float *restrict d),
+               (n, y, g, d))
 
 static void log_softmax_backward(ur_node *nd)
 {

@@ -246,6 +246,26 @@ ur_tensor *ur_select_rows(ur_tape *tp, ur_tensor *mask, ur_tensor *a, ur_tensor 
 /* x with the rows where mask (R x 1 of 0s and 1s) is 0 set to zero; no gradient to mask. */
 ur_tensor *ur_mask_rows(ur_tape *tp, ur_tensor *x, ur_tensor *mask);
 
+/* ---- Threads and kernels (process-wide; see unroll.h for what threads share) ------------- */
+
+/* The vector instruction set of the element-wise loops and the recurrent product's kernel:
+ * "avx512", "avx2" or "generic" (plain x86-64; the recurrence then uses cblas). It is the
+ * best the CPU has, unless UR_ISA=avx2 or UR_ISA=generic in the environment asks for less
+ * (read once, at the first use; a higher or unknown value is ignored). Results agree across
+ * the levels to rounding; tests run under each level where the CPU has it (.ci/run). */
+const char *ur_isa(void);
+
+/* Sets the number of threads (1 to 8; outside that, the nearest) that libunroll's products and
+ * recurrences are split over, for the whole process, and returns it. Call it at any time from
+ * any thread; it applies to the products started after it. Without it, the count is taken
+ * once from OpenBLAS's (OPENBLAS_NUM_THREADS) at the first product. Either way OpenBLAS itself
+ * is set to one thread, once, for good: libunroll never changes OpenBLAS's count afterwards,
+ * and another OpenBLAS user in the process then runs single-threaded too. */
+int ur_set_threads(int n);
+/* The number of threads products are split over (ur_set_threads, or OpenBLAS's count taken
+ * once; the first call takes it and sets OpenBLAS to one thread). */
+int ur_threads(void);
+
 #ifdef __cplusplus
 }
 #endif

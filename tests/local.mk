@@ -14,10 +14,22 @@ tests_test_models_SOURCES = tests/test_models.c tests/ur_test.h
 tests_test_models_CFLAGS = $(TEST_CFLAGS)
 tests_test_models_LDADD = $(TEST_LDADD)
 
+# Model files: files, metadata, where saves go (helpers shared in tests/modelio_util.c)
+MODELIO_UTIL = tests/modelio_util.c tests/modelio_util.h tests/ur_test.h
 check_PROGRAMS += tests/test_modelio
-tests_test_modelio_SOURCES = tests/test_modelio.c tests/ur_test.h
+tests_test_modelio_SOURCES = tests/test_modelio.c $(MODELIO_UTIL)
 tests_test_modelio_CFLAGS = $(TEST_CFLAGS)
 tests_test_modelio_LDADD = $(TEST_LDADD)
+
+check_PROGRAMS += tests/test_modelmeta
+tests_test_modelmeta_SOURCES = tests/test_modelmeta.c $(MODELIO_UTIL)
+tests_test_modelmeta_CFLAGS = $(TEST_CFLAGS)
+tests_test_modelmeta_LDADD = $(TEST_LDADD)
+
+check_PROGRAMS += tests/test_modelsave
+tests_test_modelsave_SOURCES = tests/test_modelsave.c $(MODELIO_UTIL)
+tests_test_modelsave_CFLAGS = $(TEST_CFLAGS)
+tests_test_modelsave_LDADD = $(TEST_LDADD)
 
 TESTS += $(check_PROGRAMS)
 
@@ -90,3 +102,9 @@ check_PROGRAMS += tests/test_beam
 tests_test_beam_SOURCES = tests/test_beam.c tests/ur_test.h
 tests_test_beam_CFLAGS = $(TEST_CFLAGS)
 tests_test_beam_LDADD = $(TEST_LDADD)
+
+check_PROGRAMS += tests/test_threads
+tests_test_threads_SOURCES = tests/test_threads.c tests/ur_test.h
+tests_test_threads_CFLAGS = $(TEST_CFLAGS) -pthread
+tests_test_threads_LDADD = $(TEST_LDADD)
+tests_test_threads_LDFLAGS = $(AM_LDFLAGS) -pthread

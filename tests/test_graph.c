@@ -335,6 +335,37 @@ START_TEST(test_scratch_peak_last)
 }
 END_TEST
 
+/* A tape's memory limit: ops within it run as without one; the first that needs more fails
+ * the tape with a message naming the limit, reserves nothing past it, and the tape works again
+ * after a reset once the cap is raised; the scratch tape gets the same cap. */
+START_TEST(test_tape_limit)
+{
+    ur_tape *tp = ur_tape_new(4096);
+    ck_assert_uint_eq(ur_tape_limit(tp), 0);
+    size_t base = ur_tape_arena_bytes(tp), cap = base + 64 * 1024;
+    ur_tape_set_limit(tp, cap);
+    ck_assert_uint_eq(ur_tape_limit(tp), cap);
+    ck_assert_uint_eq(ur_tape_limit(ur_tape_scratch(tp)), cap);
+    base = ur_tape_arena_bytes(tp) - ur_tape_arena_bytes(ur_tape_scratch(tp));
+    ur_tensor *small = ur_input(tp, 64, 64); /* 16 KiB: fits */
+    ck_assert_ptr_nonnull(small);
+    ck_assert_ptr_null(ur_tape_error(tp));
+    ck_assert_ptr_eq(ur_input(tp, 256, 256), ur_tape_poison(tp)); /* 256 KiB: over the cap */
+    const char *err = ur_tape_error(tp);
+    ck_assert_ptr_nonnull(err);
+    ck_assert_ptr_nonnull(strstr(err, "memory limit of"));
+    ck_assert_uint_le(ur_tape_arena_bytes(tp) - ur_tape_arena_bytes(ur_tape_scratch(tp)), cap);
+    ck_assert_uint_gt(cap, base);
+    ur_tape_reset(tp);
+    ur_tape_set_limit(tp, 0);
+    ur_tensor *big = ur_input(tp, 256, 256);
+    ck_assert_ptr_nonnull(big);
+    ck_assert_ptr_null(ur_tape_error(tp));
+    ck_assert_uint_eq(ur_tape_limit(ur_tape_scratch(tp)), 0);
+    ur_tape_free(tp);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("graph");
@@ -350,6 +381,7 @@ int main(void)
     tcase_add_test(tc, test_gradcheck_catches_bug);
     tcase_add_test(tc, test_backward_seeded);
     tcase_add_test(tc, test_scratch_peak_last);
+    tcase_add_test(tc, test_tape_limit);
     suite_add_tcase(s, tc);
     return ur_test_run(s);
 }

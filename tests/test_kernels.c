@@ -6,6 +6,9 @@
 
 #include <stdatomic.h>
 
+#include <float.h>
+
+#include "ops/isa.h"
 #include "ops/pool.h"
 #include "ops/rgemm.h"
 
@@ -233,6 +236,86 @@ START_TEST(test_gru_gates_match_generic_ops)
 }
 END_TEST
 
+/* Every copy of the vectorised loops (ops/isa.h) the CPU runs gives the plain copy's values
+ * and gradients, within 2 ulp: tanh, sigmoid, the fused LSTM and GRU gates, log-softmax and
+ * softmax + NLL, forward and backward. ur_isa names the copy selected. */
+enum { ISA_B = 9, ISA_H = 13, ISA_N = 4 * ISA_H * ISA_B };
+
+/* Op `which`'s values, then x's and h's gradients, into out (3 * ISA_N floats). x is
+ * B x 4H (B x 3H for the GRU, whose g is more of xv), h is B x H. */
+static void isa_run(int which, const float *xv, const float *hv, float *out)
+{
+    ur_tape *tp = ur_tape_new(0);
+    int cols = which == 4 ? 3 * ISA_H : 4 * ISA_H;
+    ur_tensor *x = ur_requires_grad(ur_input_from(tp, ISA_B, cols, xv));
+    ur_tensor *h = ur_requires_grad(ur_input_from(tp, ISA_B, ISA_H, hv));
+    ur_tensor *xc = ur_scale(tp, x, 1.0f); /* a temporary for the ops that overwrite theirs */
+    ur_tensor *y = NULL, *loss = NULL, *hn = NULL, *c = NULL;
+    int labels[ISA_B];
+    for (int b = 0; b < ISA_B; b++) labels[b] = (b * 5) % cols;
+    switch (which) {
+    case 0: y = ur_tanh(tp, x); break;
+    case 1: y = ur_sigmoid(tp, x); break;
+    case 2: y = ur_log_softmax(tp, x); break;
+    case 3:
+        ck_assert_int_eq(ur_lstm_gates_inplace(tp, xc, h, &hn, &c), 0);
+        y = ur_mul(tp, hn, c);
+        break;
+    case 4: y = ur_gru_gates(tp, xc, ur_input_from(tp, ISA_B, cols, xv + ISA_H), h, NULL); break;
+    default: y = loss = ur_softmax_nll(tp, x, labels, UR_MEAN); break;
+    }
+    if (!loss) loss = ur_sum(tp, ur_mul(tp, y, y));
+    ck_assert_msg(ur_backward(tp, loss) == 0, "%s", ur_tape_error(tp));
+    memset(out, 0, 3 * ISA_N * sizeof *out);
+    memcpy(out, y->val, ur_numel(y) * sizeof *out);
+    memcpy(out + ISA_N, x->grad, ur_numel(x) * sizeof *out);
+    if (h->grad) memcpy(out + 2 * ISA_N, h->grad, ur_numel(h) * sizeof *out);
+    ur_tape_free(tp);
+}
+
+/* 1 when a and b are within 2 units in the last place (or both NaN). */
+static int close_ulp(float a, float b)
+{
+    if (a == b || (a != a && b != b)) return 1;
+    return fabsf(a - b) <= 2.0f * fmaxf(nextafterf(fabsf(a), INFINITY) - fabsf(a), FLT_MIN);
+}
+
+START_TEST(test_isa_copies_agree)
+{
+    const char *levels[] = {"generic", "avx2", "avx512"};
+    const char *start = ur_isa(), *env = getenv("UR_ISA");
+    /* Under UR_ISA=avx2 or generic (.ci/run's passes), that copy is the one selected (avx2:
+     * where this build and CPU have it, which selecting it tells). */
+    int env_avx2 = env && strcmp(env, "avx2") == 0 && ur_isa_select("avx2") == 0;
+    ck_assert_int_eq(ur_isa_select(start), 0);
+    if (env_avx2 || (env && strcmp(env, "generic") == 0)) ck_assert_str_eq(start, env);
+    ur_rng rng;
+    ur_rng_seed(&rng, 21);
+    float xv[ISA_N], hv[ISA_B * ISA_H];
+    for (int k = 0; k < ISA_N; k++) xv[k] = 12.0f * ur_rng_uniform(&rng) - 6.0f;
+    for (int k = 0; k < ISA_B * ISA_H; k++) hv[k] = 2.0f * ur_rng_uniform(&rng) - 1.0f;
+    static float ref[6][3 * ISA_N], got[3 * ISA_N];
+    ck_assert_int_eq(ur_isa_select("generic"), 0);
+    ck_assert_str_eq(ur_isa(), "generic");
+    for (int w = 0; w < 6; w++) isa_run(w, xv, hv, ref[w]);
+    int tried = 0;
+    for (int l = 1; l < 3; l++) {
+        if (ur_isa_select(levels[l]) != 0) continue;
+        ck_assert_str_eq(ur_isa(), levels[l]);
+        tried++;
+        for (int w = 0; w < 6; w++) {
+            isa_run(w, xv, hv, got);
+            for (int k = 0; k < 3 * ISA_N; k++)
+                ck_assert_msg(close_ulp(got[k], ref[w][k]), "%s, op %d, value %d: %.9g vs %.9g",
+                              levels[l], w, k, got[k], ref[w][k]);
+        }
+    }
+    if (getenv("UR_TEST_VERBOSE")) fprintf(stderr, "isa: %d copies besides generic\n", tried);
+    ck_assert_int_eq(ur_isa_select("nonsense"), -1);
+    ck_assert_int_eq(ur_isa_select(start), 0);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("kernels");
@@ -242,6 +325,7 @@ int main(void)
     tcase_add_test(tc, test_pool_runs_every_item_once);
     tcase_add_test(tc, test_unroll_h_out_rules);
     tcase_add_test(tc, test_gru_gates_match_generic_ops);
+    tcase_add_test(tc, test_isa_copies_agree);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
