@@ -6,7 +6,8 @@
  * the sum of the gradients of the three sequences run alone (to 1e-5 relative) for Elman,
  * LSTM, GRU, stacked, bidirectional, single-output and stacked single-output models, Jordan
  * networks (teacher forcing and free-running) and truncated BPTT; the masked models pass the
- * gradient check; outputs past a length are zero; lengths of T cost nothing; a length of 0,
+ * gradient check; outputs past a length are zero and pass no gradient back (a loss reading
+ * them unmasked has the masked one's gradient); lengths of T cost nothing; a length of 0,
  * above T or negative is an error with a message.
  *
  * Sizes: T = padded steps, B = batch, IN = input features, H and H2 = hidden, K = classes. */
@@ -303,6 +304,8 @@ typedef struct model {
     int allow_empty;
     const int *lens;
     int no_lengths;           /* 1: the batch runs without lengths (every row T steps) */
+    int raw_out;              /* 1: the loss is sum(out R) over every row; 2: R masked */
+    float r[(T + 2) * B * (H + H2)];
 } model;
 
 static int make_cell(ur_cell *cell, int which, ur_params *ps, const char *prefix, int in, int hid,
@@ -364,6 +367,8 @@ static model *model_new(kind k, unsigned seed)
     m->c = ur_model_param(m->ps, "head", "c", 1, K, 0.5f, &rng);
     for (int j = 0; j < T * B * IN; j++) m->x[j] = 2.0f * ur_rng_uniform(&rng) - 1.0f;
     for (int j = 0; j < T * B; j++) m->y[j] = (int)ur_rng_below(&rng, K);
+    for (size_t j = 0; j < sizeof m->r / sizeof m->r[0]; j++)
+        m->r[j] = 2.0f * ur_rng_uniform(&rng) - 1.0f;
     return m;
 }
 
@@ -424,6 +429,14 @@ static ur_tensor *forward(ur_tape *tp, model *m, int solo, ur_tensor **out_rows)
     }
     if (rc != 0 || ur_tape_error(tp)) return ur_tape_poison(tp);
     if (out_rows) *out_rows = out;
+    if (m->raw_out) { /* sum(out R), R's rows past each length zero when raw_out is 2 */
+        ur_tensor *R = ur_input_from(tp, out->rows, out->cols, m->r);
+        if (ur_tape_error(tp)) return ur_tape_poison(tp);
+        for (int r = 0; r < out->rows && m->raw_out == 2; r++)
+            if (r / n >= m->lens[solo < 0 ? r % n : solo])
+                memset(R->val + (size_t)r * out->cols, 0, (size_t)out->cols * sizeof(float));
+        return ur_sum(tp, ur_mul(tp, out, R));
+    }
     /* logits: the outputs' rows, then each last state's h and c rows */
     ur_tensor *parts[5];
     int np = 0, rows = 0;
@@ -503,6 +516,45 @@ START_TEST(test_gradcheck_masked)
     model *m = model_new(k, 40 + (unsigned)k);
     ur_assert_gradcheck(m->ps, batch_loss, m, EPS, ATOL, RTOL);
     model_free(m);
+}
+END_TEST
+
+/* Outputs past a length are constants: a loss that reads them (unmasked) gets the gradient of
+ * the same loss with them left out, for the in-place masking of the unroll's H (forward,
+ * reversed in bidir, and under a stack layer). */
+START_TEST(test_padded_outputs_get_no_gradient)
+{
+    for (kind k = ELMAN; k <= BIDIR; k++) {
+        model *m = model_new(k, 100 + (unsigned)k);
+        ur_tape *tp = ur_tape_new(0);
+        float *g[2];
+        for (int q = 0; q < 2; q++) {
+            m->raw_out = 2 - q; /* masked R first: the reference */
+            ur_tape_reset(tp);
+            ur_params_zero_grad(m->ps);
+            ur_tensor *loss = forward(tp, m, -1, NULL);
+            ck_assert_msg(ur_backward(tp, loss) == 0, "%s", ur_tape_error(tp));
+            g[q] = grads_copy(m->ps);
+        }
+        size_t at = 0;
+        int seen = 0;
+        for (int p = 0; p < ur_params_count(m->ps); p++) {
+            ur_tensor *t = ur_params_at(m->ps, p);
+            double num = 0, den = 0;
+            for (size_t j = 0; j < ur_numel(t); j++, at++) {
+                num = fmax(num, fabs((double)g[1][at] - g[0][at]));
+                den = fmax(den, fabs((double)g[0][at]));
+            }
+            seen += den > 0;
+            ck_assert_msg(num <= SUM_RTOL * den, "%s: %s: the padded outputs' gradient leaks in "
+                          "(%.3g, max |gradient| %.3g)", kind_name[k], t->name, num, den);
+        }
+        ck_assert_int_ge(seen, 3);
+        free(g[0]);
+        free(g[1]);
+        ur_tape_free(tp);
+        model_free(m);
+    }
 }
 END_TEST
 
@@ -819,6 +871,7 @@ int main(void)
     tcase_set_timeout(models, 120);
     tcase_add_loop_test(models, test_padded_equals_alone, 0, N_KINDS);
     tcase_add_loop_test(models, test_gradcheck_masked, 0, N_KINDS);
+    tcase_add_test(models, test_padded_outputs_get_no_gradient);
     tcase_add_test(models, test_steps_without_real_rows);
     tcase_add_test(models, test_full_lengths_cost_nothing);
     tcase_add_test(models, test_bad_lengths);
