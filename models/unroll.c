@@ -7,13 +7,13 @@
  * made that tensor and hands the step only the sum, so nothing else ever reads the partial
  * values, and no declaration can make this wrong.
  *
- * Uneven lengths (ur_unroll_opts.lengths): every row runs at every step, writing its h into
- * its rows of H as without lengths; at a step where some rows are past their length, the
- * state goes through ur_select_rows (the new state for the real rows, the previous one for
- * the others), and then the step's rows of H are masked in place (ur_mask_rows_inplace: zero
- * past the length, and so is their gradient). A step where every row is real records exactly
- * what an unroll without lengths does, and one where none is keeps the previous state as it
- * is (its rows of H zeroed). The carry reads only what a step returned, never the projection
+ * Uneven lengths (ur_unroll_opts.lengths): every row runs at every step. A step where every
+ * row is real records exactly what an unroll without lengths does (h made in its rows of H).
+ * At a step where some rows are past their length, the step makes h apart, the state goes
+ * through ur_select_rows (the new state for the real rows, the previous one for the others)
+ * and the output, zero past the length, is written into the step's rows of H by
+ * ur_mask_rows_into; a step where no row is real keeps the previous state as it is. Nothing
+ * is stacked at the end. The carry reads only what a step returned, never the projection
  * rows a step may overwrite in place (the LSTM's gate activations), so such steps stay
  * correct: a finished row's gradient is zero from its step's output down.
  *
@@ -225,8 +225,14 @@ int ur_unroll_with(ur_tape *tp, const ur_cell *cell, ur_tensor *x_all, int T, ur
         int t = reverse ? T - 1 - k : k;
         ur_tape_set_context(tp, kind, t);
         /* t in the whole sequence, also when this is a checkpointed segment of it */
+        int live = B; /* rows with a real step t */
+        if (lengths) {
+            live = 0;
+            for (int b = 0; b < B; b++) live += t < lengths[b];
+        }
+        ur_tensor *h_rows = ur_rows(tp, H, t * B, B);
         ur_step_in in = {.t = t + ur_tape_step_offset(tp), .x = ur_rows(tp, x_all, t * B, B),
-                         .h_out = ur_rows(tp, H, t * B, B)};
+                         .h_out = live == B ? h_rows : NULL};
         for (int i = 0; i < cell->n_proj; i++) in.proj[i] = ur_rows(tp, P[i], t * B, B);
         ur_tensor *h_in = rec_mask && !ur_tape_error(tp) ? ur_mul(tp, s.h, rec_mask) : s.h;
         for (int j = 0; j < cell->n_rec; j++) {
@@ -245,26 +251,21 @@ int ur_unroll_with(ur_tape *tp, const ur_cell *cell, ur_tensor *x_all, int T, ur
             ur_tape_fail(tp, "%s: step %d returned a NULL %s", op, t, fresh.h ? "c" : "h");
             return -1;
         }
-        if (fresh.h != in.h_out) { /* the step made h elsewhere: copy it into H's rows */
-            if (in.h_out->node) {
-                ur_tape_set_context(tp, NULL, -1);
-                ur_tape_fail(tp, "%s: step %d wrote h_out but returned another h", op, t);
-                return -1;
-            }
-            fresh.h = ur_concat_rows_into(tp, 1, &fresh.h, in.h_out);
-        }
-        /* Rows past their length keep their state; the carry is recorded in the step's
-         * context, so the non-finite trap names the step. */
-        int live = B;
-        if (lengths) {
-            live = 0;
-            for (int b = 0; b < B; b++) live += t < lengths[b];
-        }
         if (live < B) {
+            /* Rows past their length keep their state; the carry is recorded in the step's
+             * context, so the non-finite trap names the step. */
             ur_tensor *m = ur_rows(tp, mask, t * B, B);
             if (live > 0) s = carry(tp, m, fresh, s); /* live 0: s stays as it was */
-            hs[t] = ur_mask_rows_inplace(tp, fresh.h, m);
+            hs[t] = ur_mask_rows_into(tp, fresh.h, m, h_rows);
         } else {
+            if (fresh.h != h_rows) { /* the step made h elsewhere: copy it into H's rows */
+                if (h_rows->node) {
+                    ur_tape_set_context(tp, NULL, -1);
+                    ur_tape_fail(tp, "%s: step %d wrote h_out but returned another h", op, t);
+                    return -1;
+                }
+                fresh.h = ur_concat_rows_into(tp, 1, &fresh.h, h_rows);
+            }
             s = fresh;
             hs[t] = s.h;
         }

@@ -9,15 +9,8 @@
  *                                                  db[r] += (1 - m[r]) dy[r]
  *     mask rows:    y[r] = m[r] ? x[r] : 0         dx[r] += m[r] dy[r]
  *
- * and mask rows in place (x is y: the same values and gradient):
- *
- *     y[r] = m[r] ? y[r] : 0                       dy[r] = m[r] ? dy[r] : 0
- *
- * which runs backward before the ops that read x before it (they were recorded earlier), so
- * they add their gradients to the rows after it zeroed the ones past the length.
- *
  * An unroll carries a finished row's state with select (h_t = m h_new + (1 - m) h_{t-1}) and
- * zeroes its output with mask (in place, in its rows of the stacked H). They are written as selections, not as m a + (1 - m) b: a NaN
+ * zeroes its output with mask, written straight into the step's rows of the stacked H. They are written as selections, not as m a + (1 - m) b: a NaN
  * or Inf in a row that is not chosen (what a cell made of a padded step) stays out of the
  * result and out of every gradient, where the arithmetic form would let it in (0 * Inf = NaN).
  * The mask is a constant: it never receives a gradient. */
@@ -125,29 +118,23 @@ ur_tensor *ur_mask_rows(ur_tape *tp, ur_tensor *x, ur_tensor *mask)
     return y;
 }
 
-/* In place: the gradient of the rows masked out stops here. */
-static void mask_rows_inplace_backward(ur_node *n)
+ur_tensor *ur_mask_rows_into(ur_tape *tp, ur_tensor *x, ur_tensor *mask, ur_tensor *out)
 {
-    const float *m = n->aux;
-    ur_tensor *y = n->out;
-    float *dy = ur_grad(y);
-    size_t C = (size_t)y->cols;
-    for (int r = 0; r < y->rows; r++)
-        if (m[r] == 0.0f) memset(dy + (size_t)r * C, 0, C * sizeof(float));
-}
-static const ur_op mask_rows_inplace_op = {"mask_rows_inplace", mask_rows_inplace_backward};
-
-ur_tensor *ur_mask_rows_inplace(ur_tape *tp, ur_tensor *x, ur_tensor *mask)
-{
-    if (!ur_op_begin(tp, "mask_rows_inplace", 2, x, mask)) return ur_tape_poison(tp);
-    if (ur_mask_check(tp, "mask_rows_inplace", mask, x->rows) != 0) return ur_tape_poison(tp);
-    if (!x->tape)
-        return ur_tape_fail(tp, "mask_rows_inplace: x (%dx%d) must be a tensor of the tape, not "
-                            "a parameter", x->rows, x->cols);
+    if (!ur_op_begin(tp, "mask_rows_into", 3, x, mask, out)) return ur_tape_poison(tp);
+    if (ur_mask_check(tp, "mask_rows_into", mask, x->rows) != 0) return ur_tape_poison(tp);
+    if (out->rows != x->rows || out->cols != x->cols || out->node || !out->tape)
+        return ur_tape_fail(tp, "mask_rows_into: out must be a %dx%d tensor of the tape that no "
+                            "op has written; got %dx%d", x->rows, x->cols, out->rows, out->cols);
+    const float *xe = x->val + ur_numel(x), *oe = out->val + ur_numel(out);
+    if (x->val < oe && out->val < xe)
+        return ur_tape_fail(tp, "mask_rows_into: x and out overlap");
     size_t C = (size_t)x->cols;
-    for (int r = 0; r < x->rows; r++)
-        if (mask->val[r] == 0.0f) memset(x->val + (size_t)r * C, 0, C * sizeof(float));
-    ur_node *nd = ur_record(tp, &mask_rows_inplace_op, x, 1, x);
+    for (int r = 0; r < x->rows; r++) {
+        float *yr = out->val + (size_t)r * C;
+        if (mask->val[r] != 0.0f) memcpy(yr, x->val + (size_t)r * C, C * sizeof(float));
+        else memset(yr, 0, C * sizeof(float));
+    }
+    ur_node *nd = ur_record(tp, &mask_rows_op, out, 1, x);
     if (nd) nd->aux = mask->val;
-    return x;
+    return out;
 }

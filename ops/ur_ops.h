@@ -245,10 +245,9 @@ ur_tensor *ur_length_mask(ur_tape *tp, int T, int B, const int *lengths);
 ur_tensor *ur_select_rows(ur_tape *tp, ur_tensor *mask, ur_tensor *a, ur_tensor *b);
 /* x with the rows where mask (R x 1 of 0s and 1s) is 0 set to zero; no gradient to mask. */
 ur_tensor *ur_mask_rows(ur_tape *tp, ur_tensor *x, ur_tensor *mask);
-/* ur_mask_rows in place: zeroes x's rows where mask is 0 and returns x (e.g. a step's h in
- * its rows of a time-stacked H). Ops recorded on x before it keep the values they read, and
- * their gradients pass unmasked; only the gradient of what reads x after it is masked. */
-ur_tensor *ur_mask_rows_inplace(ur_tape *tp, ur_tensor *x, ur_tensor *mask);
+/* ur_mask_rows written into out (x's shape, on tp, not yet written by any op: e.g. a step's
+ * rows of a time-stacked H), which it returns. */
+ur_tensor *ur_mask_rows_into(ur_tape *tp, ur_tensor *x, ur_tensor *mask, ur_tensor *out);
 
 #ifdef __cplusplus
 }

@@ -1,7 +1,7 @@
 /* Batches of uneven lengths.
  *
- * Ops: the length mask, ur_select_rows and ur_mask_rows (values, gradients, a NaN in a row not
- * chosen stays out), the masked losses (equal to the unmasked ones over the real rows).
+ * Ops: the length mask, ur_select_rows, ur_mask_rows and ur_mask_rows_into (values, gradients,
+ * a NaN in a row not chosen stays out), the masked losses (equal to the unmasked ones over the real rows).
  * Models: a batch of three sequences of lengths 2, 5 and 7, padded to 7 steps with junk, gives
  * the sum of the gradients of the three sequences run alone (to 1e-5 relative) for Elman,
  * LSTM, GRU, stacked, bidirectional, single-output and stacked single-output models, Jordan
@@ -130,6 +130,43 @@ START_TEST(test_select_and_mask_rows)
     ur_tape_reset(tp);
     ur_select_rows(tp, ur_input(tp, 3, 1), a, ur_input(tp, 3, 3));
     expect_error(tp, (const char *[]){"select_rows", "3x2", "3x3", NULL});
+    ur_tape_free(tp);
+    ur_params_free(ps);
+}
+END_TEST
+
+/* mask_rows_into: the values and gradient of mask_rows, written into rows of a bigger tensor. */
+START_TEST(test_mask_rows_into)
+{
+    ur_params *ps = ur_params_new();
+    ur_tensor *a = ur_params_add(ps, "a", 3, 2);
+    for (int k = 0; k < 6; k++) a->val[k] = (float)(k + 1);
+    a->val[2] = NAN; /* row 1: masked out */
+    ur_tape *tp = ur_tape_new(0);
+    ur_tensor *m = ur_input_from(tp, 3, 1, (const float[]){1, 0, 1});
+    ur_tensor *big = ur_tensor_new(tp, 6, 2);
+    ur_tensor *y = ur_mask_rows_into(tp, a, m, ur_rows(tp, big, 3, 3));
+    ck_assert(y->val == big->val + 6);
+    for (int k = 0; k < 6; k++) ck_assert_float_eq(y->val[k], k / 2 == 1 ? 0.0f : (float)(k + 1));
+    const float w[6] = {0.5f, -1, 2, 3, -0.25f, 4};
+    ur_params_zero_grad(ps);
+    ck_assert_int_eq(ur_backward(tp, ur_sum(tp, ur_mul(tp, y, ur_input_from(tp, 3, 2, w)))), 0);
+    for (int k = 0; k < 6; k++) ck_assert_float_eq(a->grad[k], k / 2 == 1 ? 0.0f : w[k]);
+    /* out must be unwritten, of x's shape, apart from x */
+    ur_tape_reset(tp);
+    m = ur_input_from(tp, 3, 1, (const float[]){1, 0, 1});
+    ur_tensor *x = ur_tanh(tp, a);
+    ur_mask_rows_into(tp, a, m, x);
+    expect_error(tp, (const char *[]){"mask_rows_into", "no op has written", NULL});
+    ur_tape_reset(tp);
+    m = ur_input_from(tp, 3, 1, (const float[]){1, 0, 1});
+    ur_mask_rows_into(tp, a, m, ur_input(tp, 2, 2));
+    expect_error(tp, (const char *[]){"mask_rows_into", "3x2", "2x2", NULL});
+    ur_tape_reset(tp);
+    m = ur_input_from(tp, 3, 1, (const float[]){1, 0, 1});
+    big = ur_input(tp, 4, 2);
+    ur_mask_rows_into(tp, ur_rows(tp, big, 0, 3), m, ur_rows(tp, big, 1, 3));
+    expect_error(tp, (const char *[]){"mask_rows_into", "overlap", NULL});
     ur_tape_free(tp);
     ur_params_free(ps);
 }
@@ -864,6 +901,7 @@ int main(void)
     TCase *ops = tcase_create("ops");
     tcase_add_test(ops, test_length_mask);
     tcase_add_test(ops, test_select_and_mask_rows);
+    tcase_add_test(ops, test_mask_rows_into);
     tcase_add_test(ops, test_rows_gradcheck);
     tcase_add_test(ops, test_masked_losses);
     suite_add_tcase(s, ops);
