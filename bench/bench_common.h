@@ -98,6 +98,9 @@ size_t bench_min_activation_bytes(const bench_config *c);
 
 /* Seconds from a monotonic clock. */
 double bench_now(void);
+/* CPU seconds used by the process, all threads (steadier than bench_now on a busy machine;
+ * with OpenBLAS threads it counts their spinning too). */
+double bench_cpu_now(void);
 /* Peak resident set size of the process (getrusage ru_maxrss), in KiB. */
 long bench_maxrss_kb(void);
 /* The OpenBLAS kernel name, and the threads libunroll's products run on (ur_threads(): OpenBLAS

@@ -5,8 +5,10 @@
  *   full       lengths given, all T: must record exactly the same graph
  *   mixed      lengths uniform in [T/2, T] (one of them T): the usual padded batch
  *   wide       lengths uniform in [1, T] (one of them T)
- * for the LSTM, GRU and Elman cells. Prints a markdown table: median ms per step, the ratio to
- * equal, the steps where some rows had ended (where the carry ops run), tape bytes, nodes. */
+ * for the LSTM, GRU and Elman cells. Prints a markdown table: median CPU ms per step (process
+ * CPU time, steadier than wall time on a shared machine; run with OPENBLAS_NUM_THREADS=1 so
+ * that it counts no spinning threads), the ratio to equal, median wall ms, the steps where
+ * some rows had ended (where the carry ops run), tape bytes, nodes. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,7 +20,7 @@ enum { EQUAL, FULL, MIXED, WIDE, N_MODES };
 static const char *const mode_name[N_MODES] = {"equal", "full", "mixed", "wide"};
 
 typedef struct {
-    double ms;
+    double wall_ms;  /* of the last step */
     size_t tape;
     int nodes;
 } figures;
@@ -29,11 +31,11 @@ static int cmp_double(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-/* One training step; returns its time in ms, or -1. */
+/* One training step; returns its CPU time in ms (f gets its wall time), or -1. */
 static double step(ur_tape *tp, ur_params *ps, const ur_cell *cell, const float *x, int T, int B,
                    const int *lengths, figures *f)
 {
-    double t0 = bench_now();
+    double t0 = bench_now(), c0 = bench_cpu_now();
     ur_tape_reset(tp);
     ur_tensor *xs = ur_input_from(tp, T * B, cell->in_dim, x);
     ur_seq seq;
@@ -45,7 +47,8 @@ static double step(ur_tape *tp, ur_params *ps, const ur_cell *cell, const float 
         fprintf(stderr, "bench_lengths: %s\n", ur_tape_error(tp));
         return -1;
     }
-    double ms = (bench_now() - t0) * 1e3;
+    double ms = (bench_cpu_now() - c0) * 1e3;
+    f->wall_ms = (bench_now() - t0) * 1e3;
     f->tape = ur_tape_used_bytes(tp);
     f->nodes = ur_tape_node_count(tp);
     return ms;
@@ -96,11 +99,12 @@ int main(int argc, char **argv)
     }
     float *x = malloc((size_t)T * B * in * sizeof *x);
     int *lens[N_MODES];
-    double *times[N_MODES];
+    double *times[N_MODES], *walls[N_MODES];
     for (int m = 0; m < N_MODES; m++) {
         lens[m] = malloc((size_t)B * sizeof *lens[m]);
         times[m] = malloc((size_t)steps * sizeof *times[m]);
-        if (!lens[m] || !times[m]) x = NULL;
+        walls[m] = malloc((size_t)steps * sizeof *walls[m]);
+        if (!lens[m] || !times[m] || !walls[m]) x = NULL;
     }
     ur_tape *tp = ur_tape_new(0);
     if (!x || !tp) {
@@ -125,8 +129,8 @@ int main(int argc, char **argv)
         printf("%-5s lengths: %ld real steps of %d (%.0f%%), %d of %d steps with ended rows\n",
                mode_name[m], real[m], T * B, 100.0 * (double)real[m] / (T * B),
                mixed_steps(lens[m], T, B), T);
-    printf("\n| cell | lengths | ms per step | vs equal | tape MiB | nodes |\n"
-           "|---|---|---:|---:|---:|---:|\n");
+    printf("\n| cell | lengths | CPU ms per step | vs equal | wall ms | tape MiB | nodes |\n"
+           "|---|---|---:|---:|---:|---:|---:|\n");
     for (int c = 0; c < 3; c++) {
         figures f[N_MODES] = {{0}};
         for (int w = 0; w < 2; w++) /* warm-up: arena sized, caches warm */
@@ -136,21 +140,25 @@ int main(int argc, char **argv)
             for (int m = 0; m < N_MODES; m++) {
                 times[m][s] = step(tp, ps, &cells[c], x, T, B, m == EQUAL ? NULL : lens[m], &f[m]);
                 if (times[m][s] < 0) return 1;
+                walls[m][s] = f[m].wall_ms;
             }
-        double med[N_MODES];
+        double med[N_MODES], wmed[N_MODES];
         for (int m = 0; m < N_MODES; m++) {
             qsort(times[m], (size_t)steps, sizeof *times[m], cmp_double);
+            qsort(walls[m], (size_t)steps, sizeof *walls[m], cmp_double);
             med[m] = times[m][steps / 2];
+            wmed[m] = walls[m][steps / 2];
         }
         for (int m = 0; m < N_MODES; m++)
-            printf("| %s | %s | %.2f | %.3f | %.1f | %d |\n", names[c], mode_name[m], med[m],
-                   med[m] / med[EQUAL], f[m].tape / 1048576.0, f[m].nodes);
+            printf("| %s | %s | %.2f | %.3f | %.2f | %.1f | %d |\n", names[c], mode_name[m],
+                   med[m], med[m] / med[EQUAL], wmed[m], f[m].tape / 1048576.0, f[m].nodes);
         fflush(stdout);
     }
     free(x);
     for (int m = 0; m < N_MODES; m++) {
         free(lens[m]);
         free(times[m]);
+        free(walls[m]);
     }
     ur_tape_free(tp);
     ur_params_free(ps);

@@ -10,8 +10,10 @@
  *
  * Training uses teacher forcing: the decoder reads <start> y_0 ... y_{L-1} (the true tokens)
  * and is scored on y_0 ... y_{L-1} <end>, so the whole decoder is one unroll. At test time
- * it decodes greedily: each step's argmax token is the next step's input. A string counts
- * as right only if every digit and the position of <end> are right (exact match).
+ * it decodes greedily: each step's argmax token is the next step's input; with --beam K also
+ * by beam search (ur_beam_decode, the K most probable prefixes kept per string). A string
+ * counts as right only if every digit and the position of <end> are right (exact match); the
+ * per-character accuracy counts the right ones of the L+1 positions (the digits and <end>).
  *
  * Held-out strings: a string is in the test set when a hash of it is 0 modulo 10; training
  * never draws one of those, so the test strings were never seen. (Short lengths have few:
@@ -40,6 +42,8 @@ typedef struct config {
     float lr, clip;
     const char *log, *cell;
     int attention, test_len; /* --attention; --test-len (0: twice --max-len) */
+    int beam;                /* --beam K: also decode with a beam of K (0: greedy only) */
+    float alpha;             /* --length-alpha: the beam's length normalisation */
 } config;
 
 typedef struct model {
@@ -165,21 +169,9 @@ static ur_tensor *attn_loss(ur_tape *tp, const model *m, const int *src, int L, 
     return ur_scale(tp, loss, 1.0f / (float)(L + 1));
 }
 
-/* How many of the B decoded strings in out (time-stacked ids) are src reversed, then <end>. */
-static int attn_count_exact(const int *src, const int *out, int L, int B)
-{
-    int right = 0;
-    for (int b = 0; b < B; b++) {
-        int ok = out[L * B + b] == END;
-        for (int t = 0; t < L && ok; t++) ok = out[t * B + b] == src[(L - 1 - t) * B + b];
-        right += ok;
-    }
-    return right;
-}
-
-/* Greedy decoding with attention, as greedy_correct does without. */
-static int attn_greedy_correct(ur_tape *tp, const model *m, const int *src, int L, int B,
-                               int *tok, int *out)
+/* Greedy decoding with attention, as greedy_decode does without. */
+static int attn_greedy_decode(ur_tape *tp, const model *m, const int *src, int L, int B,
+                              int *tok, int *out)
 {
     ur_state d;
     ur_tensor *enc = attn_encode(tp, m, src, L, B, &d);
@@ -194,7 +186,87 @@ static int attn_greedy_correct(ur_tape *tp, const model *m, const int *src, int 
             out[s * B + b] = tok[b];
         }
     }
-    return attn_count_exact(src, out, L, B);
+    return 0;
+}
+
+/* ---- Beam search (--beam K) ----------------------------------------------------------------
+ * ur_beam_decode runs the decoder cell with the linear head; with attention, the head is
+ * attn_beam_head below and the context is fed back (the beam's input feeding, so each beam
+ * keeps its own ctx). Beam j of string b is row b*K + j, so each row attends to its own
+ * string's encoder states: beam_enc repeats each string's block K times. */
+
+typedef struct beam_ctx {
+    const model *m;
+    int L;            /* the encoder states per string */
+    float *enc;       /* (B*K*L) x H: string b's L states as block b*K + j, for each beam j */
+} beam_ctx;
+
+/* The attention head of attn_step for the beam's rows: logits, and in *feed the context. */
+static ur_tensor *attn_beam_head(ur_tape *tp, ur_tensor *h, ur_tensor **feed, void *ctx)
+{
+    const beam_ctx *bc = ctx;
+    int R = h->rows, H = h->cols;
+    ur_tensor *enc = ur_input_from(tp, R * bc->L, H, bc->enc);
+    ur_tensor *a = ur_softmax(tp, ur_block_matmul(tp, h, enc, R, 0, 1)); /* R x L */
+    *feed = ur_block_matmul(tp, a, enc, R, 0, 0);                        /* R x H */
+    ur_tensor *out[2] = {h, *feed};
+    return ur_linear(tp, ur_concat_cols(tp, 2, out), bc->m->V, bc->m->c);
+}
+
+/* A decoder of width K for up to B strings of up to max_len digits (NULL: ur_model_error). */
+static ur_beam *beam_new(const model *m, beam_ctx *bc, int K, float alpha, int B, int max_len)
+{
+    ur_beam_opts bo = {.width = K, .start = START, .end = END, .max_len = max_len + 2,
+                       .length_alpha = alpha, .embed = m->emb};
+    if (m->attention) {
+        bo.feed = m->enc.hidden;
+        bo.head_feed = attn_beam_head;
+        bo.head_ctx = bc;
+        bo.vocab = VOCAB;
+    } else {
+        bo.head_w = m->V;
+        bo.head_b = m->c;
+    }
+    return ur_beam_new(&m->dec, &bo, B);
+}
+
+/* Beam decoding of the B strings in src; hypothesis b is ur_beam_best(bs, b). -1 on error
+ * (message printed). */
+static int beam_decode(ur_tape *tp, const model *m, ur_beam *bs, beam_ctx *bc, int K,
+                       const int *src, int L, int B)
+{
+    ur_state last;
+    if (m->attention) {
+        ur_tensor *enc = attn_encode(tp, m, src, L, B, &last);
+        if (!enc) return -1;
+        size_t blk = (size_t)L * (size_t)m->enc.hidden;
+        for (int b = 0; b < B; b++)
+            for (int j = 0; j < K; j++)
+                memcpy(bc->enc + ((size_t)b * K + j) * blk, enc->val + b * blk,
+                       blk * sizeof(float));
+        bc->L = L;
+    } else {
+        last = encode(tp, m, src, L, B);
+        if (!last.h) return -1;
+    }
+    if (ur_beam_decode(bs, B, last, L + 2) != 0) {
+        fprintf(stderr, "seq2seq: %s\n", ur_beam_error(bs));
+        return -2;
+    }
+    return 0;
+}
+
+/* How many of the L+1 positions of string b (L digits reversed, then <end>) the n tokens
+ * tok[0], tok[stride], ... get right; a decoding stops at its first <end>. */
+static int right_chars(const int *tok, int n, int stride, const int *src, int L, int B, int b)
+{
+    int right = 0;
+    for (int t = 0; t <= L && t < n; t++) {
+        int y = t < L ? src[(L - 1 - t) * B + b] : END, got = tok[t * stride];
+        right += got == y;
+        if (got == END) break;
+    }
+    return right;
 }
 
 /* Teacher-forced loss of reversing src (L*B ids). dec_in and dec_out hold (L+1)*B ids. */
@@ -220,12 +292,11 @@ static ur_tensor *teacher_forced_loss(ur_tape *tp, const model *m, const int *sr
     return ur_softmax_nll(tp, logits, dec_out, UR_MEAN);
 }
 
-/* Greedy decoding of a batch; returns how many of the B strings come out exactly reversed
- * (-1 on a tape error). out needs (L+2)*B ids. */
-static int greedy_correct(ur_tape *tp, const model *m, const int *src, int L, int B, int *tok,
-                          int *out)
+/* Greedy decoding of a batch into out ((L+2)*B ids, time-stacked); -1 on a tape error. */
+static int greedy_decode(ur_tape *tp, const model *m, const int *src, int L, int B, int *tok,
+                         int *out)
 {
-    if (m->attention) return attn_greedy_correct(tp, m, src, L, B, tok, out);
+    if (m->attention) return attn_greedy_decode(tp, m, src, L, B, tok, out);
     int steps = L + 2; /* enough to see a late <end> */
     ur_state h = encode(tp, m, src, L, B);
     if (!h.h) return -1;
@@ -242,38 +313,67 @@ static int greedy_correct(ur_tape *tp, const model *m, const int *src, int L, in
         }
         h = d.last;
     }
-    int right = 0;
-    for (int b = 0; b < B; b++) {
-        int ok = out[L * B + b] == END;
-        for (int t = 0; t < L && ok; t++) ok = out[t * B + b] == src[(L - 1 - t) * B + b];
-        right += ok;
-    }
-    return right;
+    return 0;
 }
 
-/* Exact-match accuracy over n held-out strings per length (the same strings every call). */
+/* Held-out scores of one decoding: exact matches and right characters, of n strings and
+ * n_chars positions. */
+typedef struct tally {
+    long exact, chars, n, n_chars;
+} tally;
+
+/* The beam decoder for evaluate (bs NULL: greedy only). */
+typedef struct beam_eval {
+    ur_beam *bs;
+    beam_ctx *bc;
+    int K;
+} beam_eval;
+
+/* Exact-match accuracy of greedy decoding over n held-out strings per length (the same
+ * strings every call); per_len[L] gets each length's. With be, the strings are also beam
+ * decoded; greedy and beam (if be) add up all lengths' figures. -1.0 on an error. */
 static double evaluate(ur_tape *tp, const model *m, const config *cfg, int n, int *src,
-                       int *tok, int *out, double *per_len)
+                       int *tok, int *out, double *per_len, const beam_eval *be, tally *greedy,
+                       tally *beam)
 {
     ur_rng rng;
     ur_rng_seed(&rng, (uint64_t)cfg->seed * 7919u + 101u);
-    long right = 0, total = 0;
+    tally g = {0, 0, 0, 0}, bm = {0, 0, 0, 0};
     for (int L = cfg->min_len; L <= cfg->max_len; L++) {
         long rl = 0, tl = 0;
         for (int done = 0; done < n; done += cfg->batch) {
             int B = n - done < cfg->batch ? n - done : cfg->batch;
             draw_strings(&rng, L, B, 1, src);
             ur_tape_reset(tp);
-            int r = greedy_correct(tp, m, src, L, B, tok, out);
-            if (r < 0) return -1.0;
-            rl += r;
+            if (greedy_decode(tp, m, src, L, B, tok, out) < 0) return -1.0;
+            for (int b = 0; b < B; b++) {
+                int r = right_chars(out + b, L + 2, B, src, L, B, b);
+                rl += r == L + 1;
+                g.chars += r;
+            }
             tl += B;
+            if (be && be->bs) {
+                int rc = beam_decode(tp, m, be->bs, be->bc, be->K, src, L, B);
+                if (rc < 0) return rc == -1 ? -1.0 : -2.0;
+                for (int b = 0; b < B; b++) {
+                    ur_beam_hyp y = ur_beam_best(be->bs, b);
+                    int r = right_chars(y.tokens, y.len, 1, src, L, B, b);
+                    r += y.ended && y.len == L; /* <end> in its place */
+                    bm.exact += r == L + 1;
+                    bm.chars += r;
+                }
+                bm.n += B;
+                bm.n_chars += (long)B * (L + 1);
+            }
         }
         if (per_len) per_len[L] = (double)rl / (double)tl;
-        right += rl;
-        total += tl;
+        g.exact += rl;
+        g.n += tl;
+        g.n_chars += tl * (L + 1);
     }
-    return (double)right / (double)total;
+    if (greedy) *greedy = g;
+    if (beam) *beam = bm;
+    return (double)g.exact / (double)g.n;
 }
 
 int main(int argc, char **argv)
@@ -301,14 +401,22 @@ int main(int argc, char **argv)
          "the decoder attends to every encoder state (Luong dot-product attention)"},
         {"test-len", EX_INT, &cfg.test_len, 0, 1000,
          "also test lengths --max-len+1 .. this, never trained on (0: twice --max-len)"},
+        {"beam", EX_INT, &cfg.beam, 1, 64,
+         "also decode the held-out strings with a beam of K (1-64) and report it next to "
+         "greedy (unset: greedy only)"},
+        {"length-alpha", EX_FLOAT, &cfg.alpha, 0, 10,
+         "beam length normalisation: rank by log P / length^alpha (0: log P)"},
     };
     const char *usage =
         "Trains an encoder-decoder RNN to reverse digit strings: the encoder's last state is\n"
         "the decoder's first. Teacher forcing in training, greedy decoding at test; prints\n"
         "the exact-match accuracy on strings never seen in training, per length and overall,\n"
         "and on strings longer than any trained on. --attention lets the decoder look at every\n"
-        "encoder state (Luong dot-product attention with input feeding).\n"
+        "encoder state (Luong dot-product attention with input feeding). --beam K also\n"
+        "decodes the held-out strings by beam search of width K, with or without attention,\n"
+        "and prints its exact match and per-character accuracy next to greedy's.\n"
         "The last line is machine-readable: result: exact=... exact_long=... exact_beyond=... "
+        "chars=... [beam=K beam_exact=... beam_chars=... beam_exact_beyond=... ...] "
         "first_loss=... last_loss=...";
     int pr = ex_parse(argc, argv, 1, "seq2seq", usage, opts, (int)(sizeof opts / sizeof opts[0]));
     if (pr != 0) return pr > 0 ? 0 : 2;
@@ -359,6 +467,20 @@ int main(int argc, char **argv)
         fprintf(stderr, "seq2seq: %s\n", opt ? "out of memory" : err);
         return 1;
     }
+    beam_ctx bc = {&m, 0, NULL};
+    beam_eval be = {NULL, &bc, cfg.beam};
+    if (cfg.beam > 0) {
+        if (cfg.attention &&
+            !(bc.enc = malloc((size_t)cfg.batch * (size_t)cfg.beam * (size_t)cfg.test_len *
+                              (size_t)cfg.hidden * sizeof *bc.enc))) {
+            fprintf(stderr, "seq2seq: out of memory for the beam's encoder states\n");
+            return 1;
+        }
+        if (!(be.bs = beam_new(&m, &bc, cfg.beam, cfg.alpha, cfg.batch, cfg.test_len))) {
+            fprintf(stderr, "seq2seq: cannot make the beam decoder: %s\n", ur_model_error());
+            return 1;
+        }
+    }
     printf("seq2seq: reversing digit strings of length %d-%d, %s %d hidden%s, %zu parameters, "
            "%d steps of %d\n", cfg.min_len, cfg.max_len, cfg.cell, cfg.hidden,
            cfg.attention ? " with attention" : "", ur_params_numel(m.ps), cfg.steps, cfg.batch);
@@ -385,7 +507,7 @@ int main(int argc, char **argv)
         double acc = -1.0;
         if (cfg.eval_every > 0 && (step + 1) % cfg.eval_every == 0 && step + 1 < cfg.steps) {
             int n_check = cfg.test / 5 > 0 ? cfg.test / 5 : 1;
-            acc = evaluate(tp, &m, &cfg, n_check, src, dec_in, dec_out, NULL);
+            acc = evaluate(tp, &m, &cfg, n_check, src, dec_in, dec_out, NULL, NULL, NULL, NULL);
             if (acc < 0) {
                 fprintf(stderr, "seq2seq: %s\n", ur_tape_error(tp));
                 goto done;
@@ -403,17 +525,20 @@ int main(int argc, char **argv)
         }
     }
     double train_s = ex_elapsed(&pg);
-    double exact = evaluate(tp, &m, &cfg, cfg.test, src, dec_in, dec_out, per_len);
+    tally g_in, b_in, g_out, b_out;
+    double exact = evaluate(tp, &m, &cfg, cfg.test, src, dec_in, dec_out, per_len, &be, &g_in,
+                            &b_in);
     if (exact < 0) {
-        fprintf(stderr, "seq2seq: %s\n", ur_tape_error(tp));
+        if (exact > -2.0) fprintf(stderr, "seq2seq: %s\n", ur_tape_error(tp));
         goto done;
     }
     config lc = cfg; /* the longer strings, each length as many times as the trained ones */
     lc.min_len = cfg.max_len + 1;
     lc.max_len = cfg.test_len;
-    double beyond = evaluate(tp, &m, &lc, cfg.test, src, dec_in, dec_out, per_len);
+    double beyond = evaluate(tp, &m, &lc, cfg.test, src, dec_in, dec_out, per_len, &be, &g_out,
+                             &b_out);
     if (beyond < 0) {
-        fprintf(stderr, "seq2seq: %s\n", ur_tape_error(tp));
+        if (beyond > -2.0) fprintf(stderr, "seq2seq: %s\n", ur_tape_error(tp));
         goto done;
     }
     fprintf(log, "%d,%.6f,%.4f,%.2f\n", cfg.steps, lt.last, exact, ex_elapsed(&pg));
@@ -425,14 +550,38 @@ int main(int argc, char **argv)
     for (int L = lc.min_len; L <= lc.max_len; L++)
         printf("  length %2d  %6.2f%%\n", L, 100 * per_len[L]);
     printf("  overall    %6.2f%%\n", 100 * beyond);
+    double gc = (double)g_in.chars / (double)g_in.n_chars;
+    double gco = (double)g_out.chars / (double)g_out.n_chars;
+    if (cfg.beam > 0) {
+        printf("greedy vs beam of %d (alpha %g), held-out strings:\n", cfg.beam, (double)cfg.alpha);
+        printf("                      exact match      per character\n");
+        printf("  lengths %2d-%-2d greedy  %6.2f%%          %6.2f%%\n", cfg.min_len, cfg.max_len,
+               100 * exact, 100 * gc);
+        printf("                beam    %6.2f%%          %6.2f%%\n",
+               100.0 * (double)b_in.exact / (double)b_in.n,
+               100.0 * (double)b_in.chars / (double)b_in.n_chars);
+        printf("  lengths %2d-%-2d greedy  %6.2f%%          %6.2f%%\n", lc.min_len, lc.max_len,
+               100 * beyond, 100 * gco);
+        printf("                beam    %6.2f%%          %6.2f%%\n",
+               100.0 * (double)b_out.exact / (double)b_out.n,
+               100.0 * (double)b_out.chars / (double)b_out.n_chars);
+    }
     printf("log written to %s\n", cfg.log);
-    printf("result: exact=%.4f exact_long=%.4f exact_beyond=%.4f test_len=%d attention=%d "
-           "first_loss=%.4f last_loss=%.4f seconds=%.1f\n", exact, per_len[cfg.test_len], beyond,
-           cfg.test_len, cfg.attention, lt.first, lt.last, train_s);
+    printf("result: exact=%.4f exact_long=%.4f exact_beyond=%.4f chars=%.4f chars_beyond=%.4f "
+           "test_len=%d attention=%d", exact, per_len[cfg.test_len], beyond, gc, gco,
+           cfg.test_len, cfg.attention);
+    if (cfg.beam > 0)
+        printf(" beam=%d beam_exact=%.4f beam_chars=%.4f beam_exact_beyond=%.4f "
+               "beam_chars_beyond=%.4f", cfg.beam, (double)b_in.exact / (double)b_in.n,
+               (double)b_in.chars / (double)b_in.n_chars, (double)b_out.exact / (double)b_out.n,
+               (double)b_out.chars / (double)b_out.n_chars);
+    printf(" first_loss=%.4f last_loss=%.4f seconds=%.1f\n", lt.first, lt.last, train_s);
     rc = 0;
 done:
     if (ex_close_output(log, cfg.log, "seq2seq") != 0) rc = 1;
     if (ex_finish_stdout("seq2seq") != 0) rc = 1;
+    ur_beam_free(be.bs);
+    free(bc.enc);
     ur_tape_free(tp);
     free(per_len);
     free(dec_out);

@@ -3,7 +3,8 @@
 # directory): each must print --help, reject bad arguments with exit status 2, finish its
 # --smoke run, write its CSV log, and show its training loss falling (the "result:" line has
 # last_loss < first_loss). A second --smoke run with the same seed must print the same
-# result line (reproducibility). seq2seq is checked twice, without and with --attention.
+# result line (reproducibility). seq2seq is checked twice, without and with --attention, both
+# with --beam 3, and a beam of 1 must score as greedy decoding.
 set -u
 # The smoke models are tiny: OpenBLAS threads would only wait on each other.
 OPENBLAS_NUM_THREADS=${OPENBLAS_NUM_THREADS:-1}
@@ -68,6 +69,32 @@ if [ -w /dev/full ]; then
     fi
 fi
 check bitag "--delay 24"
-check seq2seq "--min-len 9 --max-len 3"
-check seq2seq "--test-len 10" --attention
+check seq2seq "--min-len 9 --max-len 3" --beam 3
+check seq2seq "--test-len 10" --attention --beam 3
+# seq2seq --beam K: K a whole number in 1-64; width 1 is greedy decoding, so its exact match
+# and per-character accuracy equal greedy's, with and without attention.
+for args in "--beam 0" "--beam 65" "--beam 2x" "--beam 1.5" "--beam -3" "--beam"; do
+    # shellcheck disable=SC2086
+    ./examples/seq2seq --smoke $args >/dev/null 2>&1
+    rc=$?
+    if [ "$rc" -ne 2 ]; then echo "FAIL seq2seq: '$args' exited $rc, expected 2"; fail=1; fi
+done
+for a in "" --attention; do
+    # shellcheck disable=SC2086
+    if ! ./examples/seq2seq --smoke --beam 1 $a --log "$dir/s2s-b1.csv" >"$dir/s2s-b1.out" 2>&1; then
+        echo "FAIL seq2seq: --beam 1 $a failed:"; cat "$dir/s2s-b1.out"; fail=1; continue
+    fi
+    if ! awk '/^result:/ {
+                n++
+                for (i = 2; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
+                if (v["beam"] != "1") bad = 1
+                split("exact chars exact_beyond chars_beyond", k, " ")
+                for (j = 1; j <= 4; j++)
+                    if (v[k[j]] == "" || v[k[j]] != v["beam_" k[j]]) bad = 1
+              }
+              END { exit (n == 1 && !bad) ? 0 : 1 }' "$dir/s2s-b1.out"; then
+        echo "FAIL seq2seq: --beam 1 $a differs from greedy:"; grep '^result:' "$dir/s2s-b1.out"
+        fail=1
+    fi
+done
 exit $fail

@@ -15,7 +15,11 @@
  * The answer is the finished hypothesis of the best score = log P / len^alpha (len counts
  * the end token; alpha 0: log P itself). The search also stops once no live beam can beat
  * the best finished one: log P only falls as a beam grows, so a live beam's final score is
- * at most log P(beam) / max_len^alpha (log P <= 0), and this bound loses nothing. */
+ * at most log P(beam) / max_len^alpha (log P <= 0), and this bound loses nothing.
+ *
+ * Input feeding (opts feed > 0): the head also returns a vector per slot (F wide) that joins
+ * the next step's input, x_t = [embed(token) | f_{t-1}], f_{-1} = 0. It is part of a beam's
+ * state: it moves with the beam exactly as h and c do. */
 #include "models/ur_models.h"
 
 #include <math.h>
@@ -34,9 +38,10 @@ typedef struct cand {
 struct ur_beam {
     const ur_cell *cell;
     ur_beam_opts o;
-    int V, Hd, cap, k;      /* vocabulary, hidden width, max examples, width */
+    int V, Hd, F, cap, k;   /* vocabulary, hidden width, feed width, max examples, width */
     ur_tape *tp;
     float *h, *c, *h2, *c2; /* cap*k x Hd: the slots' states, and the next step's */
+    float *f, *f2;          /* cap*k x F: the slots' fed-back vectors (input feeding) */
     int *tok, *tok2;        /* cap*k: each slot's last token (the next step's input) */
     double *logp, *logp2;   /* cap*k: each slot's log-probability; -inf: not live */
     int *hist, *parent;     /* max_len x cap*k: token appended at step t, slot it extended */
@@ -58,6 +63,8 @@ void ur_beam_free(ur_beam *bs)
     free(bs->c);
     free(bs->h2);
     free(bs->c2);
+    free(bs->f);
+    free(bs->f2);
     free(bs->tok);
     free(bs->tok2);
     free(bs->logp);
@@ -86,7 +93,15 @@ ur_beam *ur_beam_new(const ur_cell *cell, const ur_beam_opts *opts, int max_batc
     }
     const ur_beam_opts *o = opts;
     int V = o->head_w ? o->head_w->cols : o->vocab;
-    if (!o->head_w && !o->head) {
+    if (o->feed < 0 || o->feed > (1 << 20) || (o->feed > 0) != (o->head_feed != NULL) ||
+        (o->feed > 0 && (o->head_w || o->head))) {
+        ur_model_fail("beam_new: input feeding needs feed in [1, %d] with head_feed (and no "
+                      "head_w or head), and feed 0 without; got feed %d, head_feed %s, head_w %s,"
+                      " head %s", 1 << 20, o->feed, o->head_feed ? "set" : "NULL",
+                      o->head_w ? "set" : "NULL", o->head ? "set" : "NULL");
+        return NULL;
+    }
+    if (!o->head_w && !o->head && !o->head_feed) {
         ur_model_fail("beam_new: needs an output layer: head_w (and head_b) or a head callback");
         return NULL;
     }
@@ -101,12 +116,12 @@ ur_beam *ur_beam_new(const ur_cell *cell, const ur_beam_opts *opts, int max_batc
         ur_model_fail("beam_new: a callback head needs vocab >= 1, got %d", V);
         return NULL;
     }
-    int n_inputs = o->embed ? o->embed->rows : V;
-    if ((o->embed && o->embed->cols != cell->in_dim) || (!o->embed && cell->in_dim != V)) {
-        ur_model_fail("beam_new: the %s cell takes %d features but %s gives %d",
+    int n_inputs = o->embed ? o->embed->rows : V, tok_dim = o->embed ? o->embed->cols : V;
+    if (tok_dim + o->feed != cell->in_dim) {
+        ur_model_fail("beam_new: the %s cell takes %d features but %s gives %d%s",
                       cell->kind ? cell->kind : "user", cell->in_dim,
-                      o->embed ? "the embedding" : "a one-hot token (no embedding)",
-                      o->embed ? o->embed->cols : V);
+                      o->embed ? "the embedding" : "a one-hot token (no embedding)", tok_dim,
+                      o->feed ? " plus the fed-back vector's" : "");
         return NULL;
     }
     if (o->width < 1 || o->width > MAX_WIDTH || o->max_len < 1 || max_batch < 1 ||
@@ -134,6 +149,7 @@ ur_beam *ur_beam_new(const ur_cell *cell, const ur_beam_opts *opts, int max_batc
     bs->o = *o;
     bs->V = V;
     bs->Hd = cell->hidden;
+    bs->F = o->feed;
     bs->cap = max_batch;
     bs->k = o->width;
     size_t slots = (size_t)max_batch * (size_t)o->width, hd = (size_t)cell->hidden;
@@ -144,6 +160,10 @@ ur_beam *ur_beam_new(const ur_cell *cell, const ur_beam_opts *opts, int max_batc
     if (cell->has_c) {
         bs->c = calloc(slots * hd, sizeof *bs->c);
         bs->c2 = calloc(slots * hd, sizeof *bs->c2);
+    }
+    if (bs->F) {
+        bs->f = calloc(slots * (size_t)bs->F, sizeof *bs->f);
+        bs->f2 = calloc(slots * (size_t)bs->F, sizeof *bs->f2);
     }
     bs->tok = calloc(slots, sizeof *bs->tok);
     bs->tok2 = calloc(slots, sizeof *bs->tok2);
@@ -161,7 +181,8 @@ ur_beam *ur_beam_new(const ur_cell *cell, const ur_beam_opts *opts, int max_batc
     bs->n_fin = calloc((size_t)max_batch, sizeof *bs->n_fin);
     bs->live = calloc((size_t)max_batch, sizeof *bs->live);
     bs->done = calloc((size_t)max_batch, sizeof *bs->done);
-    if (!bs->tp || !bs->h || !bs->h2 || (cell->has_c && (!bs->c || !bs->c2)) || !bs->tok ||
+    if (!bs->tp || !bs->h || !bs->h2 || (cell->has_c && (!bs->c || !bs->c2)) ||
+        (bs->F && (!bs->f || !bs->f2)) || !bs->tok ||
         !bs->tok2 || !bs->logp || !bs->logp2 || !bs->hist || !bs->parent || !bs->cands ||
         !bs->lsm || !bs->fin_tok || !bs->fin_len || !bs->fin_ended || !bs->fin_logp ||
         !bs->fin_score || !bs->n_fin || !bs->live || !bs->done) {
@@ -247,8 +268,10 @@ static double best_finished(const ur_beam *bs, int i)
     return b;
 }
 
-/* One step for example i: extends its live beams from the logits and moves the states. */
-static void extend(ur_beam *bs, int i, int t, int max_len, const ur_tensor *logits, ur_state s)
+/* One step for example i: extends its live beams from the logits and moves the states (and
+ * the fed-back vectors fed, NULL without input feeding). */
+static void extend(ur_beam *bs, int i, int t, int max_len, const ur_tensor *logits, ur_state s,
+                   const ur_tensor *fed)
 {
     int k = bs->k, V = bs->V, Hd = bs->Hd, slots = bs->cap * k, m = k - bs->n_fin[i], count = 0;
     for (int j = 0; j < k; j++) {
@@ -275,6 +298,9 @@ static void extend(ur_beam *bs, int i, int t, int max_len, const ur_tensor *logi
         if (bs->c2)
             memcpy(bs->c2 + (size_t)to * Hd, s.c->val + (size_t)c.slot * Hd,
                    (size_t)Hd * sizeof(float));
+        if (fed)
+            memcpy(bs->f2 + (size_t)to * bs->F, fed->val + (size_t)c.slot * bs->F,
+                   (size_t)bs->F * sizeof(float));
     }
     for (int j = live; j < k; j++) { /* empty slots: no beam, a valid input token */
         bs->logp2[i * k + j] = -INFINITY;
@@ -313,6 +339,7 @@ int ur_beam_decode(ur_beam *bs, int n, ur_state init, int max_len)
         spread(a, init.h, n, k, Hd);
         if (c) spread(c, init.c, n, k, Hd);
     }
+    if (bs->F) memset(bs->f, 0, (size_t)rows * (size_t)bs->F * sizeof *bs->f);
     for (int s = 0; s < rows; s++) {
         bs->tok[s] = bs->o.start;
         bs->logp[s] = s % k == 0 ? 0.0 : -INFINITY; /* one live beam per example at first */
@@ -330,14 +357,27 @@ int ur_beam_decode(ur_beam *bs, int n, ur_state init, int max_len)
             if (!ur_tape_error(tp))
                 for (int s = 0; s < rows; s++) x->val[(size_t)s * bs->V + bs->tok[s]] = 1.0f;
         }
+        if (bs->F) {
+            ur_tensor *in[2] = {x, ur_input_from(tp, rows, bs->F, bs->f)};
+            x = ur_concat_cols(tp, 2, in);
+        }
         ur_state prev = {ur_input_from(tp, rows, Hd, bs->h),
                          bs->c ? ur_input_from(tp, rows, Hd, bs->c) : NULL};
         ur_state s = ur_cell_step(tp, bs->cell, x, prev);
-        ur_tensor *logits = bs->o.head_w ? ur_linear(tp, s.h, bs->o.head_w, bs->o.head_b)
-                                         : bs->o.head(tp, s.h, bs->o.head_ctx);
-        if (ur_tape_error(tp) || !logits) {
+        ur_tensor *logits, *fed = NULL;
+        if (bs->o.head_w) logits = ur_linear(tp, s.h, bs->o.head_w, bs->o.head_b);
+        else if (bs->F) logits = bs->o.head_feed(tp, s.h, &fed, bs->o.head_ctx);
+        else logits = bs->o.head(tp, s.h, bs->o.head_ctx);
+        if (ur_tape_error(tp) || !logits || (bs->F && !fed)) {
             snprintf(bs->err, sizeof bs->err, "beam_decode: step %d: %s", t,
-                     ur_tape_error(tp) ? ur_tape_error(tp) : "the head returned NULL");
+                     ur_tape_error(tp) ? ur_tape_error(tp)
+                     : !logits         ? "the head returned NULL"
+                                       : "the head gave no fed-back vector");
+            return -1;
+        }
+        if (fed && (fed->rows != rows || fed->cols != bs->F)) {
+            snprintf(bs->err, sizeof bs->err, "beam_decode: the head fed back %dx%d, expected "
+                     "%dx%d", fed->rows, fed->cols, rows, bs->F);
             return -1;
         }
         if (logits->rows != rows || logits->cols != bs->V) {
@@ -347,7 +387,7 @@ int ur_beam_decode(ur_beam *bs, int n, ur_state init, int max_len)
         }
         for (int i = 0; i < n; i++)
             if (!bs->done[i]) {
-                extend(bs, i, t, max_len, logits, s);
+                extend(bs, i, t, max_len, logits, s, fed);
                 left -= bs->done[i];
             } else { /* nothing live: keep the slots empty */
                 for (int j = 0; j < k; j++) {
@@ -357,6 +397,7 @@ int ur_beam_decode(ur_beam *bs, int n, ur_state init, int max_len)
             }
         float *f = bs->h; bs->h = bs->h2; bs->h2 = f;
         f = bs->c; bs->c = bs->c2; bs->c2 = f;
+        f = bs->f; bs->f = bs->f2; bs->f2 = f;
         int *ti = bs->tok; bs->tok = bs->tok2; bs->tok2 = ti;
         double *d = bs->logp; bs->logp = bs->logp2; bs->logp2 = d;
     }

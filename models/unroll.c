@@ -7,13 +7,20 @@
  * made that tensor and hands the step only the sum, so nothing else ever reads the partial
  * values, and no declaration can make this wrong.
  *
- * Uneven lengths (ur_unroll_opts.lengths): every row runs at every step; at a step where some
- * rows are past their length, the state goes through ur_select_rows (the new state for the
- * real rows, the previous one for the others) and the output through ur_mask_rows. A step
- * where every row is real records exactly what an unroll without lengths does, and one where
- * none is keeps the previous state as it is. The carry reads only what a step returned, never
- * the projection rows a step may overwrite in place (the LSTM's gate activations), so such
- * steps stay correct: a finished row's gradient is zero from its step's output down. */
+ * Uneven lengths (ur_unroll_opts.lengths): every row runs at every step. A step where every
+ * row is real records exactly what an unroll without lengths does (h made in its rows of H).
+ * At a step where some rows are past their length, the step makes h apart, the state goes
+ * through ur_select_rows (the new state for the real rows, the previous one for the others)
+ * and the output, zero past the length, is written into the step's rows of H by
+ * ur_mask_rows_into; a step where no row is real keeps the previous state as it is. Nothing
+ * is stacked at the end. The carry reads only what a step returned, never the projection
+ * rows a step may overwrite in place (the LSTM's gate activations), so such steps stay
+ * correct: a finished row's gradient is zero from its step's output down.
+ *
+ * The recurrent weights' gradients read h_{t-1} from H where the state carried into step t is
+ * H's block t-1 itself (after a step where every row was real, as without lengths); after a
+ * step with a carry, the state is select's output, not H's (masked) rows, and the recurrent
+ * context keeps a copy of it (ops/recurrent.c), so the gradient is exact either way. */
 #include "models/ur_models.h"
 
 #include <stdio.h>
@@ -126,12 +133,11 @@ int ur_lengths_check(ur_tape *tp, const char *op, const int *lengths, int B, int
     return 0;
 }
 
-/* The carried state and the step's output at a step where only some rows are real. */
-static ur_state carry(ur_tape *tp, ur_tensor *m, ur_state fresh, ur_state prev, ur_tensor **out)
+/* The carried state at a step where only some rows are real (m: the step's mask). */
+static ur_state carry(ur_tape *tp, ur_tensor *m, ur_state fresh, ur_state prev)
 {
     ur_state s = {ur_select_rows(tp, m, fresh.h, prev.h), NULL};
     if (fresh.c) s.c = ur_select_rows(tp, m, fresh.c, prev.c);
-    *out = ur_mask_rows(tp, fresh.h, m);
     return s;
 }
 
@@ -200,16 +206,16 @@ int ur_unroll_with(ur_tape *tp, const ur_cell *cell, ur_tensor *x_all, int T, ur
     }
     /* The states are stacked into H as the steps make them (in place when the step computes
      * h into its rows); the recurrent products read h_{t-1} from H for their weights'
-     * gradients, unless dropout masks it. With lengths, a step's output (zero past a row's
-     * length) is not its carried state, so both are kept apart and H is stacked at the end. */
-    ur_tensor *H = lengths ? NULL : ur_tensor_new(tp, T * B, cell->hidden);
+     * gradients, unless dropout masks it. With lengths, H holds the outputs (zero past a
+     * row's length), which are the carried states wherever every row was real. */
+    ur_tensor *H = ur_tensor_new(tp, T * B, cell->hidden);
     for (int j = 0; j < cell->n_rec; j++) {
         const ur_cell_rec *d = &cell->rec[j];
         if (d->into >= 0) Z[j] = P[d->into];
         else if (d->b) Z[j] = ur_repeat_rows(tp, d->b, T * B); /* accumulated in place too */
         else Z[j] = ur_input(tp, T * B, d->w->cols);
-        R[j] = rec_mask || !H ? ur_recurrent_begin(tp, d->w, T, B, Z[j])
-                              : ur_recurrent_begin_states(tp, d->w, T, B, Z[j], H, reverse);
+        R[j] = rec_mask ? ur_recurrent_begin(tp, d->w, T, B, Z[j])
+                        : ur_recurrent_begin_states(tp, d->w, T, B, Z[j], H, reverse);
     }
     ur_tape_set_context(tp, NULL, -1);
     ur_state *states = ur_tape_alloc(tp, (size_t)T * sizeof *states);
@@ -219,8 +225,14 @@ int ur_unroll_with(ur_tape *tp, const ur_cell *cell, ur_tensor *x_all, int T, ur
         int t = reverse ? T - 1 - k : k;
         ur_tape_set_context(tp, kind, t);
         /* t in the whole sequence, also when this is a checkpointed segment of it */
+        int live = B; /* rows with a real step t */
+        if (lengths) {
+            live = 0;
+            for (int b = 0; b < B; b++) live += t < lengths[b];
+        }
+        ur_tensor *h_rows = ur_rows(tp, H, t * B, B);
         ur_step_in in = {.t = t + ur_tape_step_offset(tp), .x = ur_rows(tp, x_all, t * B, B),
-                         .h_out = H ? ur_rows(tp, H, t * B, B) : NULL};
+                         .h_out = live == B ? h_rows : NULL};
         for (int i = 0; i < cell->n_proj; i++) in.proj[i] = ur_rows(tp, P[i], t * B, B);
         ur_tensor *h_in = rec_mask && !ur_tape_error(tp) ? ur_mul(tp, s.h, rec_mask) : s.h;
         for (int j = 0; j < cell->n_rec; j++) {
@@ -239,30 +251,23 @@ int ur_unroll_with(ur_tape *tp, const ur_cell *cell, ur_tensor *x_all, int T, ur
             ur_tape_fail(tp, "%s: step %d returned a NULL %s", op, t, fresh.h ? "c" : "h");
             return -1;
         }
-        if (!lengths) {
-            if (fresh.h != in.h_out) { /* the step made h elsewhere: copy it into H's rows */
-                if (in.h_out->node) {
+        if (live < B) {
+            /* Rows past their length keep their state; the carry is recorded in the step's
+             * context, so the non-finite trap names the step. */
+            ur_tensor *m = ur_rows(tp, mask, t * B, B);
+            if (live > 0) s = carry(tp, m, fresh, s); /* live 0: s stays as it was */
+            hs[t] = ur_mask_rows_into(tp, fresh.h, m, h_rows);
+        } else {
+            if (fresh.h != h_rows) { /* the step made h elsewhere: copy it into H's rows */
+                if (h_rows->node) {
                     ur_tape_set_context(tp, NULL, -1);
                     ur_tape_fail(tp, "%s: step %d wrote h_out but returned another h", op, t);
                     return -1;
                 }
-                fresh.h = ur_concat_rows_into(tp, 1, &fresh.h, in.h_out);
+                fresh.h = ur_concat_rows_into(tp, 1, &fresh.h, h_rows);
             }
             s = fresh;
             hs[t] = s.h;
-        } else {
-            /* Rows past their length keep their state; the carry is recorded in the step's
-             * context, so the non-finite trap names the step. */
-            int live = 0;
-            for (int b = 0; b < B; b++) live += t < lengths[b];
-            if (live == B) {
-                s = fresh;
-                hs[t] = s.h;
-            } else if (live == 0) { /* s stays as it was */
-                hs[t] = ur_input(tp, B, cell->hidden);
-            } else {
-                s = carry(tp, ur_rows(tp, mask, t * B, B), fresh, s, &hs[t]);
-            }
         }
         ur_tape_set_context(tp, NULL, -1);
         if (ur_tape_error(tp)) return -1;
@@ -272,8 +277,8 @@ int ur_unroll_with(ur_tape *tp, const ur_cell *cell, ur_tensor *x_all, int T, ur
     out->B = B;
     out->states = states;
     out->last = s;
-    /* Without lengths every hs[t] already is its row block of H: no copy. */
-    out->H = lengths ? ur_concat_rows(tp, T, hs) : ur_concat_rows_into(tp, T, hs, H);
+    /* Every hs[t] already is its row block of H: no copy. */
+    out->H = ur_concat_rows_into(tp, T, hs, H);
     out->lengths = lengths;
     out->mask = mask;
     return ur_tape_error(tp) ? -1 : 0;

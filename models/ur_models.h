@@ -560,6 +560,9 @@ ur_tensor *ur_stack_single_output_with(ur_tape *tp, const ur_stack *st, ur_tenso
 
 /* An output layer given as a function: the n x V logits of the n x hidden h, recorded on tp. */
 typedef ur_tensor *(*ur_head_fn)(ur_tape *tp, ur_tensor *h, void *ctx);
+/* An output layer with input feeding: the logits as ur_head_fn, and in *feed an n x feed
+ * vector that the next step's cell input gets after the token's (e.g. an attention context). */
+typedef ur_tensor *(*ur_head_feed_fn)(ur_tape *tp, ur_tensor *h, ur_tensor **feed, void *ctx);
 
 typedef struct ur_beam_opts {
     int width;           /* k >= 1 hypotheses per example (1: greedy) */
@@ -574,6 +577,11 @@ typedef struct ur_beam_opts {
     ur_head_fn head;     /* a head of one's own, with its context and its V */
     void *head_ctx;
     int vocab;
+    int feed;            /* > 0: input feeding. The cell reads [token's input | feed], the
+                            vector head_feed returned at the step before (zeros first), kept
+                            per beam; head_feed then replaces head (head_w NULL), with head_ctx
+                            and vocab. Row i*width + j of every step is beam j of example i. */
+    ur_head_feed_fn head_feed;
 } ur_beam_opts;
 
 /* A decoder (opaque): the cell and the options' tensors must outlive it. */

@@ -10,7 +10,7 @@
  *     mask rows:    y[r] = m[r] ? x[r] : 0         dx[r] += m[r] dy[r]
  *
  * An unroll carries a finished row's state with select (h_t = m h_new + (1 - m) h_{t-1}) and
- * zeroes its output with mask. They are written as selections, not as m a + (1 - m) b: a NaN
+ * zeroes its output with mask, written straight into the step's rows of the stacked H. They are written as selections, not as m a + (1 - m) b: a NaN
  * or Inf in a row that is not chosen (what a cell made of a padded step) stays out of the
  * result and out of every gradient, where the arithmetic form would let it in (0 * Inf = NaN).
  * The mask is a constant: it never receives a gradient. */
@@ -116,4 +116,25 @@ ur_tensor *ur_mask_rows(ur_tape *tp, ur_tensor *x, ur_tensor *mask)
     ur_node *nd = ur_record(tp, &mask_rows_op, y, 1, x);
     if (nd) nd->aux = mask->val;
     return y;
+}
+
+ur_tensor *ur_mask_rows_into(ur_tape *tp, ur_tensor *x, ur_tensor *mask, ur_tensor *out)
+{
+    if (!ur_op_begin(tp, "mask_rows_into", 3, x, mask, out)) return ur_tape_poison(tp);
+    if (ur_mask_check(tp, "mask_rows_into", mask, x->rows) != 0) return ur_tape_poison(tp);
+    if (out->rows != x->rows || out->cols != x->cols || out->node || !out->tape)
+        return ur_tape_fail(tp, "mask_rows_into: out must be a %dx%d tensor of the tape that no "
+                            "op has written; got %dx%d", x->rows, x->cols, out->rows, out->cols);
+    const float *xe = x->val + ur_numel(x), *oe = out->val + ur_numel(out);
+    if (x->val < oe && out->val < xe)
+        return ur_tape_fail(tp, "mask_rows_into: x and out overlap");
+    size_t C = (size_t)x->cols;
+    for (int r = 0; r < x->rows; r++) {
+        float *yr = out->val + (size_t)r * C;
+        if (mask->val[r] != 0.0f) memcpy(yr, x->val + (size_t)r * C, C * sizeof(float));
+        else memset(yr, 0, C * sizeof(float));
+    }
+    ur_node *nd = ur_record(tp, &mask_rows_op, out, 1, x);
+    if (nd) nd->aux = mask->val;
+    return out;
 }

@@ -18,7 +18,10 @@
  * t-1 (t+1 in a reversed unroll), so only the first step's h (the initial state) is copied and
  * A^T dZ is two GEMMs, one over the first step and one over the others, reading H in place.
  * In general each step records where its h_{t-1} lies, and the weight's gradient is one GEMM
- * per run of steps whose states are consecutive in memory.
+ * per run of steps whose states are consecutive in memory. A later step whose h_{t-1} is not
+ * where the states say (a state an unroll carried past a sequence's end) gets a copy in row
+ * block t of one spill buffer, made at the first such step, so that copies of consecutive
+ * steps still make one GEMM; the first step's initial state gets a block of its own.
  *
  * The per-step products h W (forward) and dz W^T (backward) have a few rows (the batch) and
  * the same W every step: W is packed once into the kernel's panel layout at the first step of
@@ -44,6 +47,7 @@ struct ur_recurrent {
     ur_tensor *a;        /* steps*rows x in: copies of the steps' previous states, or NULL */
     ur_tensor *states;   /* with a NULL: the time-stacked states the steps read (steps*rows x in) */
     int reverse;         /* states: step t reads block t+1 instead of t-1 */
+    float *spill;        /* with states: steps*rows x in, the copies of the others (or NULL) */
     const float **prev;  /* per step: where its h_{t-1} lies (rows x in), NULL until recorded */
     float *packed;       /* W (forward) or W^T (backward) in the kernel's layout, or NULL */
     int packed_as;       /* PACKED_*: what packed holds now */
@@ -113,8 +117,8 @@ static ur_recurrent *begin(ur_tape *tp, const char *op, ur_tensor *w, int steps,
     /* Steps fill z's row blocks; until then it must hold numbers (the non-finite trap reads
      * it when the node below is recorded). */
     if (!into) memset(z->val, 0, ur_numel(z) * sizeof(float));
-    *r = (ur_recurrent){w, z, into != NULL, a, states, reverse != 0, prev, packed, PACKED_NONE,
-                        steps, rows};
+    *r = (ur_recurrent){w, z, into != NULL, a, states, reverse != 0, NULL, prev, packed,
+                        PACKED_NONE, steps, rows};
     ur_node *producer = z->node;
     ur_node *nd = ur_record(tp, &recurrent_weight_op, z, 1, w);
     if (nd) nd->aux = r;
@@ -158,7 +162,8 @@ static void recurrent_step_backward(ur_node *n)
 static const ur_op recurrent_step_op = {"recurrent_addmm", recurrent_step_backward};
 
 /* Where step t's h_{t-1} stays for the weight's gradient: in the states when it is their
- * expected block, else a copy (in a's rows, or a block of its own). NULL with the tape failed. */
+ * expected block, else a copy in row block t of a (or of the spill buffer). NULL with the
+ * tape failed. */
 static const float *keep_prev(ur_tape *tp, ur_recurrent *r, int t, const ur_tensor *h)
 {
     size_t block = ur_numel(h);
@@ -168,9 +173,17 @@ static const float *keep_prev(ur_tape *tp, ur_recurrent *r, int t, const ur_tens
         return dst;
     }
     int from = r->reverse ? t + 1 : t - 1;
-    if (from >= 0 && from < r->steps && h->val == r->states->val + (size_t)from * block)
-        return h->val;
-    float *dst = ur_tape_alloc(tp, block * sizeof *dst);
+    int inside = from >= 0 && from < r->steps;
+    if (inside && h->val == r->states->val + (size_t)from * block) return h->val;
+    float *dst;
+    if (!inside) { /* the first step's initial state: a block of its own */
+        dst = ur_tape_alloc(tp, block * sizeof *dst);
+    } else {
+        if (!r->spill &&
+            !(r->spill = ur_tape_alloc(tp, (size_t)r->steps * block * sizeof *r->spill)))
+            return NULL;
+        dst = r->spill + (size_t)t * block;
+    }
     if (dst) memcpy(dst, h->val, block * sizeof *dst);
     return dst;
 }

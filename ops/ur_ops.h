@@ -245,6 +245,9 @@ ur_tensor *ur_length_mask(ur_tape *tp, int T, int B, const int *lengths);
 ur_tensor *ur_select_rows(ur_tape *tp, ur_tensor *mask, ur_tensor *a, ur_tensor *b);
 /* x with the rows where mask (R x 1 of 0s and 1s) is 0 set to zero; no gradient to mask. */
 ur_tensor *ur_mask_rows(ur_tape *tp, ur_tensor *x, ur_tensor *mask);
+/* ur_mask_rows written into out (x's shape, on tp, not yet written by any op: e.g. a step's
+ * rows of a time-stacked H), which it returns. */
+ur_tensor *ur_mask_rows_into(ur_tape *tp, ur_tensor *x, ur_tensor *mask, ur_tensor *out);
 
 /* ---- Threads and kernels (process-wide; see unroll.h for what threads share) ------------- */
 

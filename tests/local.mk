@@ -93,10 +93,20 @@ tests_test_kernels_SOURCES = tests/test_kernels.c tests/ur_test.h
 tests_test_kernels_CFLAGS = $(TEST_CFLAGS)
 tests_test_kernels_LDADD = $(TEST_LDADD)
 
-check_PROGRAMS += tests/test_lengths
-tests_test_lengths_SOURCES = tests/test_lengths.c tests/ur_test.h
-tests_test_lengths_CFLAGS = $(TEST_CFLAGS)
-tests_test_lengths_LDADD = $(TEST_LDADD)
+check_PROGRAMS += tests/test_lengths_unrolls
+tests_test_lengths_unrolls_SOURCES = tests/test_lengths_unrolls.c tests/lengths_common.h tests/ur_test.h
+tests_test_lengths_unrolls_CFLAGS = $(TEST_CFLAGS)
+tests_test_lengths_unrolls_LDADD = $(TEST_LDADD)
+
+check_PROGRAMS += tests/test_lengths_losses
+tests_test_lengths_losses_SOURCES = tests/test_lengths_losses.c tests/lengths_common.h tests/ur_test.h
+tests_test_lengths_losses_CFLAGS = $(TEST_CFLAGS)
+tests_test_lengths_losses_LDADD = $(TEST_LDADD)
+
+check_PROGRAMS += tests/test_lengths_tbptt
+tests_test_lengths_tbptt_SOURCES = tests/test_lengths_tbptt.c tests/lengths_common.h tests/ur_test.h
+tests_test_lengths_tbptt_CFLAGS = $(TEST_CFLAGS)
+tests_test_lengths_tbptt_LDADD = $(TEST_LDADD)
 
 check_PROGRAMS += tests/test_beam
 tests_test_beam_SOURCES = tests/test_beam.c tests/ur_test.h

@@ -2,8 +2,9 @@
  * (LSTM, GRU, Elman); on a hand-built bigram model with known probabilities the beam finds
  * the best sequence that greedy misses, with the exact log-probability; length normalisation
  * changes the winner as it should; a wide beam finds the exhaustive optimum of a random LSTM;
- * a batch decodes as its examples alone; a callback head equals the linear one; hypotheses
- * cut at max_len; bad options and arguments are errors.
+ * a batch decodes as its examples alone; a callback head equals the linear one; with input
+ * feeding a wide beam is exhaustive and width 1 greedy; hypotheses cut at max_len; bad
+ * options and arguments are errors.
  *
  * Sizes: V = vocabulary, E = embedding, HID = hidden, N = examples. */
 #include "ur_test.h"
@@ -336,6 +337,173 @@ START_TEST(test_batch_equals_alone)
 }
 END_TEST
 
+/* ---- Input feeding: the head's vector joins the next input, and moves with its beam ----------
+ * A decoder whose cell reads [embed(token) | f] and whose head gives logits = h W + b and
+ * f = tanh(h Wf); a wide beam must find the exhaustive optimum (which it can only if every
+ * beam carries its own f), and width 1 the greedy decoding written by hand. */
+
+enum { FD = 3 };
+
+typedef struct {
+    ur_params *ps;
+    ur_cell cell;
+    ur_tensor *E, *W, *b, *Wf;
+    float h0[N * HID], c0[N * HID];
+} fed_dec;
+
+static void fed_init(fed_dec *d, int kind, unsigned seed)
+{
+    ur_rng r;
+    ur_rng_seed(&r, seed);
+    d->ps = ur_params_new();
+    int rc = kind == 0 ? ur_lstm_cell(&d->cell, d->ps, "dec", E + FD, HID, &r)
+                       : ur_gru_cell(&d->cell, d->ps, "dec", E + FD, HID, &r);
+    ck_assert_int_eq(rc, 0);
+    d->E = ur_model_param(d->ps, "embed", "E", V, E, 1.0f, &r);
+    d->W = ur_model_param(d->ps, "head", "W", HID, V, 1.5f, &r);
+    d->b = ur_model_param(d->ps, "head", "b", 1, V, 0.5f, &r);
+    d->Wf = ur_model_param(d->ps, "head", "Wf", HID, FD, 3.0f, &r);
+    for (int k = 0; k < N * HID; k++) {
+        d->h0[k] = 2.0f * ur_rng_uniform(&r) - 1.0f;
+        d->c0[k] = 2.0f * ur_rng_uniform(&r) - 1.0f;
+    }
+}
+
+static ur_tensor *fed_head(ur_tape *tp, ur_tensor *h, ur_tensor **feed, void *ctx)
+{
+    const fed_dec *d = ctx;
+    *feed = ur_tanh(tp, ur_matmul(tp, h, d->Wf, 0, 0));
+    return ur_linear(tp, h, d->W, d->b);
+}
+
+/* One step by hand: the state (h, c) and feed f after token tok; the logits into row. */
+static void fed_step(const fed_dec *d, int tok, float *h, float *c, float *f, float *row)
+{
+    ur_tape *tp = ur_tape_new(0);
+    ur_state s = {ur_input_from(tp, 1, HID, h), d->cell.has_c ? ur_input_from(tp, 1, HID, c) : NULL};
+    ur_tensor *in[2] = {ur_embedding(tp, d->E, &tok, 1), ur_input_from(tp, 1, FD, f)};
+    s = ur_cell_step(tp, &d->cell, ur_concat_cols(tp, 2, in), s);
+    ur_tensor *fn;
+    ur_tensor *logits = fed_head(tp, s.h, &fn, (void *)d);
+    ck_assert_ptr_null(ur_tape_error(tp));
+    memcpy(h, s.h->val, HID * sizeof *h);
+    if (d->cell.has_c) memcpy(c, s.c->val, HID * sizeof *c);
+    memcpy(f, fn->val, FD * sizeof *f);
+    memcpy(row, logits->val, V * sizeof *row);
+    ur_tape_free(tp);
+}
+
+typedef struct {
+    const fed_dec *d;
+    int max_len;
+    float alpha;
+    double best;
+    int best_tok[MAXLEN], best_len, best_ended, prefix[MAXLEN];
+} fed_search;
+
+static void fed_dfs(fed_search *S, int len, double logp, const float *h, const float *c,
+                    const float *f)
+{
+    float hn[HID], cn[HID], fn[FD], row[V];
+    memcpy(hn, h, sizeof hn);
+    memcpy(cn, c, sizeof cn);
+    memcpy(fn, f, sizeof fn);
+    fed_step(S->d, len ? S->prefix[len - 1] : START, hn, cn, fn, row);
+    for (int v = 0; v < V; v++) {
+        double lp = logp + log_prob(row, V, v);
+        int ended = v == END, n = ended ? len : len + 1;
+        if (!ended) S->prefix[len] = v;
+        if (ended || n == S->max_len) {
+            double score = lp / pow(n + ended, S->alpha);
+            if (score > S->best) {
+                S->best = score;
+                S->best_len = n;
+                S->best_ended = ended;
+                memcpy(S->best_tok, S->prefix, (size_t)n * sizeof(int));
+            }
+        } else {
+            fed_dfs(S, len + 1, lp, hn, cn, fn);
+        }
+    }
+}
+
+START_TEST(test_input_feeding)
+{
+    for (int kind = 0; kind < 2; kind++) {
+        fed_dec d;
+        fed_init(&d, kind, 31 + (unsigned)kind);
+        ur_tape *tp = ur_tape_new(0);
+        ur_state init = {ur_input_from(tp, 2, HID, d.h0),
+                         d.cell.has_c ? ur_input_from(tp, 2, HID, d.c0) : NULL};
+        float zero_f[FD] = {0};
+        /* a wide beam: the exhaustive optimum, with and without length normalisation */
+        for (int a = 0; a < 2; a++) {
+            float alpha = a ? 1.0f : 0.0f;
+            ur_beam_opts o = {.width = 1024, .start = START, .end = END, .max_len = 4,
+                              .length_alpha = alpha, .embed = d.E, .feed = FD,
+                              .head_feed = fed_head, .head_ctx = &d, .vocab = V};
+            ur_beam *bs = ur_beam_new(&d.cell, &o, 2);
+            ck_assert_msg(bs != NULL, "%s", ur_model_error());
+            ck_assert_msg(ur_beam_decode(bs, 2, init, 0) == 0, "%s", ur_beam_error(bs));
+            for (int i = 0; i < 2; i++) {
+                fed_search S = {.d = &d, .max_len = 4, .alpha = alpha, .best = -INFINITY};
+                fed_dfs(&S, 0, 0.0, d.h0 + i * HID, d.c0 + i * HID, zero_f);
+                ur_beam_hyp h = ur_beam_best(bs, i);
+                ck_assert_msg(fabs(h.score - S.best) < 1e-5, "kind %d alpha %g example %d: "
+                              "beam %.9g, exhaustive %.9g", kind, (double)alpha, i, h.score,
+                              S.best);
+                ck_assert_int_eq(h.len, S.best_len);
+                ck_assert_int_eq(h.ended, S.best_ended);
+                for (int t = 0; t < h.len; t++) ck_assert_int_eq(h.tokens[t], S.best_tok[t]);
+            }
+            ur_beam_free(bs);
+        }
+        /* width 1: greedy by hand, for MAXLEN steps */
+        ur_beam_opts o = {.width = 1, .start = START, .end = END, .max_len = MAXLEN,
+                          .embed = d.E, .feed = FD, .head_feed = fed_head, .head_ctx = &d,
+                          .vocab = V};
+        ur_beam *bs = ur_beam_new(&d.cell, &o, 2);
+        ck_assert_ptr_nonnull(bs);
+        ck_assert_int_eq(ur_beam_decode(bs, 2, init, 0), 0);
+        for (int i = 0; i < 2; i++) {
+            float h[HID], c[HID], f[FD] = {0}, row[V];
+            memcpy(h, d.h0 + i * HID, sizeof h);
+            memcpy(c, d.c0 + i * HID, sizeof c);
+            int tok = START, n = 0, ended = 0, want[MAXLEN];
+            double logp = 0;
+            for (int t = 0; t < MAXLEN && !ended; t++) {
+                fed_step(&d, tok, h, c, f, row);
+                tok = ur_argmax(row, V);
+                logp += log_prob(row, V, tok);
+                if (tok == END) ended = 1;
+                else want[n++] = tok;
+            }
+            ur_beam_hyp hy = ur_beam_best(bs, i);
+            ck_assert_int_eq(hy.len, n);
+            ck_assert_int_eq(hy.ended, ended);
+            for (int t = 0; t < n; t++) ck_assert_int_eq(hy.tokens[t], want[t]);
+            ck_assert_msg(fabs(hy.logprob - logp) <= 1e-5, "%.9g vs %.9g", hy.logprob, logp);
+        }
+        ur_beam_free(bs);
+        /* bad feeding options */
+        ur_beam_opts bad = o;
+        bad.feed = 0;
+        ck_assert_ptr_null(ur_beam_new(&d.cell, &bad, 2));
+        ck_assert_ptr_nonnull(strstr(ur_model_error(), "input feeding"));
+        bad = o;
+        bad.feed = FD + 1; /* the cell takes E + FD */
+        ck_assert_ptr_null(ur_beam_new(&d.cell, &bad, 2));
+        ck_assert_ptr_nonnull(strstr(ur_model_error(), "takes 7 features"));
+        bad = o;
+        bad.head_w = d.W;
+        ck_assert_ptr_null(ur_beam_new(&d.cell, &bad, 2));
+        ck_assert_ptr_nonnull(strstr(ur_model_error(), "no head_w or head"));
+        ur_tape_free(tp);
+        ur_params_free(d.ps);
+    }
+}
+END_TEST
+
 START_TEST(test_cut_at_max_len)
 {
     dec d;
@@ -411,6 +579,7 @@ int main(void)
     tcase_add_test(tc, test_length_normalisation);
     tcase_add_test(tc, test_wide_beam_is_exhaustive);
     tcase_add_test(tc, test_batch_equals_alone);
+    tcase_add_test(tc, test_input_feeding);
     tcase_add_test(tc, test_cut_at_max_len);
     tcase_add_test(tc, test_beam_errors);
     suite_add_tcase(s, tc);
