@@ -1,6 +1,7 @@
 #include "ops/blas.h"
 
 #include "ops/pool.h"
+#include "ops/rgemm.h"
 
 /* OpenBLAS's own calls, declared here so that any cblas.h will do. */
 int openblas_get_num_threads(void);
@@ -37,6 +38,9 @@ static void gemm_parts(void *ctx, int p0, int p1)
 void ur_blas_gemm(int tx, int ty, int m, int n, int k, const float *x, int ldx, const float *y,
                   int ldy, float beta, float *out, int ldo)
 {
+    if ((beta == 0.0f || beta == 1.0f) && ur_rgemm_gemm_preferred(m, n, k) &&
+        ur_rgemm_gemm(tx, ty, m, n, k, x, ldx, y, ldy, beta, out, ldo) == 0)
+        return;
     int threads = ur_pool_threads();
     if (m == 1 || n == 1 || (k == 1 && beta == 1.0f) || (double)m * n * k < SMALL_PRODUCT)
         threads = 1;
