@@ -1,5 +1,7 @@
 #include "ops/blas.h"
 
+#include <string.h>
+
 #include "ops/pool.h"
 #include "ops/rgemm.h"
 
@@ -65,4 +67,14 @@ void ur_blas_gemm(int tx, int ty, int m, int n, int k, const float *x, int ldx, 
         cblas_sgemm(CblasRowMajor, T(tx), T(ty), m, n, k, 1.0f, x, ldx, y, ldy, beta, out, ldo);
     }
     if (blas_threads > 1) openblas_set_num_threads(blas_threads);
+}
+
+void ur_blas_gemm_bias(int tx, int ty, int m, int n, int k, const float *x, int ldx,
+                       const float *y, int ldy, const float *bias, float *out, int ldo)
+{
+    if (ur_rgemm_gemm_preferred(m, n, k) &&
+        ur_rgemm_gemm_bias(tx, ty, m, n, k, x, ldx, y, ldy, bias, out, ldo) == 0)
+        return;
+    for (int r = 0; r < m; r++) memcpy(out + (size_t)r * ldo, bias, (size_t)n * sizeof *out);
+    ur_blas_gemm(tx, ty, m, n, k, x, ldx, y, ldy, 1.0f, out, ldo);
 }

@@ -141,7 +141,8 @@ void ur_rgemm_pack(const float *w, int ldw, int trans, int k, int n, float *pack
 /* C[0..mr) x [0..cols) += A[0..mr) P[np panels]; cols <= 32 np (less only in the last tile). */
 AVX512 INLINE void tile512(const int mr, const int np, const int ta, int k,
                            const float *restrict a, int lda, const float *restrict p,
-                           size_t pstride, float *restrict c, int ldc, int cols, int store)
+                           size_t pstride, float *restrict c, int ldc, int cols, int store,
+                           const float *restrict bias)
 {
     __m512 acc[8][8];
 #pragma GCC unroll 8
@@ -169,12 +170,15 @@ AVX512 INLINE void tile512(const int mr, const int np, const int ta, int k,
         for (int j = 0; j < 2 * np; j++) {
             int rem = cols - 16 * j;
             if (rem >= 16) {
-                __m512 v = store ? acc[i][j] : _mm512_add_ps(_mm512_loadu_ps(ci + 16 * j), acc[i][j]);
+                const float *old = store ? bias : ci; /* bias: C's old value is the bias */
+                __m512 v = acc[i][j];
+                if (old) v = _mm512_add_ps(_mm512_loadu_ps(old + 16 * j), v);
                 _mm512_storeu_ps(ci + 16 * j, v);
             } else if (rem > 0) {
                 __mmask16 m = (__mmask16)((1u << rem) - 1u);
+                const float *old = store ? bias : ci;
                 __m512 v = acc[i][j];
-                if (!store) v = _mm512_add_ps(_mm512_maskz_loadu_ps(m, ci + 16 * j), v);
+                if (old) v = _mm512_add_ps(_mm512_maskz_loadu_ps(m, old + 16 * j), v);
                 _mm512_mask_storeu_ps(ci + 16 * j, m, v);
             }
         }
@@ -184,7 +188,7 @@ AVX512 INLINE void tile512(const int mr, const int np, const int ta, int k,
 /* Rows [0, m) and panels [p0, p1) of the product. */
 AVX512 INLINE void block512_t(const int ta, int m, int n, int k, const float *a, int lda,
                               const float *packed, size_t ps, float *c, int ldc, int p0, int p1,
-                              int store)
+                              int store, const float *bias)
 {
     for (int p = p0; p < p1;) {
         /* few rows: tiles of 4 panels (1-2 rows) or 2 panels (3-4 rows) */
@@ -196,25 +200,26 @@ AVX512 INLINE void block512_t(const int ta, int m, int n, int k, const float *a,
             int mr = m - r < 8 ? m - r : 8;
             const float *ar = ta ? a + r : a + (size_t)r * lda;
             float *cr = c + (size_t)r * ldc + (size_t)p * 32;
+            const float *br = bias ? bias + (size_t)p * 32 : NULL;
             if (wide == 4) {
-                if (mr == 1) tile512(1, 4, ta, k, ar, lda, pp, ps, cr, ldc, cols, store);
-                else tile512(2, 4, ta, k, ar, lda, pp, ps, cr, ldc, cols, store);
+                if (mr == 1) tile512(1, 4, ta, k, ar, lda, pp, ps, cr, ldc, cols, store, br);
+                else tile512(2, 4, ta, k, ar, lda, pp, ps, cr, ldc, cols, store, br);
                 continue;
             }
             if (wide == 2) {
-                if (mr == 3) tile512(3, 2, ta, k, ar, lda, pp, ps, cr, ldc, cols, store);
-                else tile512(4, 2, ta, k, ar, lda, pp, ps, cr, ldc, cols, store);
+                if (mr == 3) tile512(3, 2, ta, k, ar, lda, pp, ps, cr, ldc, cols, store, br);
+                else tile512(4, 2, ta, k, ar, lda, pp, ps, cr, ldc, cols, store, br);
                 continue;
             }
             switch (mr) {
-            case 1: tile512(1, 1, ta, k, ar, lda, pp, ps, cr, ldc, cols, store); break;
-            case 2: tile512(2, 1, ta, k, ar, lda, pp, ps, cr, ldc, cols, store); break;
-            case 3: tile512(3, 1, ta, k, ar, lda, pp, ps, cr, ldc, cols, store); break;
-            case 4: tile512(4, 1, ta, k, ar, lda, pp, ps, cr, ldc, cols, store); break;
-            case 5: tile512(5, 1, ta, k, ar, lda, pp, ps, cr, ldc, cols, store); break;
-            case 6: tile512(6, 1, ta, k, ar, lda, pp, ps, cr, ldc, cols, store); break;
-            case 7: tile512(7, 1, ta, k, ar, lda, pp, ps, cr, ldc, cols, store); break;
-            default: tile512(8, 1, ta, k, ar, lda, pp, ps, cr, ldc, cols, store); break;
+            case 1: tile512(1, 1, ta, k, ar, lda, pp, ps, cr, ldc, cols, store, br); break;
+            case 2: tile512(2, 1, ta, k, ar, lda, pp, ps, cr, ldc, cols, store, br); break;
+            case 3: tile512(3, 1, ta, k, ar, lda, pp, ps, cr, ldc, cols, store, br); break;
+            case 4: tile512(4, 1, ta, k, ar, lda, pp, ps, cr, ldc, cols, store, br); break;
+            case 5: tile512(5, 1, ta, k, ar, lda, pp, ps, cr, ldc, cols, store, br); break;
+            case 6: tile512(6, 1, ta, k, ar, lda, pp, ps, cr, ldc, cols, store, br); break;
+            case 7: tile512(7, 1, ta, k, ar, lda, pp, ps, cr, ldc, cols, store, br); break;
+            default: tile512(8, 1, ta, k, ar, lda, pp, ps, cr, ldc, cols, store, br); break;
             }
         }
         p += wide;
@@ -223,17 +228,18 @@ AVX512 INLINE void block512_t(const int ta, int m, int n, int k, const float *a,
 
 AVX512 static void block512(int ta, int m, int n, int k, const float *a, int lda,
                             const float *packed, size_t ps, float *c, int ldc, int p0, int p1,
-                            int store)
+                            int store, const float *bias)
 {
-    if (ta) block512_t(1, m, n, k, a, lda, packed, ps, c, ldc, p0, p1, store);
-    else block512_t(0, m, n, k, a, lda, packed, ps, c, ldc, p0, p1, store);
+    if (ta) block512_t(1, m, n, k, a, lda, packed, ps, c, ldc, p0, p1, store, bias);
+    else block512_t(0, m, n, k, a, lda, packed, ps, c, ldc, p0, p1, store, bias);
 }
 
 /* ---- AVX2 + FMA: panels of 16 columns (two ymm), tiles of up to 6 rows x 16 ------------- */
 
 AVX2 INLINE void tile256(const int mr, const int np, const int ta, int k,
                          const float *restrict a, int lda, const float *restrict p,
-                         size_t pstride, float *restrict c, int ldc, int cols, int store)
+                         size_t pstride, float *restrict c, int ldc, int cols, int store,
+                         const float *restrict bias)
 {
     __m256 acc[6][8];
 #pragma GCC unroll 6
@@ -260,13 +266,15 @@ AVX2 INLINE void tile256(const int mr, const int np, const int ta, int k,
 #pragma GCC unroll 8
         for (int j = 0; j < 2 * np; j++) {
             int rem = cols - 8 * j;
+            const float *old = store ? bias : ci; /* bias: C's old value is the bias */
             if (rem >= 8) {
-                __m256 v = store ? acc[i][j] : _mm256_add_ps(_mm256_loadu_ps(ci + 8 * j), acc[i][j]);
+                __m256 v = acc[i][j];
+                if (old) v = _mm256_add_ps(_mm256_loadu_ps(old + 8 * j), v);
                 _mm256_storeu_ps(ci + 8 * j, v);
             } else if (rem > 0) {
                 float t[8];
                 _mm256_storeu_ps(t, acc[i][j]);
-                for (int e = 0; e < rem; e++) ci[8 * j + e] = store ? t[e] : ci[8 * j + e] + t[e];
+                for (int e = 0; e < rem; e++) ci[8 * j + e] = old ? old[8 * j + e] + t[e] : t[e];
             }
         }
     }
@@ -274,7 +282,7 @@ AVX2 INLINE void tile256(const int mr, const int np, const int ta, int k,
 
 AVX2 INLINE void block256_t(const int ta, int m, int n, int k, const float *a, int lda,
                             const float *packed, size_t ps, float *c, int ldc, int p0, int p1,
-                            int store)
+                            int store, const float *bias)
 {
     for (int p = p0; p < p1;) {
         int wide = m == 1 ? 4 : m == 2 ? 2 : 1; /* at most 12 of the 16 ymm hold sums */
@@ -285,21 +293,22 @@ AVX2 INLINE void block256_t(const int ta, int m, int n, int k, const float *a, i
             int mr = m - r < 6 ? m - r : 6;
             const float *ar = ta ? a + r : a + (size_t)r * lda;
             float *cr = c + (size_t)r * ldc + (size_t)p * 16;
+            const float *br = bias ? bias + (size_t)p * 16 : NULL;
             if (wide == 4) {
-                tile256(1, 4, ta, k, ar, lda, pp, ps, cr, ldc, cols, store);
+                tile256(1, 4, ta, k, ar, lda, pp, ps, cr, ldc, cols, store, br);
                 continue;
             }
             if (wide == 2) {
-                tile256(2, 2, ta, k, ar, lda, pp, ps, cr, ldc, cols, store);
+                tile256(2, 2, ta, k, ar, lda, pp, ps, cr, ldc, cols, store, br);
                 continue;
             }
             switch (mr) {
-            case 1: tile256(1, 1, ta, k, ar, lda, pp, ps, cr, ldc, cols, store); break;
-            case 2: tile256(2, 1, ta, k, ar, lda, pp, ps, cr, ldc, cols, store); break;
-            case 3: tile256(3, 1, ta, k, ar, lda, pp, ps, cr, ldc, cols, store); break;
-            case 4: tile256(4, 1, ta, k, ar, lda, pp, ps, cr, ldc, cols, store); break;
-            case 5: tile256(5, 1, ta, k, ar, lda, pp, ps, cr, ldc, cols, store); break;
-            default: tile256(6, 1, ta, k, ar, lda, pp, ps, cr, ldc, cols, store); break;
+            case 1: tile256(1, 1, ta, k, ar, lda, pp, ps, cr, ldc, cols, store, br); break;
+            case 2: tile256(2, 1, ta, k, ar, lda, pp, ps, cr, ldc, cols, store, br); break;
+            case 3: tile256(3, 1, ta, k, ar, lda, pp, ps, cr, ldc, cols, store, br); break;
+            case 4: tile256(4, 1, ta, k, ar, lda, pp, ps, cr, ldc, cols, store, br); break;
+            case 5: tile256(5, 1, ta, k, ar, lda, pp, ps, cr, ldc, cols, store, br); break;
+            default: tile256(6, 1, ta, k, ar, lda, pp, ps, cr, ldc, cols, store, br); break;
             }
         }
         p += wide;
@@ -308,10 +317,10 @@ AVX2 INLINE void block256_t(const int ta, int m, int n, int k, const float *a, i
 
 AVX2 static void block256(int ta, int m, int n, int k, const float *a, int lda,
                           const float *packed, size_t ps, float *c, int ldc, int p0, int p1,
-                          int store)
+                          int store, const float *bias)
 {
-    if (ta) block256_t(1, m, n, k, a, lda, packed, ps, c, ldc, p0, p1, store);
-    else block256_t(0, m, n, k, a, lda, packed, ps, c, ldc, p0, p1, store);
+    if (ta) block256_t(1, m, n, k, a, lda, packed, ps, c, ldc, p0, p1, store, bias);
+    else block256_t(0, m, n, k, a, lda, packed, ps, c, ldc, p0, p1, store, bias);
 }
 
 #endif /* UR_HAVE_KERNELS */
@@ -321,7 +330,8 @@ typedef struct rgemm_job {
     int m, n, k, lda, ldc, id, ta, store;
     const float *a, *packed;
     float *c;
-    size_t ps; /* floats from one panel to the next: k NR */
+    size_t ps;         /* floats from one panel to the next: k NR */
+    const float *bias; /* with store: C = bias + the product (each row), or NULL */
 } rgemm_job;
 
 static void rgemm_range(void *ctx, int p0, int p1)
@@ -330,10 +340,10 @@ static void rgemm_range(void *ctx, int p0, int p1)
 #ifdef UR_HAVE_KERNELS
     if (j->id == K_AVX512)
         block512(j->ta, j->m, j->n, j->k, j->a, j->lda, j->packed, j->ps, j->c, j->ldc, p0, p1,
-                 j->store);
+                 j->store, j->bias);
     else
         block256(j->ta, j->m, j->n, j->k, j->a, j->lda, j->packed, j->ps, j->c, j->ldc, p0, p1,
-                 j->store);
+                 j->store, j->bias);
 #else
     (void)j;
     (void)p0;
@@ -348,7 +358,7 @@ void ur_rgemm(int m, int n, int k, const float *a, int lda, const float *packed,
               int ldc)
 {
     int nr = panel_width(), panels = (n + nr - 1) / nr;
-    rgemm_job j = {m, n, k, lda, ldc, kernel(), 0, 0, a, packed, c, (size_t)k * nr};
+    rgemm_job j = {m, n, k, lda, ldc, kernel(), 0, 0, a, packed, c, (size_t)k * nr, NULL};
     if (j.id == K_NONE || m <= 0 || n <= 0 || k <= 0) return;
     /* ranges of whole tiles: a tile spans 4 panels at one or two rows (ops above) */
     int grain = m <= 2 ? 4 : 1;
@@ -387,8 +397,9 @@ static float *scratch_for(size_t floats)
     return p;
 }
 
-int ur_rgemm_gemm(int tx, int ty, int m, int n, int k, const float *x, int ldx, const float *y,
-                  int ldy, float beta, float *c, int ldc)
+/* C = op(X) op(Y) + beta C, or with bias (beta 0) C = bias + op(X) op(Y) for every row. */
+static int gemm(int tx, int ty, int m, int n, int k, const float *x, int ldx, const float *y,
+                int ldy, float beta, const float *bias, float *c, int ldc)
 {
     int id = kernel();
     if (id == K_NONE || m <= 0 || n <= 0 || k <= 0 || (beta != 0.0f && beta != 1.0f)) return -1;
@@ -403,10 +414,22 @@ int ur_rgemm_gemm(int tx, int ty, int m, int n, int k, const float *x, int ldx, 
         /* rows [k0, k0 + kb) of op(Y): of Y, or its columns when ty */
         ur_rgemm_pack(ty ? y + k0 : y + (size_t)k0 * ldy, ldy, ty, kb, n, packed);
         rgemm_job j = {m, n, kb, ldx, ldc, id, tx != 0, beta == 0.0f && k0 == 0,
-                       tx ? x + (size_t)k0 * ldx : x + k0, packed, c, (size_t)kb * nr};
+                       tx ? x + (size_t)k0 * ldx : x + k0, packed, c, (size_t)kb * nr, bias};
         ur_pool_for(panels, grain, rgemm_range, &j);
     }
     return 0;
+}
+
+int ur_rgemm_gemm_bias(int tx, int ty, int m, int n, int k, const float *x, int ldx,
+                       const float *y, int ldy, const float *bias, float *c, int ldc)
+{
+    return gemm(tx, ty, m, n, k, x, ldx, y, ldy, 0.0f, bias, c, ldc);
+}
+
+int ur_rgemm_gemm(int tx, int ty, int m, int n, int k, const float *x, int ldx, const float *y,
+                  int ldy, float beta, float *c, int ldc)
+{
+    return gemm(tx, ty, m, n, k, x, ldx, y, ldy, beta, NULL, c, ldc);
 }
 
 char *openblas_get_corename(void);

@@ -75,9 +75,10 @@ START_TEST(test_rgemm_shapes)
 }
 END_TEST
 
-/* C = op(X) op(Y) + beta C by ur_rgemm_gemm against double sums: every transpose, beta 0
- * (C's old values, NaN here, ignored) and 1, inner sizes across the kernel's k blocks. */
-static void check_gemm(int tx, int ty, int m, int n, int k, float beta)
+/* C = op(X) op(Y) + beta C by ur_rgemm_gemm (or bias + op(X) op(Y) by ur_rgemm_gemm_bias)
+ * against double sums: every transpose, beta 0 (C's old values, NaN here, ignored) and 1,
+ * inner sizes across the kernel's k blocks. */
+static void check_gemm(int tx, int ty, int m, int n, int k, float beta, int with_bias)
 {
     ur_rng rng;
     ur_rng_seed(&rng, (uint64_t)(m * 7919 + n * 104729 + k * 31 + tx * 2 + ty));
@@ -86,13 +87,15 @@ static void check_gemm(int tx, int ty, int m, int n, int k, float beta)
     float *x = malloc(nx * sizeof *x), *y = malloc(ny * sizeof *y);
     float *c = malloc((size_t)m * ldc * sizeof *c);
     double *ref = malloc((size_t)m * n * sizeof *ref);
-    ck_assert(x && y && c && ref);
+    float *bias = malloc((size_t)n * sizeof *bias);
+    ck_assert(x && y && c && ref && bias);
+    for (int j = 0; j < n; j++) bias[j] = (float)(j % 9) - 4.0f;
     for (size_t i = 0; i < nx; i++) x[i] = 2.0f * ur_rng_uniform(&rng) - 1.0f;
     for (size_t i = 0; i < ny; i++) y[i] = 2.0f * ur_rng_uniform(&rng) - 1.0f;
     for (int i = 0; i < m * ldc; i++) c[i] = beta == 0.0f && i % ldc < n ? NAN : (float)(i % 5) - 2.0f;
     for (int i = 0; i < m; i++)
         for (int j = 0; j < n; j++) {
-            double s = beta == 0.0f ? 0.0 : c[(size_t)i * ldc + j];
+            double s = with_bias ? bias[j] : beta == 0.0f ? 0.0 : c[(size_t)i * ldc + j];
             for (int q = 0; q < k; q++) {
                 double xv = tx ? x[(size_t)q * ldx + i] : x[(size_t)i * ldx + q];
                 double yv = ty ? y[(size_t)j * ldy + q] : y[(size_t)q * ldy + j];
@@ -100,7 +103,10 @@ static void check_gemm(int tx, int ty, int m, int n, int k, float beta)
             }
             ref[(size_t)i * n + j] = s;
         }
-    ck_assert_int_eq(ur_rgemm_gemm(tx, ty, m, n, k, x, ldx, y, ldy, beta, c, ldc), 0);
+    if (with_bias)
+        ck_assert_int_eq(ur_rgemm_gemm_bias(tx, ty, m, n, k, x, ldx, y, ldy, bias, c, ldc), 0);
+    else
+        ck_assert_int_eq(ur_rgemm_gemm(tx, ty, m, n, k, x, ldx, y, ldy, beta, c, ldc), 0);
     for (int i = 0; i < m; i++) {
         for (int j = 0; j < n; j++) {
             double got = c[(size_t)i * ldc + j], want = ref[(size_t)i * n + j];
@@ -118,6 +124,7 @@ static void check_gemm(int tx, int ty, int m, int n, int k, float beta)
     free(y);
     free(c);
     free(ref);
+    free(bias);
 }
 
 START_TEST(test_rgemm_gemm_shapes)
@@ -129,9 +136,9 @@ START_TEST(test_rgemm_gemm_shapes)
         if (ur_rgemm_select(kernels[kk]) != 0) continue;
         ran++;
         for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++)
-            for (int t = 0; t < 8; t++)
+            for (int t = 0; t < 12; t++) /* 8-11: C = bias + op(X) op(Y) */
                 check_gemm(t & 1, (t >> 1) & 1, shapes[i][0], shapes[i][1], shapes[i][2],
-                           (t >> 2) ? 1.0f : 0.0f);
+                           (t >> 2) == 1 ? 1.0f : 0.0f, t >= 8);
     }
     if (ur_rgemm_select("blas") == 0) /* no kernel: the caller keeps cblas */
         ck_assert_int_eq(ur_rgemm_gemm(0, 0, 4, 4, 4, NULL, 4, NULL, 4, 1.0f, NULL, 4), -1);
