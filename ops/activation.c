@@ -27,11 +27,15 @@ static ur_tensor *unary(ur_tape *tp, const char *name, ur_tensor *x)
 }
 
 /* dx += dy (1 - y^2) */
+UR_VECTOR_CLONES static void tanh_backward_kernel(float *restrict dx, const float *restrict y,
+                                                  const float *restrict dy, size_t n)
+{
+    for (size_t k = 0; k < n; k++) dx[k] += dy[k] * (1.0f - y[k] * y[k]);
+}
+
 static void tanh_backward(ur_node *n)
 {
-    const float *y = n->out->val, *dy = n->out->grad;
-    float *dx = ur_grad(n->in[0]);
-    for (size_t k = 0; k < ur_numel(n->out); k++) dx[k] += dy[k] * (1.0f - y[k] * y[k]);
+    tanh_backward_kernel(ur_grad(n->in[0]), n->out->val, n->out->grad, ur_numel(n->out));
 }
 static const ur_op tanh_op = {"tanh", tanh_backward};
 
@@ -59,11 +63,15 @@ ur_tensor *ur_tanh_into(ur_tape *tp, ur_tensor *x, ur_tensor *out)
 }
 
 /* dx += dy y (1 - y) */
+UR_VECTOR_CLONES static void sigmoid_backward_kernel(float *restrict dx, const float *restrict y,
+                                                     const float *restrict dy, size_t n)
+{
+    for (size_t k = 0; k < n; k++) dx[k] += dy[k] * y[k] * (1.0f - y[k]);
+}
+
 static void sigmoid_backward(ur_node *n)
 {
-    const float *y = n->out->val, *dy = n->out->grad;
-    float *dx = ur_grad(n->in[0]);
-    for (size_t k = 0; k < ur_numel(n->out); k++) dx[k] += dy[k] * y[k] * (1.0f - y[k]);
+    sigmoid_backward_kernel(ur_grad(n->in[0]), n->out->val, n->out->grad, ur_numel(n->out));
 }
 static const ur_op sigmoid_op = {"sigmoid", sigmoid_backward};
 

@@ -1,6 +1,9 @@
 #include "ops/blas.h"
 
+#include <string.h>
+
 #include "ops/pool.h"
+#include "ops/rgemm.h"
 
 #define T(flag) ((flag) ? CblasTrans : CblasNoTrans)
 #define SMALL_PRODUCT ((double)(1 << 20))
@@ -39,6 +42,9 @@ static void gemm_parts(void *ctx, int p0, int p1)
 void ur_blas_gemm(int tx, int ty, int m, int n, int k, const float *x, int ldx, const float *y,
                   int ldy, float beta, float *out, int ldo)
 {
+    if ((beta == 0.0f || beta == 1.0f) && ur_rgemm_gemm_preferred(m, n, k) &&
+        ur_rgemm_gemm(tx, ty, m, n, k, x, ldx, y, ldy, beta, out, ldo) == 0)
+        return;
     int threads = ur_pool_threads();
     if (m == 1 || n == 1 || (k == 1 && beta == 1.0f) || (double)m * n * k < SMALL_PRODUCT)
         threads = 1;
@@ -60,4 +66,14 @@ void ur_blas_gemm(int tx, int ty, int m, int n, int k, const float *x, int ldx, 
     } else {
         cblas_sgemm(CblasRowMajor, T(tx), T(ty), m, n, k, 1.0f, x, ldx, y, ldy, beta, out, ldo);
     }
+}
+
+void ur_blas_gemm_bias(int tx, int ty, int m, int n, int k, const float *x, int ldx,
+                       const float *y, int ldy, const float *bias, float *out, int ldo)
+{
+    if (ur_rgemm_gemm_preferred(m, n, k) &&
+        ur_rgemm_gemm_bias(tx, ty, m, n, k, x, ldx, y, ldy, bias, out, ldo) == 0)
+        return;
+    for (int r = 0; r < m; r++) memcpy(out + (size_t)r * ldo, bias, (size_t)n * sizeof *out);
+    ur_blas_gemm(tx, ty, m, n, k, x, ldx, y, ldy, 1.0f, out, ldo);
 }

@@ -19,5 +19,9 @@
 
 void ur_blas_gemm(int tx, int ty, int m, int n, int k, const float *x, int ldx, const float *y,
                   int ldy, float beta, float *out, int ldo);
+/* out = bias + op(X) op(Y), the 1 x n bias added to every row (in the kernel's store when ours
+ * runs the product, else copied into out's rows before an sgemm with beta = 1). */
+void ur_blas_gemm_bias(int tx, int ty, int m, int n, int k, const float *x, int ldx,
+                       const float *y, int ldy, const float *bias, float *out, int ldo);
 
 #endif

@@ -115,13 +115,11 @@ ur_tensor *ur_linear(ur_tape *tp, ur_tensor *x, ur_tensor *w, ur_tensor *b)
         return ur_shape_error(tp, "linear", "bias must be 1 x W's cols", b, w);
     ur_tensor *y = ur_tensor_new(tp, x->rows, w->cols);
     if (!y) return ur_tape_poison(tp);
-    float beta = 0.0f;
-    if (b) {
-        for (int r = 0; r < y->rows; r++)
-            memcpy(y->val + (size_t)r * y->cols, b->val, (size_t)y->cols * sizeof(float));
-        beta = 1.0f;
-    }
-    gemm_acc(0, 0, x->rows, w->cols, x->cols, x, x->val, w, w->val, y->val, beta);
+    if (b)
+        ur_blas_gemm_bias(0, 0, x->rows, w->cols, x->cols, x->val, x->cols, w->val, w->cols,
+                          b->val, y->val, y->cols);
+    else
+        gemm_acc(0, 0, x->rows, w->cols, x->cols, x, x->val, w, w->val, y->val, 0.0f);
     if (b) ur_record(tp, &linear_op, y, 3, x, w, b);
     else ur_record(tp, &linear_op, y, 2, x, w);
     return y;

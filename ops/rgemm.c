@@ -19,6 +19,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <ctype.h>
 
 #include "ops/isa.h"
 #include "ops/pool.h"
@@ -143,9 +144,10 @@ void ur_rgemm_pack(const float *w, int ldw, int trans, int k, int n, float *pack
 /* ---- AVX-512: panels of 32 columns (two zmm), tiles of up to 8 rows x 32 or 1-2 rows x 128 */
 
 /* C[0..mr) x [0..cols) += A[0..mr) P[np panels]; cols <= 32 np (less only in the last tile). */
-AVX512 INLINE void tile512(const int mr, const int np, int k, const float *restrict a, int lda,
-                           const float *restrict p, size_t pstride, float *restrict c, int ldc,
-                           int cols)
+AVX512 INLINE void tile512(const int mr, const int np, const int ta, int k,
+                           const float *restrict a, int lda, const float *restrict p,
+                           size_t pstride, float *restrict c, int ldc, int cols, int store,
+                           const float *restrict bias)
 {
     __m512 acc[8][8];
 #pragma GCC unroll 8
@@ -161,7 +163,7 @@ AVX512 INLINE void tile512(const int mr, const int np, int k, const float *restr
         }
 #pragma GCC unroll 8
         for (int i = 0; i < mr; i++) {
-            __m512 x = _mm512_set1_ps(a[(size_t)i * lda + q]);
+            __m512 x = _mm512_set1_ps(ta ? a[(size_t)q * lda + i] : a[(size_t)i * lda + q]);
 #pragma GCC unroll 8
             for (int j = 0; j < 2 * np; j++) acc[i][j] = _mm512_fmadd_ps(x, b[j], acc[i][j]);
         }
@@ -173,21 +175,26 @@ AVX512 INLINE void tile512(const int mr, const int np, int k, const float *restr
         for (int j = 0; j < 2 * np; j++) {
             int rem = cols - 16 * j;
             if (rem >= 16) {
-                _mm512_storeu_ps(ci + 16 * j, _mm512_add_ps(_mm512_loadu_ps(ci + 16 * j), acc[i][j]));
+                const float *old = store ? bias : ci; /* bias: C's old value is the bias */
+                __m512 v = acc[i][j];
+                if (old) v = _mm512_add_ps(_mm512_loadu_ps(old + 16 * j), v);
+                _mm512_storeu_ps(ci + 16 * j, v);
             } else if (rem > 0) {
                 __mmask16 m = (__mmask16)((1u << rem) - 1u);
-                __m512 old = _mm512_maskz_loadu_ps(m, ci + 16 * j);
-                _mm512_mask_storeu_ps(ci + 16 * j, m, _mm512_add_ps(old, acc[i][j]));
+                const float *old = store ? bias : ci;
+                __m512 v = acc[i][j];
+                if (old) v = _mm512_add_ps(_mm512_maskz_loadu_ps(m, old + 16 * j), v);
+                _mm512_mask_storeu_ps(ci + 16 * j, m, v);
             }
         }
     }
 }
 
 /* Rows [0, m) and panels [p0, p1) of the product. */
-AVX512 static void block512(int m, int n, int k, const float *a, int lda, const float *packed,
-                            float *c, int ldc, int p0, int p1)
+AVX512 INLINE void block512_t(const int ta, int m, int n, int k, const float *a, int lda,
+                              const float *packed, size_t ps, float *c, int ldc, int p0, int p1,
+                              int store, const float *bias)
 {
-    const size_t ps = (size_t)k * 32;
     for (int p = p0; p < p1;) {
         /* few rows: tiles of 4 panels (1-2 rows) or 2 panels (3-4 rows) */
         int wide = m <= 2 ? 4 : m <= 4 ? 2 : 1;
@@ -196,38 +203,48 @@ AVX512 static void block512(int m, int n, int k, const float *a, int lda, const 
         const float *pp = packed + (size_t)p * ps;
         for (int r = 0; r < m; r += 8) {
             int mr = m - r < 8 ? m - r : 8;
-            const float *ar = a + (size_t)r * lda;
+            const float *ar = ta ? a + r : a + (size_t)r * lda;
             float *cr = c + (size_t)r * ldc + (size_t)p * 32;
+            const float *br = bias ? bias + (size_t)p * 32 : NULL;
             if (wide == 4) {
-                if (mr == 1) tile512(1, 4, k, ar, lda, pp, ps, cr, ldc, cols);
-                else tile512(2, 4, k, ar, lda, pp, ps, cr, ldc, cols);
+                if (mr == 1) tile512(1, 4, ta, k, ar, lda, pp, ps, cr, ldc, cols, store, br);
+                else tile512(2, 4, ta, k, ar, lda, pp, ps, cr, ldc, cols, store, br);
                 continue;
             }
             if (wide == 2) {
-                if (mr == 3) tile512(3, 2, k, ar, lda, pp, ps, cr, ldc, cols);
-                else tile512(4, 2, k, ar, lda, pp, ps, cr, ldc, cols);
+                if (mr == 3) tile512(3, 2, ta, k, ar, lda, pp, ps, cr, ldc, cols, store, br);
+                else tile512(4, 2, ta, k, ar, lda, pp, ps, cr, ldc, cols, store, br);
                 continue;
             }
             switch (mr) {
-            case 1: tile512(1, 1, k, ar, lda, pp, ps, cr, ldc, cols); break;
-            case 2: tile512(2, 1, k, ar, lda, pp, ps, cr, ldc, cols); break;
-            case 3: tile512(3, 1, k, ar, lda, pp, ps, cr, ldc, cols); break;
-            case 4: tile512(4, 1, k, ar, lda, pp, ps, cr, ldc, cols); break;
-            case 5: tile512(5, 1, k, ar, lda, pp, ps, cr, ldc, cols); break;
-            case 6: tile512(6, 1, k, ar, lda, pp, ps, cr, ldc, cols); break;
-            case 7: tile512(7, 1, k, ar, lda, pp, ps, cr, ldc, cols); break;
-            default: tile512(8, 1, k, ar, lda, pp, ps, cr, ldc, cols); break;
+            case 1: tile512(1, 1, ta, k, ar, lda, pp, ps, cr, ldc, cols, store, br); break;
+            case 2: tile512(2, 1, ta, k, ar, lda, pp, ps, cr, ldc, cols, store, br); break;
+            case 3: tile512(3, 1, ta, k, ar, lda, pp, ps, cr, ldc, cols, store, br); break;
+            case 4: tile512(4, 1, ta, k, ar, lda, pp, ps, cr, ldc, cols, store, br); break;
+            case 5: tile512(5, 1, ta, k, ar, lda, pp, ps, cr, ldc, cols, store, br); break;
+            case 6: tile512(6, 1, ta, k, ar, lda, pp, ps, cr, ldc, cols, store, br); break;
+            case 7: tile512(7, 1, ta, k, ar, lda, pp, ps, cr, ldc, cols, store, br); break;
+            default: tile512(8, 1, ta, k, ar, lda, pp, ps, cr, ldc, cols, store, br); break;
             }
         }
         p += wide;
     }
 }
 
+AVX512 static void block512(int ta, int m, int n, int k, const float *a, int lda,
+                            const float *packed, size_t ps, float *c, int ldc, int p0, int p1,
+                            int store, const float *bias)
+{
+    if (ta) block512_t(1, m, n, k, a, lda, packed, ps, c, ldc, p0, p1, store, bias);
+    else block512_t(0, m, n, k, a, lda, packed, ps, c, ldc, p0, p1, store, bias);
+}
+
 /* ---- AVX2 + FMA: panels of 16 columns (two ymm), tiles of up to 6 rows x 16 ------------- */
 
-AVX2 INLINE void tile256(const int mr, const int np, int k, const float *restrict a, int lda,
-                         const float *restrict p, size_t pstride, float *restrict c, int ldc,
-                         int cols)
+AVX2 INLINE void tile256(const int mr, const int np, const int ta, int k,
+                         const float *restrict a, int lda, const float *restrict p,
+                         size_t pstride, float *restrict c, int ldc, int cols, int store,
+                         const float *restrict bias)
 {
     __m256 acc[6][8];
 #pragma GCC unroll 6
@@ -243,7 +260,7 @@ AVX2 INLINE void tile256(const int mr, const int np, int k, const float *restric
         }
 #pragma GCC unroll 6
         for (int i = 0; i < mr; i++) {
-            __m256 x = _mm256_broadcast_ss(a + (size_t)i * lda + q);
+            __m256 x = _mm256_broadcast_ss(ta ? a + (size_t)q * lda + i : a + (size_t)i * lda + q);
 #pragma GCC unroll 8
             for (int j = 0; j < 2 * np; j++) acc[i][j] = _mm256_fmadd_ps(x, b[j], acc[i][j]);
         }
@@ -254,21 +271,24 @@ AVX2 INLINE void tile256(const int mr, const int np, int k, const float *restric
 #pragma GCC unroll 8
         for (int j = 0; j < 2 * np; j++) {
             int rem = cols - 8 * j;
+            const float *old = store ? bias : ci; /* bias: C's old value is the bias */
             if (rem >= 8) {
-                _mm256_storeu_ps(ci + 8 * j, _mm256_add_ps(_mm256_loadu_ps(ci + 8 * j), acc[i][j]));
+                __m256 v = acc[i][j];
+                if (old) v = _mm256_add_ps(_mm256_loadu_ps(old + 8 * j), v);
+                _mm256_storeu_ps(ci + 8 * j, v);
             } else if (rem > 0) {
                 float t[8];
                 _mm256_storeu_ps(t, acc[i][j]);
-                for (int e = 0; e < rem; e++) ci[8 * j + e] += t[e];
+                for (int e = 0; e < rem; e++) ci[8 * j + e] = old ? old[8 * j + e] + t[e] : t[e];
             }
         }
     }
 }
 
-AVX2 static void block256(int m, int n, int k, const float *a, int lda, const float *packed,
-                          float *c, int ldc, int p0, int p1)
+AVX2 INLINE void block256_t(const int ta, int m, int n, int k, const float *a, int lda,
+                            const float *packed, size_t ps, float *c, int ldc, int p0, int p1,
+                            int store, const float *bias)
 {
-    const size_t ps = (size_t)k * 16;
     for (int p = p0; p < p1;) {
         int wide = m == 1 ? 4 : m == 2 ? 2 : 1; /* at most 12 of the 16 ymm hold sums */
         if (p1 - p < wide) wide = 1;
@@ -276,36 +296,47 @@ AVX2 static void block256(int m, int n, int k, const float *a, int lda, const fl
         const float *pp = packed + (size_t)p * ps;
         for (int r = 0; r < m; r += 6) {
             int mr = m - r < 6 ? m - r : 6;
-            const float *ar = a + (size_t)r * lda;
+            const float *ar = ta ? a + r : a + (size_t)r * lda;
             float *cr = c + (size_t)r * ldc + (size_t)p * 16;
+            const float *br = bias ? bias + (size_t)p * 16 : NULL;
             if (wide == 4) {
-                tile256(1, 4, k, ar, lda, pp, ps, cr, ldc, cols);
+                tile256(1, 4, ta, k, ar, lda, pp, ps, cr, ldc, cols, store, br);
                 continue;
             }
             if (wide == 2) {
-                tile256(2, 2, k, ar, lda, pp, ps, cr, ldc, cols);
+                tile256(2, 2, ta, k, ar, lda, pp, ps, cr, ldc, cols, store, br);
                 continue;
             }
             switch (mr) {
-            case 1: tile256(1, 1, k, ar, lda, pp, ps, cr, ldc, cols); break;
-            case 2: tile256(2, 1, k, ar, lda, pp, ps, cr, ldc, cols); break;
-            case 3: tile256(3, 1, k, ar, lda, pp, ps, cr, ldc, cols); break;
-            case 4: tile256(4, 1, k, ar, lda, pp, ps, cr, ldc, cols); break;
-            case 5: tile256(5, 1, k, ar, lda, pp, ps, cr, ldc, cols); break;
-            default: tile256(6, 1, k, ar, lda, pp, ps, cr, ldc, cols); break;
+            case 1: tile256(1, 1, ta, k, ar, lda, pp, ps, cr, ldc, cols, store, br); break;
+            case 2: tile256(2, 1, ta, k, ar, lda, pp, ps, cr, ldc, cols, store, br); break;
+            case 3: tile256(3, 1, ta, k, ar, lda, pp, ps, cr, ldc, cols, store, br); break;
+            case 4: tile256(4, 1, ta, k, ar, lda, pp, ps, cr, ldc, cols, store, br); break;
+            case 5: tile256(5, 1, ta, k, ar, lda, pp, ps, cr, ldc, cols, store, br); break;
+            default: tile256(6, 1, ta, k, ar, lda, pp, ps, cr, ldc, cols, store, br); break;
             }
         }
         p += wide;
     }
 }
 
+AVX2 static void block256(int ta, int m, int n, int k, const float *a, int lda,
+                          const float *packed, size_t ps, float *c, int ldc, int p0, int p1,
+                          int store, const float *bias)
+{
+    if (ta) block256_t(1, m, n, k, a, lda, packed, ps, c, ldc, p0, p1, store, bias);
+    else block256_t(0, m, n, k, a, lda, packed, ps, c, ldc, p0, p1, store, bias);
+}
+
 #endif /* UR_HAVE_KERNELS */
 
 /* One product; the pool hands out ranges of panels. */
 typedef struct rgemm_job {
-    int m, n, k, lda, ldc, id;
+    int m, n, k, lda, ldc, id, ta, store;
     const float *a, *packed;
     float *c;
+    size_t ps;         /* floats from one panel to the next: k NR */
+    const float *bias; /* with store: C = bias + the product (each row), or NULL */
 } rgemm_job;
 
 static void rgemm_range(void *ctx, int p0, int p1)
@@ -313,9 +344,11 @@ static void rgemm_range(void *ctx, int p0, int p1)
     const rgemm_job *j = ctx;
 #ifdef UR_HAVE_KERNELS
     if (j->id == K_AVX512)
-        block512(j->m, j->n, j->k, j->a, j->lda, j->packed, j->c, j->ldc, p0, p1);
+        block512(j->ta, j->m, j->n, j->k, j->a, j->lda, j->packed, j->ps, j->c, j->ldc, p0, p1,
+                 j->store, j->bias);
     else
-        block256(j->m, j->n, j->k, j->a, j->lda, j->packed, j->c, j->ldc, p0, p1);
+        block256(j->ta, j->m, j->n, j->k, j->a, j->lda, j->packed, j->ps, j->c, j->ldc, p0, p1,
+                 j->store, j->bias);
 #else
     (void)j;
     (void)p0;
@@ -330,10 +363,101 @@ void ur_rgemm(int m, int n, int k, const float *a, int lda, const float *packed,
               int ldc)
 {
     int nr = panel_width(), panels = (n + nr - 1) / nr;
-    rgemm_job j = {m, n, k, lda, ldc, kernel(), a, packed, c};
+    rgemm_job j = {m, n, k, lda, ldc, kernel(), 0, 0, a, packed, c, (size_t)k * nr, NULL};
     if (j.id == K_NONE || m <= 0 || n <= 0 || k <= 0) return;
     /* ranges of whole tiles: a tile spans 4 panels at one or two rows (ops above) */
     int grain = m <= 2 ? 4 : 1;
     if ((long)m * n * k < PARALLEL_MIN) grain = panels;
     ur_pool_for(panels, grain, rgemm_range, &j);
+}
+
+/* ---- Any product through the same kernels ------------------------------------------------
+ * C = op(X) op(Y) + beta C (beta 0 or 1): op(Y) is packed into the calling thread's buffer
+ * (grown to the largest product seen, so a training loop allocates only in its first step),
+ * then the tiles run as above; op(X) = X^T is read in place (a tile's rows of X^T at one k are
+ * consecutive floats of X). Each sum still runs over k in order, one FMA per term. */
+/* The inner size is cut into blocks of KC: op(Y)'s block (KC x n, packed) stays in L2, a panel's
+ * part of it in L1, and each sum is KC terms added into C. */
+#ifndef KC
+#define KC 256
+#endif
+
+static pthread_key_t scratch_key;
+static pthread_once_t scratch_once = PTHREAD_ONCE_INIT;
+static _Thread_local float *scratch;
+static _Thread_local size_t scratch_floats;
+
+static void make_scratch_key(void) { (void)pthread_key_create(&scratch_key, free); }
+
+static float *scratch_for(size_t floats)
+{
+    if (floats <= scratch_floats) return scratch;
+    pthread_once(&scratch_once, make_scratch_key);
+    float *p = malloc(floats * sizeof *p);
+    if (!p) return NULL;
+    free(scratch);
+    scratch = p;
+    scratch_floats = floats;
+    (void)pthread_setspecific(scratch_key, p); /* freed when the thread ends */
+    return p;
+}
+
+/* C = op(X) op(Y) + beta C, or with bias (beta 0) C = bias + op(X) op(Y) for every row. */
+static int gemm(int tx, int ty, int m, int n, int k, const float *x, int ldx, const float *y,
+                int ldy, float beta, const float *bias, float *c, int ldc)
+{
+    int id = kernel();
+    if (id == K_NONE || m <= 0 || n <= 0 || k <= 0 || (beta != 0.0f && beta != 1.0f)) return -1;
+    int kc = k < KC ? k : KC;
+    float *packed = scratch_for(ur_rgemm_packed_floats(kc, n));
+    if (!packed) return -1;
+    int nr = panel_width(), panels = (n + nr - 1) / nr;
+    int grain = m <= 2 ? 4 : 1;
+    if ((long)m * n * kc < PARALLEL_MIN) grain = panels;
+    for (int k0 = 0; k0 < k; k0 += kc) {
+        int kb = k - k0 < kc ? k - k0 : kc;
+        /* rows [k0, k0 + kb) of op(Y): of Y, or its columns when ty */
+        ur_rgemm_pack(ty ? y + k0 : y + (size_t)k0 * ldy, ldy, ty, kb, n, packed);
+        rgemm_job j = {m, n, kb, ldx, ldc, id, tx != 0, beta == 0.0f && k0 == 0,
+                       tx ? x + (size_t)k0 * ldx : x + k0, packed, c, (size_t)kb * nr, bias};
+        ur_pool_for(panels, grain, rgemm_range, &j);
+    }
+    return 0;
+}
+
+int ur_rgemm_gemm_bias(int tx, int ty, int m, int n, int k, const float *x, int ldx,
+                       const float *y, int ldy, const float *bias, float *c, int ldc)
+{
+    return gemm(tx, ty, m, n, k, x, ldx, y, ldy, 0.0f, bias, c, ldc);
+}
+
+int ur_rgemm_gemm(int tx, int ty, int m, int n, int k, const float *x, int ldx, const float *y,
+                  int ldy, float beta, float *c, int ldc)
+{
+    return gemm(tx, ty, m, n, k, x, ldx, y, ldy, beta, NULL, c, ldc);
+}
+
+char *openblas_get_corename(void);
+
+static int own_gemm = -1;
+static pthread_once_t own_once = PTHREAD_ONCE_INIT;
+
+/* Ours for the large products when our kernel is AVX-512 and OpenBLAS's is not (its dynamic
+ * build picks its Haswell kernel on AMD's AVX-512 cores); UR_GEMM=blas|own forces either. */
+static void choose_own(void)
+{
+    const char *want = getenv("UR_GEMM"), *core = openblas_get_corename();
+    char low[64] = "";
+    for (size_t i = 0; core && core[i] && i + 1 < sizeof low; i++)
+        low[i] = (char)tolower((unsigned char)core[i]);
+    int blas512 = strstr(low, "skylakex") || strstr(low, "cooperlake") || strstr(low, "sapphire");
+    own_gemm = kernel() == K_AVX512 && !blas512;
+    if (want && strcmp(want, "blas") == 0) own_gemm = 0;
+    else if (want && strcmp(want, "own") == 0) own_gemm = kernel() != K_NONE;
+}
+
+int ur_rgemm_gemm_preferred(int m, int n, int k)
+{
+    pthread_once(&own_once, choose_own);
+    return own_gemm && m >= 8 && n >= 8 && k >= 8 && (double)m * n * k >= (double)(1 << 16);
 }

@@ -37,4 +37,17 @@ void ur_rgemm_pack(const float *w, int ldw, int trans, int k, int n, float *pack
 void ur_rgemm(int m, int n, int k, const float *a, int lda, const float *packed, float *c,
               int ldc);
 
+/* C = op(X) op(Y) + beta C (row-major, beta 0 or 1) by the same kernels, op(Y) packed per call
+ * into a buffer of the calling thread; 0, or -1 (nothing done) without a kernel, for another
+ * beta, or when the buffer cannot grow. */
+int ur_rgemm_gemm(int tx, int ty, int m, int n, int k, const float *x, int ldx, const float *y,
+                  int ldy, float beta, float *c, int ldc);
+/* C = bias + op(X) op(Y), bias (1 x n) added to every row; 0 or -1 as above. */
+int ur_rgemm_gemm_bias(int tx, int ty, int m, int n, int k, const float *x, int ldx,
+                       const float *y, int ldy, const float *bias, float *c, int ldc);
+/* 1 when ur_blas_gemm should use ur_rgemm_gemm for an m x n x k product: our kernel is
+ * AVX-512 and OpenBLAS's core is not (UR_GEMM=blas|own in the environment forces either),
+ * and the product is large enough for its packing to pay. */
+int ur_rgemm_gemm_preferred(int m, int n, int k);
+
 #endif

@@ -78,6 +78,78 @@ START_TEST(test_rgemm_shapes)
 }
 END_TEST
 
+/* C = op(X) op(Y) + beta C by ur_rgemm_gemm (or bias + op(X) op(Y) by ur_rgemm_gemm_bias)
+ * against double sums: every transpose, beta 0 (C's old values, NaN here, ignored) and 1,
+ * inner sizes across the kernel's k blocks. */
+static void check_gemm(int tx, int ty, int m, int n, int k, float beta, int with_bias)
+{
+    ur_rng rng;
+    ur_rng_seed(&rng, (uint64_t)(m * 7919 + n * 104729 + k * 31 + tx * 2 + ty));
+    int ldx = (tx ? m : k) + 2, ldy = (ty ? k : n) + 1, ldc = n + 3;
+    size_t nx = (size_t)(tx ? k : m) * ldx, ny = (size_t)(ty ? n : k) * ldy;
+    float *x = malloc(nx * sizeof *x), *y = malloc(ny * sizeof *y);
+    float *c = malloc((size_t)m * ldc * sizeof *c);
+    double *ref = malloc((size_t)m * n * sizeof *ref);
+    float *bias = malloc((size_t)n * sizeof *bias);
+    ck_assert(x && y && c && ref && bias);
+    for (int j = 0; j < n; j++) bias[j] = (float)(j % 9) - 4.0f;
+    for (size_t i = 0; i < nx; i++) x[i] = 2.0f * ur_rng_uniform(&rng) - 1.0f;
+    for (size_t i = 0; i < ny; i++) y[i] = 2.0f * ur_rng_uniform(&rng) - 1.0f;
+    for (int i = 0; i < m * ldc; i++) c[i] = beta == 0.0f && i % ldc < n ? NAN : (float)(i % 5) - 2.0f;
+    for (int i = 0; i < m; i++)
+        for (int j = 0; j < n; j++) {
+            double s = with_bias ? bias[j] : beta == 0.0f ? 0.0 : c[(size_t)i * ldc + j];
+            for (int q = 0; q < k; q++) {
+                double xv = tx ? x[(size_t)q * ldx + i] : x[(size_t)i * ldx + q];
+                double yv = ty ? y[(size_t)j * ldy + q] : y[(size_t)q * ldy + j];
+                s += xv * yv;
+            }
+            ref[(size_t)i * n + j] = s;
+        }
+    if (with_bias)
+        ck_assert_int_eq(ur_rgemm_gemm_bias(tx, ty, m, n, k, x, ldx, y, ldy, bias, c, ldc), 0);
+    else
+        ck_assert_int_eq(ur_rgemm_gemm(tx, ty, m, n, k, x, ldx, y, ldy, beta, c, ldc), 0);
+    for (int i = 0; i < m; i++) {
+        for (int j = 0; j < n; j++) {
+            double got = c[(size_t)i * ldc + j], want = ref[(size_t)i * n + j];
+            ck_assert_msg(fabs(got - want) <= 1e-5 * k + 1e-6 * fabs(want),
+                          "%s gemm tx %d ty %d m %d n %d k %d beta %g: C[%d][%d] = %.8g, "
+                          "expected %.8g", ur_rgemm_kernel(), tx, ty, m, n, k, (double)beta, i,
+                          j, got, want);
+        }
+        for (int j = n; j < ldc; j++)
+            ck_assert_msg(c[(size_t)i * ldc + j] == (float)((i * ldc + j) % 5) - 2.0f,
+                          "%s gemm m %d n %d k %d: column %d past n was written",
+                          ur_rgemm_kernel(), m, n, k, j);
+    }
+    free(x);
+    free(y);
+    free(c);
+    free(ref);
+    free(bias);
+}
+
+START_TEST(test_rgemm_gemm_shapes)
+{
+    static const int shapes[][3] = {{1, 1, 1},   {3, 17, 5},    {8, 32, 256},  {9, 33, 257},
+                                    {2, 200, 300}, {64, 100, 600}, {130, 48, 513}, {33, 64, 1024}};
+    int ran = 0;
+    for (size_t kk = 0; kk < sizeof kernels / sizeof kernels[0]; kk++) {
+        if (ur_rgemm_select(kernels[kk]) != 0) continue;
+        ran++;
+        for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++)
+            for (int t = 0; t < 12; t++) /* 8-11: C = bias + op(X) op(Y) */
+                check_gemm(t & 1, (t >> 1) & 1, shapes[i][0], shapes[i][1], shapes[i][2],
+                           (t >> 2) == 1 ? 1.0f : 0.0f, t >= 8);
+    }
+    if (ur_rgemm_select("blas") == 0) /* no kernel: the caller keeps cblas */
+        ck_assert_int_eq(ur_rgemm_gemm(0, 0, 4, 4, 4, NULL, 4, NULL, 4, 1.0f, NULL, 4), -1);
+    if (kernels[0] && ur_rgemm_select(kernels[0]) != 0) (void)ur_rgemm_select("avx2");
+    if (!ran) fprintf(stderr, "test_rgemm_gemm_shapes: no kernel on this CPU (cblas is used)\n");
+}
+END_TEST
+
 static atomic_int item_runs[1000];
 
 static void count_items(void *ctx, int begin, int end)
@@ -322,6 +394,7 @@ int main(void)
     TCase *tc = tcase_create("core");
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, test_rgemm_shapes);
+    tcase_add_test(tc, test_rgemm_gemm_shapes);
     tcase_add_test(tc, test_pool_runs_every_item_once);
     tcase_add_test(tc, test_unroll_h_out_rules);
     tcase_add_test(tc, test_gru_gates_match_generic_ops);
