@@ -27,11 +27,14 @@ static ur_tensor *unary(ur_tape *tp, const char *name, ur_tensor *x)
 }
 
 /* dx += dy (1 - y^2) */
-UR_VECTOR_CLONES static void tanh_backward_kernel(float *restrict dx, const float *restrict y,
-                                                  const float *restrict dy, size_t n)
+UR_VECTOR_BODY void tanh_backward_kernel_body(float *restrict dx, const float *restrict y,
+                                              const float *restrict dy, size_t n)
 {
     for (size_t k = 0; k < n; k++) dx[k] += dy[k] * (1.0f - y[k] * y[k]);
 }
+UR_VECTOR_VOID(tanh_backward_kernel,
+               (float *restrict dx, const float *restrict y, const float *restrict dy, size_t n),
+               (dx, y, dy, n))
 
 static void tanh_backward(ur_node *n)
 {
@@ -63,11 +66,14 @@ ur_tensor *ur_tanh_into(ur_tape *tp, ur_tensor *x, ur_tensor *out)
 }
 
 /* dx += dy y (1 - y) */
-UR_VECTOR_CLONES static void sigmoid_backward_kernel(float *restrict dx, const float *restrict y,
-                                                     const float *restrict dy, size_t n)
+UR_VECTOR_BODY void sigmoid_backward_kernel_body(float *restrict dx, const float *restrict y,
+                                                 const float *restrict dy, size_t n)
 {
     for (size_t k = 0; k < n; k++) dx[k] += dy[k] * y[k] * (1.0f - y[k]);
 }
+UR_VECTOR_VOID(sigmoid_backward_kernel,
+               (float *restrict dx, const float *restrict y, const float *restrict dy, size_t n),
+               (dx, y, dy, n))
 
 static void sigmoid_backward(ur_node *n)
 {
