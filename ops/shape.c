@@ -4,6 +4,8 @@
 
 #include <string.h>
 
+#include "ops/colsum.h"
+
 /* y = [x_0 | x_1 | ...]:  dx_i += the columns of dy that x_i filled */
 static void concat_cols_backward(ur_node *n)
 {
@@ -172,15 +174,12 @@ ur_tensor *ur_concat_rows_into(ur_tape *tp, int n, ur_tensor *const *x, ur_tenso
     return out;
 }
 
-/* y = b repeated on every row (rows x n from 1 x n):  db += the column sums of dy */
+/* y = b repeated on every row (rows x n from 1 x n):  db += the column sums of dy (in double,
+ * ops/colsum.h: a GRU's recurrent bias is repeated over T*B rows). */
 static void repeat_rows_backward(ur_node *n)
 {
     const ur_tensor *y = n->out;
-    float *db = ur_grad(n->in[0]);
-    for (int r = 0; r < y->rows; r++) {
-        const float *g = y->grad + (size_t)r * y->cols;
-        for (int j = 0; j < y->cols; j++) db[j] += g[j];
-    }
+    ur_add_column_sums(ur_grad(n->in[0]), y->grad, y->rows, y->cols);
 }
 static const ur_op repeat_rows_op = {"repeat_rows", repeat_rows_backward};
 
