@@ -140,7 +140,8 @@ static int cell_ratios(int I, int Hd, int B, ur_rng *rng)
     for (size_t k = 0; k < (size_t)T * B * I; k++) x[k] = 2.0f * ur_rng_uniform(rng) - 1.0f;
     printf("\nEach built-in cell's plain unroll: tape bytes after forward (the input x included) "
            "against the BPTT minimum\n(x and, per step and row, what the backward must read: "
-           "Elman h; LSTM i f g o c h; GRU r z n hn h; GRU-Cho r z n rh h), T=%d B=%d I=%d H=%d:\n\n"
+           "Elman h; LSTM i f g o c h; GRU r z n hn h; GRU-Cho r z n rh h), T=%d B=%d I=%d H=%d;\n"
+           "target: a ratio of at most 1.5:\n\n"
            "| cell | tape after forward MiB | BPTT minimum MiB | ratio | nodes |\n"
            "|---|---:|---:|---:|---:|\n", T, B, I, Hd);
     for (int c = 0; c < 4; c++) {

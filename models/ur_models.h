@@ -45,7 +45,8 @@ typedef struct ur_step_in {
     ur_tensor *h_out;                /* step t's rows of the unroll's stacked H (B x hidden), or
                                         NULL: a step may compute its h into it (ur_tanh_into,
                                         ur_lstm_gates_into) and return it, which saves a copy; a
-                                        step that writes it must return it as its h */
+                                        step that writes it must return it as its h (with
+                                        h_over, the same memory as proj[0]; see ur_cell) */
 } ur_step_in;
 
 /* Records one step from prev (prev.h and, with has_c, prev.c, never NULL) and returns the
@@ -83,6 +84,15 @@ struct ur_cell {
     ur_cell_proj proj[UR_CELL_MAX_PROJ];
     int n_rec;                 /* declared recurrent products, rec[0 .. n_rec) */
     ur_cell_rec rec[UR_CELL_MAX_REC];
+    int h_over;                /* 1: the step computes h in place over proj[0] (width hidden),
+                                  as ur_tanh_into(in->proj[0], in->h_out) does (Elman), and
+                                  the unroll stacks H in that projection's memory: the
+                                  pre-activations, which backward does not read, take no
+                                  T*B*hidden floats of their own. Checked at every step: an
+                                  op of the step that reads proj[0], other than one of that
+                                  single input writing h_out, fails the tape; except at the
+                                  first step, when it left h_out unwritten (a built-in cell
+                                  copied with a user's step): H then gets memory apart. */
     int n_params;              /* p[0 .. n_params): every parameter, in a documented order */
     ur_tensor *p[UR_CELL_MAX_PARAMS];
     float hp[4];               /* hyper-parameters, meaning defined by the cell kind (the
