@@ -184,6 +184,8 @@ int ur_unroll_with(ur_tape *tp, const ur_cell *cell, ur_tensor *x_all, int T, ur
 {
     static const ur_unroll_opts plain = {0};
     if (!opts) opts = &plain;
+    if (opts->checkpoint && opts->checkpoint->interval != 0)
+        return ur_checkpointed_unroll(tp, cell, x_all, T, init, opts, out);
     int reverse = opts->reverse;
     if (!ur_op_begin(tp, "unroll", 1, x_all)) return -1;
     if (!cell || !cell->step || !out) {
