@@ -526,6 +526,62 @@ START_TEST(test_memory)
 }
 END_TEST
 
+/* The nodes named op recorded on tp. */
+static int count_nodes(const ur_tape *tp, const char *op)
+{
+    int n = 0;
+    for (const ur_node *nd = ur_tape_last(tp); nd; nd = nd->prev) n += strcmp(nd->op->name, op) == 0;
+    return n;
+}
+
+/* What the interval means: 0 is plain BPTT (the plain unroll itself), k > T one segment, auto
+ * ceil(sqrt(T)), anything else negative an error; the same through ur_unroll_opts. */
+START_TEST(test_intervals)
+{
+    fixture f;
+    fixture_init(&f, M_ELMAN, 0);
+    ur_tape *tp = ur_tape_new(0), *plain = ur_tape_new(0);
+    ur_seq seq, ref;
+    ck_assert_int_eq(ur_unroll(plain, &f.cell[0], f.x, T, (ur_state){0}, 0, &ref), 0);
+    const struct { int interval, segments; } cases[] = {
+        {1, T}, {2, 6}, {4, 3}, {T, 1}, {5 * T, 1}, {UR_CHECKPOINT_AUTO, 3}};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        ur_tape_reset(tp);
+        ur_checkpoint ck = {cases[i].interval, 0};
+        ur_unroll_opts o = {.checkpoint = &ck};
+        ck_assert_int_eq(ur_unroll_with(tp, &f.cell[0], f.x, T, (ur_state){0}, &o, &seq), 0);
+        ck_assert_int_eq(count_nodes(tp, "checkpoint_segment"), cases[i].segments);
+        ck_assert_ptr_nonnull(seq.grad_norms);
+        ck_assert_mem_eq(seq.H->val, ref.H->val, ur_numel(ref.H) * sizeof(float));
+    }
+    ur_tape_reset(tp);
+    ur_checkpoint none = {0, 1}; /* interval 0: plain, last_only ignored */
+    ck_assert_int_eq(ur_unroll_checkpointed(tp, &f.cell[0], f.x, T, (ur_state){0}, 0, &none,
+                                            &seq), 0);
+    ck_assert_int_eq(count_nodes(tp, "checkpoint_segment"), 0);
+    ck_assert_int_eq(ur_tape_node_count(tp), ur_tape_node_count(plain));
+    ck_assert_ptr_null(seq.grad_norms);
+    ck_assert_ptr_nonnull(seq.H);
+    ur_tape_reset(tp);
+    ur_checkpoint bad = {-2, 0};
+    ur_unroll_opts o = {.checkpoint = &bad};
+    ck_assert_int_eq(ur_unroll_with(tp, &f.cell[0], f.x, T, (ur_state){0}, &o, &seq), -1);
+    ck_assert_str_eq(ur_tape_error(tp), "unroll_checkpointed(elman): interval -2; expected k > "
+                     "0, 0 (plain BPTT) or UR_CHECKPOINT_AUTO");
+    ur_tape_reset(tp);
+    ur_checkpoint one = {1, 0};
+    o.checkpoint = &one;
+    ck_assert_int_eq(ur_unroll_with(tp, NULL, f.x, T, (ur_state){0}, &o, &seq), -1);
+    ck_assert_ptr_nonnull(strstr(ur_tape_error(tp), "unroll_checkpointed: cell, its step"));
+    ur_tape_reset(tp);
+    ck_assert_int_eq(ur_unroll_with(tp, &f.cell[0], f.x, 4, (ur_state){0}, &o, &seq), -1);
+    ck_assert_ptr_nonnull(strstr(ur_tape_error(tp), "4 steps do not divide the 33x4 input"));
+    ur_tape_free(plain);
+    ur_tape_free(tp);
+    ur_params_free(f.ps);
+}
+END_TEST
+
 START_TEST(test_errors)
 {
     fixture f;
@@ -604,6 +660,7 @@ int main(void)
     tcase_add_test(rules, test_trap_names_step);
     tcase_add_test(rules, test_memory);
     tcase_add_test(rules, test_errors);
+    tcase_add_test(rules, test_intervals);
     suite_add_tcase(s, rules);
     return ur_test_run(s);
 }
