@@ -31,7 +31,8 @@ int ur_bidir_unroll_with(ur_tape *tp, const ur_cell *fw, const ur_cell *bw, ur_t
     return bidir_unroll(tp, fw, bw, x_all, T, init_fw, init_bw, opts, NULL, out);
 }
 
-/* Both directions with options (lengths) or with checkpointing (ck), not both. */
+/* Both directions with options (lengths, checkpointing) and/or ck (which overrides
+ * opts->checkpoint). */
 static int bidir_unroll(ur_tape *tp, const ur_cell *fw, const ur_cell *bw, ur_tensor *x_all,
                         int T, ur_state init_fw, ur_state init_bw, const ur_unroll_opts *opts,
                         const ur_checkpoint *ck, ur_bidir_seq *out)
@@ -71,22 +72,18 @@ static int bidir_unroll(ur_tape *tp, const ur_cell *fw, const ur_cell *bw, ur_te
                 return -1;
             }
     }
-    if (ck) {
-        if (ck->interval != 0 && ck->last_only) {
-            ur_tape_fail(tp, "bidir_unroll: last_only checkpointing is not possible: the join "
-                         "needs every step's h of both directions");
-            return -1;
-        }
-        if (ur_unroll_checkpointed(tp, fw, x_all, T, init_fw, 0, ck, &out->fw) != 0) return -1;
-        if (ur_unroll_checkpointed(tp, bw, x_all, T, init_bw, 1, ck, &out->bw) != 0) return -1;
-    } else {
-        ur_unroll_opts fo = {0}, bo;
-        if (opts) fo = *opts;
-        bo = fo;
-        bo.reverse = 1;
-        if (ur_unroll_with(tp, fw, x_all, T, init_fw, &fo, &out->fw) != 0) return -1;
-        if (ur_unroll_with(tp, bw, x_all, T, init_bw, &bo, &out->bw) != 0) return -1;
+    ur_unroll_opts fo = {0}, bo;
+    if (opts) fo = *opts;
+    if (ck) fo.checkpoint = ck;
+    if (fo.checkpoint && fo.checkpoint->interval != 0 && fo.checkpoint->last_only) {
+        ur_tape_fail(tp, "bidir_unroll: last_only checkpointing is not possible: the join "
+                     "needs every step's h of both directions");
+        return -1;
     }
+    bo = fo;
+    bo.reverse = 1;
+    if (ur_unroll_with(tp, fw, x_all, T, init_fw, &fo, &out->fw) != 0) return -1;
+    if (ur_unroll_with(tp, bw, x_all, T, init_bw, &bo, &out->bw) != 0) return -1;
     ur_tensor *both[2] = {out->fw.H, out->bw.H};
     out->H = ur_concat_cols(tp, 2, both);
     out->mask = out->fw.mask;

@@ -41,6 +41,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "models/lengths.h"
+
 /* What every segment of one checkpointed unroll shares (on the main tape). */
 typedef struct ckpt_run ckpt_run;
 
@@ -48,6 +50,8 @@ typedef struct ckpt_run ckpt_run;
 typedef struct ckpt_seg {
     ckpt_run *run;
     int t0, len;
+    int *lengths;     /* with lengths: each row's length cut to the segment, in [0, len]; NULL
+                         when every row runs every step of it (as without lengths) */
 } ckpt_seg;
 
 /* A segment's recording on the scratch tape: its leaves and its unroll. */
@@ -61,6 +65,8 @@ struct ckpt_run {
     ur_rng rng0;      /* the caller's rng when the unroll began: each segment starts from it */
     ur_rng rng;
     int T, B, reverse, last_only;
+    int state_out;    /* 1: a segment's second output is its last state, h's rows then c's
+                         (with lengths, where H's last rows are outputs, not the state); 0: c */
     double *norms;    /* T values: ||dL/dh_t||, written by the segments' backward */
     char op[64];      /* "unroll_checkpointed(<kind>)", for messages */
     /* The last segment's forward recording is still on the scratch tape when backward
@@ -108,8 +114,9 @@ static int record_segment(ur_tape *sc, const ckpt_seg *s, const ur_tensor *hp,
     if (xv->requires_grad) ur_requires_grad(rec->xs);
     r->rng = r->rng0;
     ur_tape_set_step_offset(sc, s->t0);
-    return ur_unroll(sc, &r->cell, rec->xs, s->len, (ur_state){rec->h0, rec->c0}, r->reverse,
-                     &rec->seq);
+    ur_unroll_opts o = {.reverse = r->reverse, .lengths = s->lengths, .allow_empty = 1};
+    return ur_unroll_with(sc, &r->cell, rec->xs, s->len, (ur_state){rec->h0, rec->c0}, &o,
+                          &rec->seq);
 }
 
 /* ||g||_2 of a B x Hd state's gradient, summed in double; 0 when nothing flowed into it. */
@@ -148,18 +155,24 @@ static void segment_backward(ur_node *n)
         return;
     }
     r->kept = NULL; /* back-propagated now: another backward must record it again */
-    /* Seed what the main tape saw: H's rows (or the last h) and the last c. */
-    ur_tensor *outs[2];
-    const float *seeds[2];
+    /* Seed what the main tape saw: H's rows (or the last h) and the last c, or with
+     * state_out H's rows and the last state. */
+    ur_tensor *outs[3];
+    const float *seeds[3];
     int n_out = 0;
     ur_tensor *h_out = r->last_only ? rec.seq.last.h : rec.seq.H;
     if (h_out->requires_grad) {
         outs[n_out] = h_out;
         seeds[n_out++] = n->out->grad;
     }
+    const size_t state = (size_t)r->B * (size_t)r->cell.hidden;
+    if (r->state_out && rec.seq.last.h->requires_grad) {
+        outs[n_out] = rec.seq.last.h;
+        seeds[n_out++] = n->out2->grad;
+    }
     if (has_c && n->out2 && rec.seq.last.c->requires_grad) {
         outs[n_out] = rec.seq.last.c;
-        seeds[n_out++] = n->out2->grad;
+        seeds[n_out++] = n->out2->grad + (r->state_out ? state : 0);
     }
     if (n_out == 0) return;
     /* The parameters' gradients of this segment are summed apart, from zero, and then added
@@ -255,7 +268,28 @@ static int segment_inputs(ur_tape *tp, ur_tape *sc, const ckpt_run *r, ur_state 
 int ur_unroll_checkpointed(ur_tape *tp, const ur_cell *cell, ur_tensor *x_all, int T,
                            ur_state init, int reverse, const ur_checkpoint *ck, ur_seq *out)
 {
-    if (!ck || ck->interval == 0) return ur_unroll(tp, cell, x_all, T, init, reverse, out);
+    ur_unroll_opts o = {.reverse = reverse, .checkpoint = ck};
+    return ur_unroll_with(tp, cell, x_all, T, init, &o, out);
+}
+
+/* Each row's length cut to steps [t0, t0 + len) into cut (B values); 0 when every row runs
+ * all of them. */
+static int cut_lengths(const int *lengths, int B, int t0, int len, int *cut)
+{
+    int all = 1;
+    for (int b = 0; b < B; b++) {
+        int l = lengths[b] - t0;
+        cut[b] = l < 0 ? 0 : l > len ? len : l;
+        all &= cut[b] == len;
+    }
+    return !all;
+}
+
+int ur_checkpointed_unroll(ur_tape *tp, const ur_cell *cell, ur_tensor *x_all, int T,
+                           ur_state init, const ur_unroll_opts *opts, ur_seq *out)
+{
+    const ur_checkpoint *ck = opts->checkpoint;
+    const int reverse = opts->reverse;
     if (!ur_op_begin(tp, "unroll_checkpointed", 1, x_all)) return -1;
     if (!cell || !cell->step || !out) {
         ur_tape_fail(tp, "unroll_checkpointed: cell, its step function and the output must "
@@ -283,6 +317,19 @@ int ur_unroll_checkpointed(ur_tape *tp, const ur_cell *cell, ur_tensor *x_all, i
     const int B = x_all->rows / T, Hd = cell->hidden, has_c = cell->has_c != 0;
     const int k = ur_checkpoint_interval(T, ck->interval), n_seg = (T + k - 1) / k;
     const int full = !ck->last_only;
+    int *lengths = NULL, *cuts = NULL;
+    ur_tensor *mask = NULL;
+    if (opts->lengths) {
+        if (ur_lengths_check(tp, op, opts->lengths, B, T, opts->allow_empty) != 0) return -1;
+        lengths = ur_tape_alloc(tp, (size_t)B * sizeof *lengths);
+        cuts = ur_tape_alloc(tp, (size_t)n_seg * (size_t)B * sizeof *cuts);
+        if (!lengths || !cuts) return -1;
+        memcpy(lengths, opts->lengths, (size_t)B * sizeof *lengths);
+        mask = ur_length_mask(tp, T, B, lengths);
+    }
+    /* With lengths, a segment's last rows of H are its outputs, not its state: the state is
+     * an output of its own (h's rows, then c's). */
+    const int state_out = lengths && full;
     ur_tape *sc = ur_tape_scratch(tp);
     if (!sc) {
         ur_tape_fail(tp, "%s: out of memory for the scratch tape", op);
@@ -301,7 +348,7 @@ int ur_unroll_checkpointed(ur_tape *tp, const ur_cell *cell, ur_tensor *x_all, i
     if (ur_tape_error(tp)) return -1;
     memset(norms, 0, (size_t)T * sizeof *norms);
     *r = (ckpt_run){.cell = *cell, .T = T, .B = B, .reverse = reverse != 0,
-                    .last_only = !full, .norms = norms};
+                    .last_only = !full, .state_out = state_out, .norms = norms};
     if (cell->rng) {
         r->rng0 = *cell->rng;
         r->cell.rng = &r->rng;
@@ -315,10 +362,14 @@ int ur_unroll_checkpointed(ur_tape *tp, const ur_cell *cell, ur_tensor *x_all, i
         int t0 = reverse ? T - j * k - len : j * k;
         int t_last = reverse ? t0 : t0 + len - 1; /* the step read last */
         ckpt_seg *s = &segs[j];
-        *s = (ckpt_seg){r, t0, len};
+        *s = (ckpt_seg){r, t0, len, NULL};
+        if (lengths && cut_lengths(lengths, B, t0, len, cuts + (size_t)j * B))
+            s->lengths = cuts + (size_t)j * B;
         ur_tensor *xv = ur_rows(tp, x_all, t0 * B, len * B);
         ur_tensor *h_out = full ? ur_rows(tp, H, t0 * B, len * B) : ur_tensor_new(tp, B, Hd);
-        ur_tensor *c_out = has_c ? ur_tensor_new(tp, B, Hd) : NULL;
+        /* the second output: the last c, or with state_out the last state */
+        ur_tensor *out2 = state_out ? ur_tensor_new(tp, (1 + has_c) * B, Hd)
+                          : has_c ? ur_tensor_new(tp, B, Hd) : NULL;
         if (ur_tape_error(tp)) return -1;
 
         ckpt_rec rec;
@@ -327,9 +378,12 @@ int ur_unroll_checkpointed(ur_tape *tp, const ur_cell *cell, ur_tensor *x_all, i
             return -1;
         }
         const ur_seq *seq = &rec.seq;
+        const size_t state = (size_t)B * (size_t)Hd;
         if (full) memcpy(h_out->val, seq->H->val, ur_numel(h_out) * sizeof(float));
-        else memcpy(h_out->val, seq->last.h->val, ur_numel(h_out) * sizeof(float));
-        if (has_c) memcpy(c_out->val, seq->last.c->val, ur_numel(c_out) * sizeof(float));
+        else memcpy(h_out->val, seq->last.h->val, state * sizeof(float));
+        if (state_out) memcpy(out2->val, seq->last.h->val, state * sizeof(float));
+        if (has_c)
+            memcpy(out2->val + (state_out ? state : 0), seq->last.c->val, state * sizeof(float));
         if (j == n_seg - 1) { /* backward starts with this one: keep its recording */
             r->kept = s;
             r->kept_gen = ur_tape_generation(sc);
@@ -343,12 +397,14 @@ int ur_unroll_checkpointed(ur_tape *tp, const ur_cell *cell, ur_tensor *x_all, i
         ur_node *nd = ur_record_array(tp, &segment_op, h_out, n_in, in);
         if (nd) {
             nd->aux = s;
-            if (c_out) ur_record_second_output(nd, c_out);
+            if (out2) ur_record_second_output(nd, out2);
         }
         ur_tape_set_context(tp, NULL, -1);
         if (ur_tape_error(tp)) return -1;
 
-        ur_tensor *h_last = full ? ur_rows(tp, H, t_last * B, B) : h_out;
+        ur_tensor *h_last = state_out ? ur_rows(tp, out2, 0, B)
+                            : full ? ur_rows(tp, H, t_last * B, B) : h_out;
+        ur_tensor *c_out = !has_c ? NULL : state_out ? ur_rows(tp, out2, B, B) : out2;
         if (full) {
             outs[j] = h_out;
             for (int t = t0; t < t0 + len; t++)
@@ -370,6 +426,8 @@ int ur_unroll_checkpointed(ur_tape *tp, const ur_cell *cell, ur_tensor *x_all, i
     out->states = states;
     out->last = prev;
     out->grad_norms = norms;
+    out->lengths = lengths;
+    out->mask = mask;
     return ur_tape_error(tp) ? -1 : 0;
 }
 

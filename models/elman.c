@@ -10,7 +10,9 @@
 enum { U, W, B };
 
 /* in->proj[0] = x U + b + h W, fused by the unroll; h goes straight into the unroll's
- * stacked H (in->h_out; NULL from ur_cell_step: a new tensor). */
+ * stacked H (in->h_out; NULL from ur_cell_step: a new tensor), which the declaration
+ * h_over lays over the projection's own rows: tanh's backward needs only h, so
+ * the pre-activations need no memory of their own. */
 static ur_state elman_step(ur_tape *tp, const ur_cell *cell, const ur_step_in *in, ur_state prev)
 {
     (void)cell;
@@ -54,7 +56,7 @@ int ur_elman_cell(ur_cell *cell, ur_params *ps, const char *prefix, int in_dim, 
                              prefix, in_dim, hidden);
     float k = 1.0f / sqrtf((float)hidden);
     *cell = (ur_cell){.kind = "elman", .step = elman_step, .in_dim = in_dim, .hidden = hidden,
-                      .n_params = 3};
+                      .n_params = 3, .h_over = 1};
     cell->p[U] = ur_model_param(ps, prefix, "U", in_dim, hidden, k, rng);
     cell->p[W] = ur_model_param(ps, prefix, "W", hidden, hidden, k, rng);
     cell->p[B] = ur_model_param(ps, prefix, "b", 1, hidden, k, rng);

@@ -1,12 +1,18 @@
-/* Internal to the models: the check of a batch's lengths (models/unroll.c). */
+/* Internal to the models: the check of a batch's lengths (models/unroll.c) and the
+ * checkpointed unroll (models/checkpoint.c) that ur_unroll_with hands over to. */
 #ifndef UR_MODELS_LENGTHS_H
 #define UR_MODELS_LENGTHS_H
 
-#include "graph/ur_graph.h"
+#include "models/ur_models.h"
 
 /* 0 when each of the B lengths is in [1, T] ([0, T] with allow_empty); else fails the tape
  * with a message naming op, the sequence and its length, and returns -1. */
 int ur_lengths_check(ur_tape *tp, const char *op, const int *lengths, int B, int T,
                      int allow_empty);
+
+/* ur_unroll_with when opts->checkpoint asks for checkpoints (interval != 0): reverse, lengths
+ * and allow_empty as opts says. */
+int ur_checkpointed_unroll(ur_tape *tp, const ur_cell *cell, ur_tensor *x_all, int T,
+                           ur_state init, const ur_unroll_opts *opts, ur_seq *out);
 
 #endif

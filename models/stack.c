@@ -55,7 +55,8 @@ int ur_stack_unroll_with(ur_tape *tp, const ur_stack *st, ur_tensor *x_all, int 
     return stack_unroll(tp, st, x_all, T, init, opts, NULL, out);
 }
 
-/* The stacked unroll with options (lengths, reverse) or with checkpointing (ck), not both. */
+/* The stacked unroll with options (lengths, reverse, checkpointing) and/or ck (which
+ * overrides opts->checkpoint). */
 static int stack_unroll(ur_tape *tp, const ur_stack *st, ur_tensor *x_all, int T,
                         const ur_state *init, const ur_unroll_opts *opts,
                         const ur_checkpoint *ck, ur_stack_seq *out)
@@ -95,19 +96,21 @@ static int stack_unroll(ur_tape *tp, const ur_stack *st, ur_tensor *x_all, int T
                 return -1;
             }
     }
+    ur_unroll_opts o = {0};
+    if (opts) o = *opts;
+    if (ck) o.checkpoint = ck;
     ur_tensor *x = x_all;
     for (int l = 0; l < st->layers; l++) {
         ur_state s0 = init ? init[l] : (ur_state){NULL, NULL};
         if (l > 0) x = ur_dropout(tp, x, st->dropout, st->rng);
-        if (ck) { /* only the top layer may drop its H: each other one is the next's input */
-            ur_checkpoint layer_ck = *ck;
+        ur_unroll_opts lo = o;
+        ur_checkpoint layer_ck;
+        if (o.checkpoint) { /* only the top layer may drop its H: each other one is the next's input */
+            layer_ck = *o.checkpoint;
             if (l + 1 < st->layers) layer_ck.last_only = 0;
-            if (ur_unroll_checkpointed(tp, st->cell[l], x, T, s0, 0, &layer_ck,
-                                       &out->layer[l]) != 0)
-                return -1;
-        } else if (ur_unroll_with(tp, st->cell[l], x, T, s0, opts, &out->layer[l]) != 0) {
-            return -1;
+            lo.checkpoint = &layer_ck;
         }
+        if (ur_unroll_with(tp, st->cell[l], x, T, s0, &lo, &out->layer[l]) != 0) return -1;
         out->last[l] = out->layer[l].last;
         x = out->layer[l].H;
     }

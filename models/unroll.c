@@ -70,6 +70,11 @@ static int check_cell(ur_tape *tp, const ur_cell *cell, const char *op)
             return -1;
         }
     }
+    if (cell->h_over && (cell->n_proj < 1 || cell->proj[0].w->cols != cell->hidden)) {
+        ur_tape_fail(tp, "%s: h_over needs projection 0 of width hidden (%d); %s", op,
+                     cell->hidden, cell->n_proj < 1 ? "none is declared" : "it has another");
+        return -1;
+    }
     for (int j = 0; j < cell->n_rec; j++) {
         const ur_cell_rec *d = &cell->rec[j];
         if (!d->w || d->w->rows != cell->hidden ||
@@ -133,6 +138,38 @@ int ur_lengths_check(ur_tape *tp, const char *op, const int *lengths, int B, int
     return 0;
 }
 
+/* H for a cell whose h overwrites projection p's rows: a tensor of its own (its gradient is
+ * apart from p's) over p's values. */
+static ur_tensor *stacked_over(ur_tape *tp, const ur_tensor *p)
+{
+    ur_tensor *H = ur_tensor_header(tp);
+    if (!H) return NULL;
+    H->rows = p->rows;
+    H->cols = p->cols;
+    H->val = p->val;
+    return H;
+}
+
+static const ur_tensor *root_of(const ur_tensor *t)
+{
+    while (t->base) t = t->base;
+    return t;
+}
+
+/* With H over projection p: the step's ops, recorded after mark, may read p only through one
+ * op that has it as its only input and writes h_out (ur_tanh_into, in place): any other
+ * would read, in backward, rows that now hold h. NULL, or the first op that breaks this. */
+static const ur_node *reads_over(const ur_tape *tp, const ur_node *mark, const ur_tensor *p,
+                                 const ur_tensor *h_out)
+{
+    for (const ur_node *nd = ur_tape_last(tp); nd && nd != mark; nd = nd->prev) {
+        if (nd->n_in == 1 && nd->out == h_out) continue;
+        for (int i = 0; i < nd->n_in; i++)
+            if (root_of(nd->in[i]) == p) return nd;
+    }
+    return NULL;
+}
+
 /* The carried state at a step where only some rows are real (m: the step's mask). */
 static ur_state carry(ur_tape *tp, ur_tensor *m, ur_state fresh, ur_state prev)
 {
@@ -153,6 +190,8 @@ int ur_unroll_with(ur_tape *tp, const ur_cell *cell, ur_tensor *x_all, int T, ur
 {
     static const ur_unroll_opts plain = {0};
     if (!opts) opts = &plain;
+    if (opts->checkpoint && opts->checkpoint->interval != 0)
+        return ur_checkpointed_unroll(tp, cell, x_all, T, init, opts, out);
     int reverse = opts->reverse;
     if (!ur_op_begin(tp, "unroll", 1, x_all)) return -1;
     if (!cell || !cell->step || !out) {
@@ -207,8 +246,11 @@ int ur_unroll_with(ur_tape *tp, const ur_cell *cell, ur_tensor *x_all, int T, ur
     /* The states are stacked into H as the steps make them (in place when the step computes
      * h into its rows); the recurrent products read h_{t-1} from H for their weights'
      * gradients, unless dropout masks it. With lengths, H holds the outputs (zero past a
-     * row's length), which are the carried states wherever every row was real. */
-    ur_tensor *H = ur_tensor_new(tp, T * B, cell->hidden);
+     * row's length), which are the carried states wherever every row was real. Without
+     * lengths, a cell whose h overwrites a projection (h_over) gets H over that projection's
+     * values. */
+    int over = !lengths && cell->h_over ? 0 : -1;
+    ur_tensor *H = over >= 0 ? stacked_over(tp, P[over]) : ur_tensor_new(tp, T * B, cell->hidden);
     for (int j = 0; j < cell->n_rec; j++) {
         const ur_cell_rec *d = &cell->rec[j];
         if (d->into >= 0) Z[j] = P[d->into];
@@ -241,7 +283,21 @@ int ur_unroll_with(ur_tape *tp, const ur_cell *cell, ur_tensor *x_all, int T, ur
             else in.rec[j] = y;
         }
         ur_state fresh = s;
+        const ur_node *mark = ur_tape_last(tp);
         if (!ur_tape_error(tp)) fresh = cell->step(tp, cell, &in, s);
+        const ur_node *bad = !ur_tape_error(tp) && over >= 0
+                             ? reads_over(tp, mark, P[over], in.h_out) : NULL;
+        if (bad && k == 0 && !in.h_out->node) {
+            /* The first step reads the projection otherwise and wrote nothing over it (a
+             * built-in cell's declarations with a user's step): H gets memory of its own. */
+            H->val = ur_tape_alloc(tp, ur_numel(H) * sizeof(float));
+            in.h_out = h_rows = H->val ? ur_rows(tp, H, t * B, B) : NULL;
+            over = -1;
+        } else if (bad) {
+            ur_tape_fail(tp, "%s: step %d: %s reads projection 0, whose rows h_over gives to h; "
+                         "only an op of that one input writing h_out (ur_tanh_into) may read it",
+                         op, t, bad->op->name);
+        }
         if (ur_tape_error(tp)) {
             ur_tape_set_context(tp, NULL, -1);
             return -1;

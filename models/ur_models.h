@@ -45,7 +45,8 @@ typedef struct ur_step_in {
     ur_tensor *h_out;                /* step t's rows of the unroll's stacked H (B x hidden), or
                                         NULL: a step may compute its h into it (ur_tanh_into,
                                         ur_lstm_gates_into) and return it, which saves a copy; a
-                                        step that writes it must return it as its h */
+                                        step that writes it must return it as its h (with
+                                        h_over, the same memory as proj[0]; see ur_cell) */
 } ur_step_in;
 
 /* Records one step from prev (prev.h and, with has_c, prev.c, never NULL) and returns the
@@ -83,6 +84,15 @@ struct ur_cell {
     ur_cell_proj proj[UR_CELL_MAX_PROJ];
     int n_rec;                 /* declared recurrent products, rec[0 .. n_rec) */
     ur_cell_rec rec[UR_CELL_MAX_REC];
+    int h_over;                /* 1: the step computes h in place over proj[0] (width hidden),
+                                  as ur_tanh_into(in->proj[0], in->h_out) does (Elman), and
+                                  the unroll stacks H in that projection's memory: the
+                                  pre-activations, which backward does not read, take no
+                                  T*B*hidden floats of their own. Checked at every step: an
+                                  op of the step that reads proj[0], other than one of that
+                                  single input writing h_out, fails the tape; except at the
+                                  first step, when it left h_out unwritten (a built-in cell
+                                  copied with a user's step): H then gets memory apart. */
     int n_params;              /* p[0 .. n_params): every parameter, in a documented order */
     ur_tensor *p[UR_CELL_MAX_PARAMS];
     float hp[4];               /* hyper-parameters, meaning defined by the cell kind (the
@@ -173,6 +183,8 @@ typedef struct ur_unroll_opts {
     const int *lengths;   /* B lengths, each in [1, T]; NULL: every sequence has T steps */
     int allow_empty;      /* 1: a length may be 0, a row with no real step (truncated BPTT's
                              chunks after a sequence ended); else 0 is an error */
+    const struct ur_checkpoint *checkpoint; /* non-NULL with an interval other than 0:
+                             checkpointed BPTT (below), also with lengths; NULL: plain */
 } ur_unroll_opts;
 
 /* Runs cell over the time-stacked x_all (T*B x in_dim) from init (a NULL h or c means zeros;
@@ -184,7 +196,8 @@ int ur_unroll(ur_tape *tp, const ur_cell *cell, ur_tensor *x_all, int T, ur_stat
 /* Same over T per-step tensors x[t] (each B x in_dim); they are stacked first. */
 int ur_unroll_steps(ur_tape *tp, const ur_cell *cell, int T, ur_tensor *const *x, ur_state init,
                     int reverse, ur_seq *out);
-/* ur_unroll with options (reverse, lengths per row; NULL: none, as ur_unroll with reverse 0). */
+/* ur_unroll with options (reverse, lengths per row, checkpointing; NULL: none, as ur_unroll
+ * with reverse 0). */
 int ur_unroll_with(ur_tape *tp, const ur_cell *cell, ur_tensor *x_all, int T, ur_state init,
                    const ur_unroll_opts *opts, ur_seq *out);
 
@@ -214,8 +227,15 @@ int ur_seq_grad_norms(const ur_seq *seq, double *norms);
  *   states[t]  .h is a view of H's rows of step t; .c is kept only for the last step of each
  *              segment (NULL elsewhere); the whole array is NULL with last_only. Their values
  *              take gradients like any tensor's, but a view's gradient after backward is only
- *              what reached H directly: read ||dL/dh_t|| with ur_seq_grad_norms;
- *   last       as before (both h and c). */
+ *              what reached H directly: read ||dL/dh_t|| with ur_seq_grad_norms. With lengths,
+ *              H's rows are the steps' outputs (zero past a row's length), and the last step
+ *              of each segment has the carried state (h and c) instead;
+ *   last       as before (both h and c; with lengths each row's state at its own end).
+ * With lengths (ur_unroll_with, opts->lengths and opts->checkpoint) each segment runs as the
+ * plain unroll with lengths over its steps, a row's length cut to the segment (a row that
+ * ended before it is carried through, one not yet ended runs every step), so the values are
+ * the plain lengths path's and the gradients equal them within rounding; seq.lengths and
+ * seq.mask are as there. */
 #define UR_CHECKPOINT_AUTO (-1)
 
 typedef struct ur_checkpoint {
@@ -494,7 +514,9 @@ int ur_stack_unroll(ur_tape *tp, const ur_stack *st, ur_tensor *x_all, int T,
 int ur_stack_unroll_checkpointed(ur_tape *tp, const ur_stack *st, ur_tensor *x_all, int T,
                                  const ur_state *init, const ur_checkpoint *ck,
                                  ur_stack_seq *out);
-/* The same with options (every layer reads the same lengths, and reversed when asked). */
+/* The same with options (every layer reads the same lengths, and reversed when asked;
+ * opts->checkpoint checkpoints every layer, as ur_stack_unroll_checkpointed, also with
+ * lengths). */
 int ur_stack_unroll_with(ur_tape *tp, const ur_stack *st, ur_tensor *x_all, int T,
                          const ur_state *init, const ur_unroll_opts *opts, ur_stack_seq *out);
 
@@ -518,7 +540,8 @@ int ur_bidir_unroll_checkpointed(ur_tape *tp, const ur_cell *fw, const ur_cell *
                                  ur_tensor *x_all, int T, ur_state init_fw, ur_state init_bw,
                                  const ur_checkpoint *ck, ur_bidir_seq *out);
 /* The same with lengths (opts->reverse must be 0): the backward cell starts each row at its
- * own last step, from init_bw, and bw.last is every row's state after its step 0. */
+ * own last step, from init_bw, and bw.last is every row's state after its step 0.
+ * opts->checkpoint checkpoints both directions (not last_only), also with lengths. */
 int ur_bidir_unroll_with(ur_tape *tp, const ur_cell *fw, const ur_cell *bw, ur_tensor *x_all,
                          int T, ur_state init_fw, ur_state init_bw, const ur_unroll_opts *opts,
                          ur_bidir_seq *out);

@@ -12,6 +12,13 @@ UR_VECTOR_VOID(tanh_kernel,
                (float *restrict y, const float *restrict x, size_t n),
                (y, x, n))
 
+/* tanh in place (restrict forbids passing the same array as both y and x above) */
+UR_VECTOR_BODY void tanh_kernel_inplace_body(float *restrict y, size_t n)
+{
+    for (size_t k = 0; k < n; k++) y[k] = ur_tanh1(y[k]);
+}
+UR_VECTOR_VOID(tanh_kernel_inplace, (float *restrict y, size_t n), (y, n))
+
 UR_VECTOR_BODY void sigmoid_kernel_body(float *restrict y, const float *restrict x, size_t n)
 {
     for (size_t k = 0; k < n; k++) y[k] = ur_sigmoid1(x[k]);
@@ -51,16 +58,24 @@ ur_tensor *ur_tanh(ur_tape *tp, ur_tensor *x)
     return y;
 }
 
+/* The tensor a view views (through views of views), or t itself. */
+static const ur_tensor *root_of(const ur_tensor *t)
+{
+    while (t->base) t = t->base;
+    return t;
+}
+
 ur_tensor *ur_tanh_into(ur_tape *tp, ur_tensor *x, ur_tensor *out)
 {
     if (!out) return ur_tanh(tp, x);
     if (!ur_op_begin(tp, "tanh_into", 2, x, out)) return ur_tape_poison(tp);
     if (out->rows != x->rows || out->cols != x->cols || out->node || !out->tape ||
-        out->val == x->val)
+        (out->val == x->val && root_of(out) == root_of(x)))
         return ur_tape_fail(tp, "tanh_into: out must be a %dx%d tensor of the tape that no op "
                             "has written and that is not x; got %dx%d", x->rows, x->cols,
                             out->rows, out->cols);
-    tanh_kernel(out->val, x->val, ur_numel(out));
+    if (out->val == x->val) tanh_kernel_inplace(out->val, ur_numel(out));
+    else tanh_kernel(out->val, x->val, ur_numel(out));
     ur_record(tp, &tanh_op, out, 1, x);
     return out;
 }

@@ -14,9 +14,13 @@
  *     y = a / b:   da += R(dy / b)        db -= R(dy y / b)     (d(a/b)/db = -a/b^2 = -y/b)
  * Same shapes take a fast path: one flat loop per direction, as before broadcasting existed.
  * Otherwise each output row reads, of each operand, either a whole row (contiguous) or a
- * single value, so every inner loop is still a plain loop over one row.
+ * single value, so every inner loop is still a plain loop over one row. An operand broadcast
+ * down the rows (a bias: 1 x n under T*B rows) has its gradient summed per column in double
+ * (ops/colsum.h), rounded once; a row's sum for an m x 1 operand is in double too.
  */
 #include "ops/ur_ops.h"
+
+#include "ops/colsum.h"
 
 typedef enum binop { ADD, SUB, MUL, DIV } binop;
 
@@ -114,6 +118,40 @@ static inline __attribute__((always_inline)) void reduce_row(float *restrict dx,
     }
 }
 
+/* The gradient of an operand broadcast down all m rows of y (1 x n, or 1 x 1 when x_one):
+ * dx[j] += s * sum_r g_r[j] (or dx[0] += s * sum_rj g_r[j]), g_r being dy's row r for add
+ * and sub and the local gradient of row r otherwise, summed in double per column block as
+ * in ops/colsum.h, so that T*B rows do not lose the small rows' bits. g is one row of
+ * scratch (n floats). */
+static void column_sums_backward(binop op, int side, int m, int n, const float *dy,
+                                 const ur_tensor *a, int a_one, const ur_tensor *b, int b_one,
+                                 const ur_tensor *y, float *restrict g, float *restrict dx,
+                                 int x_one, float s)
+{
+    const int linear = op == ADD || op == SUB;
+    double total = 0;
+    for (int j0 = 0; j0 < n; j0 += UR_COLSUM_BLOCK) {
+        const int w = n - j0 < UR_COLSUM_BLOCK ? n - j0 : UR_COLSUM_BLOCK;
+        double acc[UR_COLSUM_BLOCK] = {0};
+        for (int r = 0; r < m; r++) {
+            const size_t at = (size_t)r * (size_t)n + (size_t)j0;
+            const float *lg = dy + at;
+            if (!linear) {
+                const float *ar = row_of(a, r) + (a_one ? 0 : j0);
+                const float *br = row_of(b, r) + (b_one ? 0 : j0);
+                local_grad_row(op, side, w, dy + at, ar, a_one, br, b_one, y->val + at, g);
+                lg = g;
+            }
+            for (int j = 0; j < w; j++) acc[j] += (double)lg[j];
+        }
+        if (x_one)
+            for (int j = 0; j < w; j++) total += acc[j];
+        else
+            for (int j = 0; j < w; j++) dx[j0 + j] += (float)((double)s * acc[j]);
+    }
+    if (x_one) dx[0] += (float)((double)s * total);
+}
+
 static inline __attribute__((always_inline)) void binary_backward(ur_node *nd, binop op)
 {
     ur_tensor *a = nd->in[0], *b = nd->in[1], *y = nd->out;
@@ -149,6 +187,12 @@ static inline __attribute__((always_inline)) void binary_backward(ur_node *nd, b
         float s = op == SUB && side == 1 ? -1.0f : 1.0f;
         if (linear && x->rows == y->rows && x->cols == n) { /* the side that was not broadcast */
             acc_flat(dx, dy, s, len);
+            continue;
+        }
+        if (x->rows == 1 && y->rows > 1) { /* broadcast down the rows: column sums in double */
+            if (linear && !x_one) ur_add_column_sums_scaled(dx, s, dy, y->rows, n);
+            else column_sums_backward(op, side, y->rows, n, dy, a, a_one, b, b_one, y, g, dx,
+                                      x_one, s);
             continue;
         }
         for (int r = 0; r < y->rows; r++) {

@@ -2,6 +2,10 @@
 #ifndef UR_OPS_COLSUM_H
 #define UR_OPS_COLSUM_H
 
+/* Columns per block where a caller sums its own local gradients in double block by block
+ * (ops/broadcast.c): 64 double accumulators (512 bytes) stay in L1 while the rows stream past. */
+#define UR_COLSUM_BLOCK 64
+
 /* db[j] += s * (sum over the rows of g[r][j]) for a rows x cols g, each column summed in
  * double and rounded once. A bias of a time-stacked product adds T*B rows (up to 10^6);
  * summed in float one row at a time into db, the small rows' low bits are lost to the large

@@ -9,7 +9,8 @@
  *     y_j  = g_j xh_j + b_j
  * mu and r of every row are saved on the tape (2 m floats); xh is recomputed from x.
  *
- * Backward. db_j += sum over rows of dy_j and dg_j += sum over rows of dy_j xh_j. For dx, let
+ * Backward. db_j += sum over rows of dy_j and dg_j += sum over rows of dy_j xh_j (both summed
+ * in double per column). For dx, let
  * h_j = dy_j g_j, the gradient reaching xh. Since d mu / dx_j = 1/n and
  *     d var / dx_j = (2/n) (x_j - mu) - (2/n) sum_i (x_i - mu) / n = (2/n) (x_j - mu),
  *     d r / dx_j = -(1/2) (var + eps)^(-3/2) d var / dx_j = -r^3 (x_j - mu) / n = -r^2 xh_j / n,
@@ -25,6 +26,25 @@
 
 #include <math.h>
 
+#include "ops/colsum.h"
+
+/* dg_j += sum over the rows of dy_j xh_j, each column summed in double (as in ops/colsum.h:
+ * the rows may be T*B). */
+static void gain_grad(float *restrict dg, const float *x, const float *dy, const float *mu,
+                      const float *rs, int m, int n)
+{
+    for (int j0 = 0; j0 < n; j0 += UR_COLSUM_BLOCK) {
+        const int w = n - j0 < UR_COLSUM_BLOCK ? n - j0 : UR_COLSUM_BLOCK;
+        double acc[UR_COLSUM_BLOCK] = {0};
+        for (int r = 0; r < m; r++) {
+            const float *xr = x + (size_t)r * n + j0, *dr = dy + (size_t)r * n + j0;
+            const float u = mu[r], rr = rs[r];
+            for (int j = 0; j < w; j++) acc[j] += (double)(dr[j] * (xr[j] - u) * rr);
+        }
+        for (int j = 0; j < w; j++) dg[j0 + j] += (float)acc[j];
+    }
+}
+
 /* in[0] = x, then the gain when i[0], then the bias when i[1]; aux = mu[m] then r[m]. */
 static void layer_norm_backward(ur_node *nd)
 {
@@ -35,12 +55,12 @@ static void layer_norm_backward(ur_node *nd)
     float *dx = x->requires_grad ? ur_grad(x) : NULL;
     float *dg = gain && gain->requires_grad ? ur_grad(gain) : NULL;
     float *db = bias && bias->requires_grad ? ur_grad(bias) : NULL;
+    if (db) ur_add_column_sums(db, y->grad, m, n);
+    if (dg) gain_grad(dg, x->val, y->grad, mu, rs, m, n);
+    if (!dx) return;
     for (int r = 0; r < m; r++) {
         const float *xr = x->val + (size_t)r * n, *dy = y->grad + (size_t)r * n;
         const float u = mu[r], rr = rs[r];
-        if (db) for (int j = 0; j < n; j++) db[j] += dy[j];
-        if (dg) for (int j = 0; j < n; j++) dg[j] += dy[j] * (xr[j] - u) * rr;
-        if (!dx) continue;
         float *d = dx + (size_t)r * n;
         double sh = 0, shx = 0; /* sum h, sum h xh */
         for (int j = 0; j < n; j++) {

@@ -4,6 +4,8 @@
 
 #include <string.h>
 
+#include "ops/colsum.h"
+
 /* y = [x_0 | x_1 | ...]:  dx_i += the columns of dy that x_i filled */
 static void concat_cols_backward(ur_node *n)
 {
@@ -123,6 +125,19 @@ ur_tensor *ur_concat_rows(ur_tape *tp, int n, ur_tensor *const *x)
     return y;
 }
 
+/* 1 when x is y itself or a row view of it (through views of views) starting at element off:
+ * then x's gradient is y's own. (The same memory alone is not enough: an unroll's H may share
+ * a projection's values while each keeps its gradient.) */
+static int is_block_of(const ur_tensor *x, const ur_tensor *y, size_t off)
+{
+    size_t at = 0;
+    while (x != y && x->base) {
+        at += x->offset;
+        x = x->base;
+    }
+    return x == y && at == off;
+}
+
 /* out = [x_0 ; x_1 ; ...] in out's own rows:  dx_i += its row block of dout, except for an x_i
  * that already is that row block (an op wrote it in place): its gradient is out's own. */
 static void concat_rows_into_backward(ur_node *n)
@@ -132,7 +147,7 @@ static void concat_rows_into_backward(ur_node *n)
     for (int i = 0; i < n->n_in; i++) {
         ur_tensor *x = n->in[i];
         size_t len = ur_numel(x);
-        if (x->requires_grad && x->val != y->val + off) {
+        if (x->requires_grad && !is_block_of(x, y, off)) {
             float *dx = ur_grad(x);
             const float *g = y->grad + off;
             for (size_t k = 0; k < len; k++) dx[k] += g[k];
@@ -172,15 +187,12 @@ ur_tensor *ur_concat_rows_into(ur_tape *tp, int n, ur_tensor *const *x, ur_tenso
     return out;
 }
 
-/* y = b repeated on every row (rows x n from 1 x n):  db += the column sums of dy */
+/* y = b repeated on every row (rows x n from 1 x n):  db += the column sums of dy (in double,
+ * ops/colsum.h: a GRU's recurrent bias is repeated over T*B rows). */
 static void repeat_rows_backward(ur_node *n)
 {
     const ur_tensor *y = n->out;
-    float *db = ur_grad(n->in[0]);
-    for (int r = 0; r < y->rows; r++) {
-        const float *g = y->grad + (size_t)r * y->cols;
-        for (int j = 0; j < y->cols; j++) db[j] += g[j];
-    }
+    ur_add_column_sums(ur_grad(n->in[0]), y->grad, y->rows, y->cols);
 }
 static const ur_op repeat_rows_op = {"repeat_rows", repeat_rows_backward};
 

@@ -51,7 +51,9 @@ ur_tensor *ur_add_bias(ur_tape *tp, ur_tensor *x, ur_tensor *b);
 ur_tensor *ur_tanh(ur_tape *tp, ur_tensor *x);
 /* tanh(x) written into out (same shape, on the tape, not yet written by any op, not x: e.g.
  * a row view of a time-stacked H), which becomes the op's output and is returned. out NULL:
- * ur_tanh. */
+ * ur_tanh. out may hold x's memory when they are views of different tensors (an unroll's H
+ * stacked over a projection, ur_cell_proj.h_over): x's values are then replaced by tanh(x),
+ * which the backward reads (it never reads x), and the two keep their own gradients. */
 ur_tensor *ur_tanh_into(ur_tape *tp, ur_tensor *x, ur_tensor *out);
 /* 1 / (1 + exp(-x)), computed without overflow. */
 ur_tensor *ur_sigmoid(ur_tape *tp, ur_tensor *x);

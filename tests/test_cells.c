@@ -308,6 +308,113 @@ START_TEST(test_user_cells_match_builtins)
 }
 END_TEST
 
+/* ---- Elman's H over its projection (ur_cell.h_over) ---------------------------------------- */
+
+/* Elman's step that, at step 2, also reads its projection through another op. */
+static ur_state peek_step(ur_tape *tp, const ur_cell *cell, const ur_step_in *in, ur_state prev)
+{
+    (void)cell;
+    (void)prev;
+    if (in->t == 2) ur_scale(tp, in->proj[0], 2.0f);
+    return (ur_state){ur_tanh_into(tp, in->proj[0], in->h_out), NULL};
+}
+
+/* Loss sum(H * w) of a T2-step unroll; the tape bytes after forward in *bytes. */
+static float h_over_run(ur_tape *tp, ur_cell *cell, ur_params *ps, const float *x, int T2,
+                        int B2, size_t *bytes)
+{
+    ur_tape_reset(tp);
+    ur_params_zero_grad(ps);
+    ur_seq seq;
+    ur_tensor *xs = ur_requires_grad(ur_input_from(tp, T2 * B2, IN, x));
+    if (ur_unroll(tp, cell, xs, T2, (ur_state){0}, 0, &seq) != 0) return NAN;
+    *bytes = ur_tape_used_bytes(tp);
+    ur_tensor *w = ur_input(tp, T2 * B2, cell->hidden);
+    for (size_t k = 0; k < ur_numel(w); k++) w->val[k] = (float)((k * 5) % 9) / 9.0f - 0.5f;
+    ur_tensor *l = ur_sum(tp, ur_mul(tp, seq.H, w));
+    ck_assert_int_eq(ur_backward(tp, l), 0);
+    return l->val[0];
+}
+
+/* The built-in Elman stacks H over its projection: the same loss and gradients, bit for bit,
+ * as with H apart, for T*B*H fewer floats, within 1.5x the BPTT minimum (x and h); a step that
+ * reads the projection otherwise fails, or, at the first step and with h_out unwritten, gets H
+ * apart; h_over on a projection of another width is an error. */
+START_TEST(test_elman_h_over)
+{
+    enum { T2 = 40, B2 = 16, H2 = 64 };
+    ur_params *ps = ur_params_new();
+    ur_rng rng;
+    ur_rng_seed(&rng, 21);
+    ur_cell over;
+    ck_assert_int_eq(ur_elman_cell(&over, ps, "e", IN, H2, &rng), 0);
+    ck_assert_int_eq(over.h_over, 1);
+    ur_cell apart = over;
+    apart.h_over = 0;
+    static float x[T2 * B2 * IN];
+    for (int k = 0; k < T2 * B2 * IN; k++) x[k] = 2.0f * ur_rng_uniform(&rng) - 1.0f;
+    ur_tape *tp = ur_tape_new(0);
+    size_t n = ur_params_numel(ps), at = 0, bytes_apart = 0, bytes_over = 0;
+    float *g = malloc(n * sizeof *g);
+    float l_apart = h_over_run(tp, &apart, ps, x, T2, B2, &bytes_apart);
+    for (int k = 0; k < ur_params_count(ps); k++) {
+        const ur_tensor *p = ur_params_at(ps, k);
+        memcpy(g + at, p->grad, ur_numel(p) * sizeof *g);
+        at += ur_numel(p);
+    }
+    float l_over = h_over_run(tp, &over, ps, x, T2, B2, &bytes_over);
+    ck_assert_float_eq(l_over, l_apart);
+    at = 0;
+    for (int k = 0; k < ur_params_count(ps); k++) {
+        const ur_tensor *p = ur_params_at(ps, k);
+        for (size_t j = 0; j < ur_numel(p); j++, at++)
+            ck_assert_msg(p->grad[j] == g[at], "%s[%zu]: H over %.9g, apart %.9g", p->name, j,
+                          (double)p->grad[j], (double)g[at]);
+    }
+    const size_t h_bytes = (size_t)T2 * B2 * H2 * sizeof(float);
+    const size_t minimum = (size_t)T2 * B2 * (IN + H2) * sizeof(float);
+    ck_assert_msg(bytes_apart - bytes_over >= h_bytes, "H over saves %zu bytes, not %zu",
+                  bytes_apart - bytes_over, h_bytes);
+    ck_assert_msg(bytes_over <= 1.5 * minimum, "tape %zu bytes (%zu with H apart), %.3gx the "
+                  "minimum %zu", bytes_over, bytes_apart, (double)bytes_over / minimum, minimum);
+    if (getenv("UR_TEST_VERBOSE"))
+        fprintf(stderr, "elman T %d B %d H %d: tape %zu bytes over the projection, %zu apart, "
+                "minimum %zu: %.3fx, %.3fx\n", T2, B2, H2, bytes_over, bytes_apart, minimum,
+                (double)bytes_over / minimum, (double)bytes_apart / minimum);
+
+    /* A step reading the projection through another op at step 2: an error, not a gradient
+     * computed from rows that now hold h. */
+    ur_cell peek = over;
+    peek.step = peek_step;
+    size_t unused;
+    ck_assert(isnan(h_over_run(tp, &peek, ps, x, T2, B2, &unused)));
+    ck_assert_msg(ur_tape_error(tp) &&
+                      strstr(ur_tape_error(tp), "unroll(elman): step 2: scale reads projection 0"),
+                  "%s", ur_tape_error(tp) ? ur_tape_error(tp) : "no error");
+    /* Reading it at the first step, h_out unwritten (ur_tanh, then the unroll's copy): H apart,
+     * the same numbers. */
+    ur_cell copy = over;
+    copy.step = user_elman_step;
+    ck_assert_float_eq(h_over_run(tp, &copy, ps, x, T2, B2, &unused), l_apart);
+    size_t bytes_copy_apart;
+    copy.h_over = 0;
+    ck_assert_float_eq(h_over_run(tp, &copy, ps, x, T2, B2, &bytes_copy_apart), l_apart);
+    ck_assert_msg(unused >= bytes_copy_apart && unused - bytes_copy_apart <= 256, /* a header */
+                  "%zu bytes after falling back, %zu with H apart", unused, bytes_copy_apart);
+    /* h_over where projection 0 is not hidden wide */
+    ur_cell wide;
+    ck_assert_int_eq(ur_lstm_cell(&wide, ps, "l", IN, H2, &rng), 0);
+    wide.h_over = 1;
+    ck_assert(isnan(h_over_run(tp, &wide, ps, x, T2, B2, &unused)));
+    ck_assert_msg(ur_tape_error(tp) && strstr(ur_tape_error(tp),
+                  "unroll(lstm): h_over needs projection 0 of width hidden (64); it has another"),
+                  "%s", ur_tape_error(tp) ? ur_tape_error(tp) : "no error");
+    free(g);
+    ur_tape_free(tp);
+    ur_params_free(ps);
+}
+END_TEST
+
 START_TEST(test_bad_declarations)
 {
     gen_model *m = gen_new(&decls[4], 3);
@@ -359,6 +466,7 @@ int main(void)
     tcase_add_test(tc, test_cell_step_equals_unroll_of_one);
     tcase_add_test(tc, test_user_cells_match_builtins);
     tcase_add_test(tc, test_bad_declarations);
+    tcase_add_test(tc, test_elman_h_over);
     suite_add_tcase(s, tc);
     return ur_test_run(s);
 }

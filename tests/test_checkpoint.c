@@ -28,7 +28,12 @@ typedef struct {
     int dropout;
     int reverse;
     int linear_loss;            /* sum(H * R) only (for the finite-difference check) */
+    int steps;                  /* 0: T; else the first steps steps of x only */
+    const int *lengths;         /* B lengths (each <= steps), or NULL */
 } fixture;
+
+/* The steps a fixture runs. */
+static int steps_of(const fixture *f) { return f->steps ? f->steps : T; }
 
 static void fixture_init(fixture *f, model_kind kind, int dropout)
 {
@@ -83,7 +88,34 @@ static ur_tensor *record(ur_tape *tp, fixture *f, int k, int last_only, ur_seq *
     ur_tensor *H = NULL;
     ur_state last = {NULL, NULL};
     ur_state init = {f->h0, f->cell[0].has_c ? f->c0 : NULL};
-    if (f->kind == M_STACK) {
+    const int Tn = steps_of(f);
+    ur_tensor *x = Tn == T ? f->x : ur_rows(tp, f->x, 0, Tn * B);
+    if (f->lengths) { /* lengths and checkpoints through the options */
+        ur_unroll_opts o = {.reverse = f->reverse, .lengths = f->lengths, .checkpoint = &ck};
+        if (f->kind == M_STACK) {
+            ur_state inits[2] = {init, {f->h0, f->c0}};
+            ur_stack_seq ss;
+            if (ur_stack_unroll_with(tp, &f->st, x, Tn, inits, &o, &ss) != 0) return NULL;
+            H = ss.H;
+            last = ss.last[1];
+            *seq = ss.layer[0];
+        } else if (f->kind == M_BIDIR) {
+            ur_bidir_seq bs;
+            if (ur_bidir_unroll_with(tp, &f->cell[0], &f->cell[1], x, Tn, init,
+                                     (ur_state){f->h0, NULL}, &o, &bs) != 0)
+                return NULL;
+            H = bs.H;
+            last = bs.fw.last;
+            *seq = bs.bw;
+        } else {
+            if (ur_unroll_with(tp, &f->cell[0], x, Tn, init, &o, seq) != 0) return NULL;
+            H = seq->H;
+            last = seq->last;
+            ck_assert_ptr_nonnull(seq->mask);
+            ck_assert_ptr_nonnull(seq->lengths);
+            ck_assert_int_eq(seq->lengths[B - 1], f->lengths[B - 1]);
+        }
+    } else if (f->kind == M_STACK) {
         ur_state inits[2] = {init, {f->h0, f->c0}};
         ur_stack_seq ss;
         if (ur_stack_unroll_checkpointed(tp, &f->st, f->x, T, inits, &ck, &ss) != 0) return NULL;
@@ -180,11 +212,15 @@ static double compare(fixture *f, const float *a, const float *b, const char *wh
 }
 
 /* Plain BPTT against every interval (1 .. T + 1 and auto), with H and the norms too. */
-static void check_equal(model_kind kind, int dropout, int reverse, int last_only)
+static void check_equal_lengths(model_kind kind, int dropout, int reverse, int last_only,
+                                int steps, const int *lengths)
 {
     fixture f;
     fixture_init(&f, kind, dropout);
     f.reverse = reverse;
+    f.steps = steps;
+    f.lengths = lengths;
+    const int Tn = steps_of(&f);
     ur_tape *tp = ur_tape_new(0);
     double loss0, norms0[T], norms[T];
     float *H0;
@@ -197,19 +233,19 @@ static void check_equal(model_kind kind, int dropout, int reverse, int last_only
         double loss;
         float *H;
         char what[96];
-        snprintf(what, sizeof what, "model %d dropout %d reverse %d last_only %d k %d", kind,
-                 dropout, reverse, last_only, ks[i]);
+        snprintf(what, sizeof what, "model %d dropout %d reverse %d last_only %d k %d%s", kind,
+                 dropout, reverse, last_only, ks[i], lengths ? " with lengths" : "");
         float *g = grads(&f, tp, ks[i], last_only, &loss, &H, norms);
         if (last_only) {
             double w = compare(&f, g, gl, what);
             if (w > worst) worst = w;
         } else {
             ck_assert_msg(loss == loss0, "%s: loss %.17g, plain %.17g", what, loss, loss0);
-            ck_assert_msg(memcmp(H, H0, sizeof(float) * T * B * HID) == 0,
+            ck_assert_msg(memcmp(H, H0, sizeof(float) * Tn * B * HID) == 0,
                           "%s: H differs from plain BPTT's", what);
             double w = compare(&f, g, g0, what);
             if (w > worst) worst = w;
-            for (int t = 0; t < T; t++)
+            for (int t = 0; t < Tn; t++)
                 ck_assert_msg(fabs(norms[t] - norms0[t]) <= REL * norms0[t] + 1e-12,
                               "%s: ||dL/dh_%d|| %.9g, plain %.9g", what, t, norms[t], norms0[t]);
         }
@@ -217,13 +253,19 @@ static void check_equal(model_kind kind, int dropout, int reverse, int last_only
         free(H);
     }
     if (getenv("UR_TEST_VERBOSE"))
-        fprintf(stderr, "checkpoint model %d dropout %d reverse %d last_only %d: worst relative "
-                "difference %.3g\n", kind, dropout, reverse, last_only, worst);
+        fprintf(stderr, "checkpoint model %d dropout %d reverse %d last_only %d%s: worst "
+                "relative difference %.3g\n", kind, dropout, reverse, last_only,
+                lengths ? " lengths" : "", worst);
     free(g0);
     free(gl);
     free(H0);
     ur_tape_free(tp);
     ur_params_free(f.ps);
+}
+
+static void check_equal(model_kind kind, int dropout, int reverse, int last_only)
+{
+    check_equal_lengths(kind, dropout, reverse, last_only, 0, NULL);
 }
 
 START_TEST(test_elman) { check_equal(M_ELMAN, 0, 0, 0); }
@@ -247,6 +289,26 @@ START_TEST(test_dropout)
     check_equal(M_STACK, 1, 0, 0);
 }
 END_TEST
+/* Lengths 2, 5 and 7 padded to 7 steps: every interval against the plain unroll with the same
+ * lengths (the reference is plain BPTT with lengths, whose gradients equal those of each
+ * sequence run alone: tests/test_lengths.c). */
+static const int lens[B] = {2, 5, 7};
+START_TEST(test_lengths)
+{
+    check_equal_lengths(M_ELMAN, 0, 0, 0, 7, lens);
+    check_equal_lengths(M_LSTM, 0, 0, 0, 7, lens);
+    check_equal_lengths(M_GRU, 0, 0, 0, 7, lens);
+    check_equal_lengths(M_STACK, 0, 0, 0, 7, lens);
+    check_equal_lengths(M_BIDIR, 0, 0, 0, 7, lens);
+    check_equal_lengths(M_ELMAN, 0, 1, 0, 7, lens);   /* reversed */
+    check_equal_lengths(M_LSTM, 1, 0, 0, 7, lens);    /* with dropout */
+    check_equal_lengths(M_LSTM, 0, 0, 1, 7, lens);    /* last_only */
+    check_equal_lengths(M_STACK, 0, 0, 1, 7, lens);
+    static const int uneven[B] = {11, 1, 6};          /* T = 11, one sequence of one step */
+    check_equal_lengths(M_LSTM, 0, 1, 0, 0, uneven);
+}
+END_TEST
+
 START_TEST(test_last_only)
 {
     check_equal(M_LSTM, 0, 0, 1);
@@ -464,6 +526,62 @@ START_TEST(test_memory)
 }
 END_TEST
 
+/* The nodes named op recorded on tp. */
+static int count_nodes(const ur_tape *tp, const char *op)
+{
+    int n = 0;
+    for (const ur_node *nd = ur_tape_last(tp); nd; nd = nd->prev) n += strcmp(nd->op->name, op) == 0;
+    return n;
+}
+
+/* What the interval means: 0 is plain BPTT (the plain unroll itself), k > T one segment, auto
+ * ceil(sqrt(T)), anything else negative an error; the same through ur_unroll_opts. */
+START_TEST(test_intervals)
+{
+    fixture f;
+    fixture_init(&f, M_ELMAN, 0);
+    ur_tape *tp = ur_tape_new(0), *plain = ur_tape_new(0);
+    ur_seq seq, ref;
+    ck_assert_int_eq(ur_unroll(plain, &f.cell[0], f.x, T, (ur_state){0}, 0, &ref), 0);
+    const struct { int interval, segments; } cases[] = {
+        {1, T}, {2, 6}, {4, 3}, {T, 1}, {5 * T, 1}, {UR_CHECKPOINT_AUTO, 3}};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        ur_tape_reset(tp);
+        ur_checkpoint ck = {cases[i].interval, 0};
+        ur_unroll_opts o = {.checkpoint = &ck};
+        ck_assert_int_eq(ur_unroll_with(tp, &f.cell[0], f.x, T, (ur_state){0}, &o, &seq), 0);
+        ck_assert_int_eq(count_nodes(tp, "checkpoint_segment"), cases[i].segments);
+        ck_assert_ptr_nonnull(seq.grad_norms);
+        ck_assert_mem_eq(seq.H->val, ref.H->val, ur_numel(ref.H) * sizeof(float));
+    }
+    ur_tape_reset(tp);
+    ur_checkpoint none = {0, 1}; /* interval 0: plain, last_only ignored */
+    ck_assert_int_eq(ur_unroll_checkpointed(tp, &f.cell[0], f.x, T, (ur_state){0}, 0, &none,
+                                            &seq), 0);
+    ck_assert_int_eq(count_nodes(tp, "checkpoint_segment"), 0);
+    ck_assert_int_eq(ur_tape_node_count(tp), ur_tape_node_count(plain));
+    ck_assert_ptr_null(seq.grad_norms);
+    ck_assert_ptr_nonnull(seq.H);
+    ur_tape_reset(tp);
+    ur_checkpoint bad = {-2, 0};
+    ur_unroll_opts o = {.checkpoint = &bad};
+    ck_assert_int_eq(ur_unroll_with(tp, &f.cell[0], f.x, T, (ur_state){0}, &o, &seq), -1);
+    ck_assert_str_eq(ur_tape_error(tp), "unroll_checkpointed(elman): interval -2; expected k > "
+                     "0, 0 (plain BPTT) or UR_CHECKPOINT_AUTO");
+    ur_tape_reset(tp);
+    ur_checkpoint one = {1, 0};
+    o.checkpoint = &one;
+    ck_assert_int_eq(ur_unroll_with(tp, NULL, f.x, T, (ur_state){0}, &o, &seq), -1);
+    ck_assert_ptr_nonnull(strstr(ur_tape_error(tp), "unroll_checkpointed: cell, its step"));
+    ur_tape_reset(tp);
+    ck_assert_int_eq(ur_unroll_with(tp, &f.cell[0], f.x, 4, (ur_state){0}, &o, &seq), -1);
+    ck_assert_ptr_nonnull(strstr(ur_tape_error(tp), "4 steps do not divide the 33x4 input"));
+    ur_tape_free(plain);
+    ur_tape_free(tp);
+    ur_params_free(f.ps);
+}
+END_TEST
+
 START_TEST(test_errors)
 {
     fixture f;
@@ -486,6 +604,29 @@ START_TEST(test_errors)
     ck_assert_int_eq(ur_unroll_checkpointed(tp, &broken, f.x, T, (ur_state){0}, 0, &lo, &seq), -1);
     ck_assert_msg(strstr(ur_tape_error(tp), "is not declared") &&
                   strstr(ur_tape_error(tp), "unroll_checkpointed(lstm)"), "%s", ur_tape_error(tp));
+    /* Lengths are checked as the plain unroll checks them, named with the checkpointed op;
+     * lengths and last_only with a bidirectional model are still an error. */
+    ur_tape_reset(tp);
+    const int zero[B] = {3, 0, 11}, over[B] = {3, 12, 1}, fine[B] = {3, 5, 11};
+    ur_unroll_opts with = {.lengths = zero, .checkpoint = &lo};
+    ck_assert_int_eq(ur_unroll_with(tp, &f.cell[0], f.x, T, (ur_state){0}, &with, &seq), -1);
+    ck_assert_msg(strstr(ur_tape_error(tp), "unroll_checkpointed(lstm): sequence 1 has length 0, "
+                         "outside [1, 11]"), "%s", ur_tape_error(tp));
+    ur_tape_reset(tp);
+    with.lengths = over;
+    ck_assert_int_eq(ur_unroll_with(tp, &f.cell[0], f.x, T, (ur_state){0}, &with, &seq), -1);
+    ck_assert_msg(strstr(ur_tape_error(tp), "sequence 1 has length 12"), "%s", ur_tape_error(tp));
+    ur_tape_reset(tp);
+    with.lengths = zero;
+    with.allow_empty = 1; /* a row with no real step: its state is the initial one, its H 0 */
+    ck_assert_int_eq(ur_unroll_with(tp, &f.cell[0], f.x, T, (ur_state){0}, &with, &seq), 0);
+    for (int j = 0; j < HID; j++) ck_assert_float_eq(seq.last.h->val[1 * HID + j], 0.0f);
+    ur_tape_reset(tp);
+    with.lengths = fine;
+    with.allow_empty = 0;
+    ck_assert_int_eq(ur_bidir_unroll_with(tp, &f.cell[0], &f.cell[0], f.x, T, (ur_state){0},
+                                          (ur_state){0}, &with, &bs), -1);
+    ck_assert_ptr_nonnull(strstr(ur_tape_error(tp), "last_only checkpointing is not possible"));
     ck_assert_int_eq(ur_checkpoint_interval(1000, UR_CHECKPOINT_AUTO), 32);
     ck_assert_int_eq(ur_checkpoint_interval(100, UR_CHECKPOINT_AUTO), 10);
     ck_assert_int_eq(ur_checkpoint_interval(10, 50), 10);
@@ -509,6 +650,7 @@ int main(void)
     tcase_add_test(eq, test_reversed);
     tcase_add_test(eq, test_dropout);
     tcase_add_test(eq, test_last_only);
+    tcase_add_test(eq, test_lengths);
     tcase_add_test(eq, test_long);
     tcase_add_test(eq, test_gradcheck);
     tcase_set_timeout(eq, 60);
@@ -518,6 +660,7 @@ int main(void)
     tcase_add_test(rules, test_trap_names_step);
     tcase_add_test(rules, test_memory);
     tcase_add_test(rules, test_errors);
+    tcase_add_test(rules, test_intervals);
     suite_add_tcase(s, rules);
     return ur_test_run(s);
 }

@@ -1,7 +1,8 @@
 /* Forward (and some backward) values of the ops of issue 10 against numbers worked out by
  * hand, family by family: broadcasting arithmetic, element-wise functions, reductions,
- * softmax, constants, gather and the layout ops, block matmul; and the errors each gives on
- * bad shapes. The gradient checks and NaN checks of the same ops are tests/test_ops_table.c.
+ * softmax, constants, gather and the layout ops, block matmul; the errors each gives on bad
+ * shapes; and bias gradients over many rows, summed in double. The gradient checks and NaN
+ * checks of the same ops are tests/test_ops_table.c.
  */
 #include "ur_test.h"
 
@@ -346,6 +347,131 @@ START_TEST(test_block_matmul)
 }
 END_TEST
 
+/* ---- Bias gradients over many rows --------------------------------------------------------
+ * A bias added to T*B rows gets the column sums of their gradients. Summed in float row by
+ * row, a row of 1e6 and then 2e5 rows of values in [0, 1) lose about 1e-5 of the sum (each
+ * addition is rounded to the running total's ulp, 1/8); summed in double and rounded once,
+ * the result is within one float rounding (6e-8 relative) of the exact sum. Every op that reduces a gradient down the rows
+ * is checked: add_bias, add / sub / mul with a 1 x n operand on either side, a 1 x 1 operand,
+ * linear's bias, repeat_rows and layer_norm's gain and bias. */
+enum { BIG_ROWS = 200003, BIG_COLS = 6 };
+#define BIG_RTOL 1.5e-7
+
+/* Fails unless got[j] is within BIG_RTOL of want[j] for every j. */
+static void expect_sums(const char *what, const float *got, const double *want, int n)
+{
+    for (int j = 0; j < n; j++)
+        ck_assert_msg(fabs(got[j] - want[j]) <= BIG_RTOL * fabs(want[j]),
+                      "%s: column %d is %.9g, the exact sum %.9g (relative error %.3g)", what, j,
+                      (double)got[j], want[j], fabs(got[j] - want[j]) / fabs(want[j]));
+}
+
+START_TEST(test_bias_grad_many_rows)
+{
+    const int m = BIG_ROWS, n = BIG_COLS;
+    ur_rng rng;
+    ur_rng_seed(&rng, 14);
+    ur_tape *tp = ur_tape_new(0);
+    ur_params *ps = ur_params_new();
+    ur_tensor *b = ur_params_add(ps, "b", 1, n), *s1 = ur_params_add(ps, "s", 1, 1);
+    ur_tensor *g = ur_params_add(ps, "g", 1, n), *w = ur_params_add(ps, "W", n, n);
+    for (int j = 0; j < n; j++) b->val[j] = g->val[j] = 1;
+    for (int j = 0; j < n * n; j++) w->val[j] = j % (n + 1) == 0; /* the identity */
+    /* c: the gradient reaching the op's output (L = sum(y * c)); x: its other operand, each
+     * row (-1, 1, -1, ...) so that layer norm's xh is x exactly (mean 0, variance 1) */
+    float *c = malloc((size_t)m * n * sizeof *c), *x = malloc((size_t)m * n * sizeof *x);
+    ck_assert_ptr_nonnull(c);
+    ck_assert_ptr_nonnull(x);
+    for (size_t k = 0; k < (size_t)m * n; k++) {
+        c[k] = k < (size_t)n ? 1e6f : ur_rng_uniform(&rng); /* one large row first */
+        x[k] = k % 2 ? 1.0f : -1.0f;
+    }
+    double sum_c[BIG_COLS] = {0}, sum_cx[BIG_COLS] = {0}, total = 0;
+    float naive[BIG_COLS] = {0};
+    for (int r = 0; r < m; r++)
+        for (int j = 0; j < n; j++) {
+            float ck = c[(size_t)r * n + j];
+            sum_c[j] += ck;
+            sum_cx[j] += (double)ck * x[(size_t)r * n + j];
+            naive[j] += ck;
+        }
+    for (int j = 0; j < n; j++) total += sum_c[j];
+    double neg_c[BIG_COLS], neg_cx[BIG_COLS];
+    for (int j = 0; j < n; j++) neg_c[j] = -sum_c[j], neg_cx[j] = -sum_cx[j];
+    /* the test means something: float row-by-row summation misses the tolerance tenfold */
+    double worst = 0;
+    for (int j = 0; j < n; j++) worst = fmax(worst, fabs(naive[j] - sum_c[j]) / sum_c[j]);
+    ck_assert_msg(worst > 30 * BIG_RTOL, "float summation is off by only %.3g", worst);
+
+    for (int op = 0; op < 9; op++) {
+        ur_params_zero_grad(ps);
+        ur_tensor *xt = ur_input_from(tp, m, n, x), *ct = ur_input_from(tp, m, n, c), *y = NULL;
+        switch (op) {
+        case 0: y = ur_add_bias(tp, xt, b); break;
+        case 1: y = ur_add(tp, b, xt); break;
+        case 2: y = ur_sub(tp, xt, b); break;
+        case 3: y = ur_mul(tp, xt, b); break;
+        case 4: y = ur_add(tp, xt, s1); break;
+        case 5: y = ur_linear(tp, xt, w, b); break;
+        case 6: y = ur_mul(tp, ur_repeat_rows(tp, b, m), ct); break; /* dy: c again */
+        case 7: y = ur_layer_norm(tp, xt, g, b, 0.0f); break;
+        case 8: y = ur_div(tp, xt, b); break; /* b = 1: db = -sum(c y / b) = -sum(c x) */
+        }
+        ur_tensor *l = op == 6 ? ur_sum(tp, y) : ur_sum(tp, ur_mul(tp, y, ct));
+        ck_assert_int_eq(ur_backward(tp, l), 0);
+        static const char *names[] = {"add_bias", "add (bias first)", "sub", "mul", "add 1x1",
+                                      "linear", "repeat_rows", "layer_norm", "div"};
+        if (op == 2) expect_sums(names[op], b->grad, neg_c, n);
+        else if (op == 3) expect_sums(names[op], b->grad, sum_cx, n);
+        else if (op == 4) expect_sums(names[op], s1->grad, &total, 1);
+        else if (op == 8) expect_sums(names[op], b->grad, neg_cx, n);
+        else expect_sums(names[op], b->grad, sum_c, n);
+        if (op == 7) expect_sums("layer_norm gain", g->grad, sum_cx, n);
+        ur_tape_reset(tp);
+    }
+    free(c);
+    free(x);
+    ur_params_free(ps);
+    ur_tape_free(tp);
+}
+END_TEST
+
+/* Across a column block of the double sums (1024 columns, ops/colsum.c): 1030 columns of small
+ * integers, whose sums are exact either way. */
+START_TEST(test_bias_grad_blocks)
+{
+    enum { M = 7, N = 1030 };
+    const int m = M, n = N;
+    ur_tape *tp = ur_tape_new(0);
+    ur_params *ps = ur_params_new();
+    ur_tensor *b = ur_params_add(ps, "b", 1, n);
+    for (int j = 0; j < n; j++) b->val[j] = 2;
+    static float c[M * N], x[M * N];
+    double want_add[N] = {0}, want_mul[N] = {0};
+    for (int r = 0; r < m; r++)
+        for (int j = 0; j < n; j++) {
+            c[r * n + j] = (float)((r * 7 + j) % 11 - 5);
+            x[r * n + j] = (float)((r + 3 * j) % 5 - 2);
+            want_add[j] += c[r * n + j];
+            want_mul[j] += c[r * n + j] * x[r * n + j];
+        }
+    for (int op = 0; op < 3; op++) {
+        ur_params_zero_grad(ps);
+        ur_tensor *xt = ur_input_from(tp, m, n, x), *ct = ur_input_from(tp, m, n, c);
+        ur_tensor *y = op == 0 ? ur_add_bias(tp, xt, b)
+                       : op == 1 ? ur_mul(tp, b, xt) : ur_layer_norm(tp, xt, NULL, b, 1e-5f);
+        ck_assert_int_eq(ur_backward(tp, ur_sum(tp, ur_mul(tp, y, ct))), 0);
+        for (int j = 0; j < n; j++)
+            ck_assert_msg(b->grad[j] == (float)(op == 1 ? want_mul[j] : want_add[j]),
+                          "op %d column %d: %g", op, j, (double)b->grad[j]);
+        ur_tape_reset(tp);
+    }
+    ur_params_free(ps);
+    ur_tape_free(tp);
+}
+END_TEST
+
+
 int main(void)
 {
     Suite *s = suite_create("ops_values");
@@ -362,6 +488,8 @@ int main(void)
     tcase_add_test(tc, test_gather_rows);
     tcase_add_test(tc, test_layout);
     tcase_add_test(tc, test_block_matmul);
+    tcase_add_test(tc, test_bias_grad_many_rows);
+    tcase_add_test(tc, test_bias_grad_blocks);
     suite_add_tcase(s, tc);
     return ur_test_run(s);
 }
