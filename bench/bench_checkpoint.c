@@ -289,7 +289,8 @@ int main(int argc, char **argv)
                        mib(r[0].peak), mib(r[1].peak), (double)r[1].peak / (double)r[0].peak, act,
                        t0, t1, t1 / t0, inf, fro, r[1].allocs);
                 printf("RESULT loss=%s T=%d k=%d steps=%d plain_peak=%zu ckpt_peak=%zu "
-                       "plain_arena=%zu ckpt_arena=%zu mem_ratio=%.4f act_ratio=%.4f plain_ms=%.3f ckpt_ms=%.3f "
+                       "plain_arena=%zu ckpt_arena=%zu mem_ratio=%.4f act_ratio=%.4f plain_ms=%.3f "
+                       "ckpt_ms=%.3f "
                        "time_ratio=%.4f grad_diff_max=%.3g grad_diff_fro=%.3g allocs_plain=%ld "
                        "allocs_ckpt=%ld\n", every ? "every" : "last", T, k, n, r[0].peak,
                        r[1].peak, r[0].arena, r[1].arena, (double)r[1].peak / (double)r[0].peak,
