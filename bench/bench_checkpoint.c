@@ -10,7 +10,9 @@
  * would (--no-input-grad: raw data; the backward then skips dx, and the forward that
  * checkpointing repeats is a larger share of the step).
  * Memory is the tape's peak (ur_tape_peak_bytes: the main tape's and the scratch tape's most
- * bytes in use, input x and G included); time is the median step. Steps after the first four
+ * bytes in use, input x and G included), and the activations that peak less x and its
+ * gradient, which both methods hold alike; time is the median step (wall clock, or with --cpu
+ * the process's CPU time). Steps after the first four
  * must allocate nothing in libunroll (counted, as bench_train does; the scratch tape is reset,
  * not freed; a tape's tensor headers rotate through four pools, one per generation, so a
  * long plain recording still grows a pool in each of its first four steps). The gradients of the two methods are compared after the last step: the largest
@@ -225,10 +227,12 @@ int main(int argc, char **argv)
     printf("peak: the tape's most bytes in use during the step (main + scratch tape, the input "
            "included); time: median step (forward + backward), %s, the two methods "
            "alternating\n\n", use_cpu_time ? "CPU time" : "wall clock");
-    printf("| loss | T | k | plain peak MiB | checkpointed peak MiB | memory ratio | plain ms "
-           "| checkpointed ms | time ratio | grad difference (max / Frobenius, relative) "
-           "| allocations after step 4 |\n"
-           "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+    printf("activations: the peak less the input x and its gradient (%s), which both methods "
+           "hold alike\n\n", no_input_grad ? "none here" : "T*B*I floats each");
+    printf("| loss | T | k | plain peak MiB | checkpointed peak MiB | memory ratio "
+           "| activation ratio | plain ms | checkpointed ms | time ratio "
+           "| grad difference (max / Frobenius, relative) | allocations after step 4 |\n"
+           "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
     int fail = 0;
     for (int every = 0; every < 2 && !fail; every++) {
         if (!strstr(losses, every ? "every" : "last") && !strstr(losses, "both")) continue;
@@ -278,16 +282,19 @@ int main(int argc, char **argv)
                     if (!bench_alloc_available() || n < 4) r[m].allocs = -1; /* not counted */
                 }
                 double t0 = median(r[0].ms, n), t1 = median(r[1].ms, n);
-                printf("| %s | %d | %d | %.1f | %.1f | %.3f | %.1f | %.1f | %.3f | %.1e / %.1e "
-                       "| %ld |\n", every ? "every h" : "last h", T, k, mib(r[0].peak),
-                       mib(r[1].peak), (double)r[1].peak / (double)r[0].peak, t0, t1, t1 / t0,
-                       inf, fro, r[1].allocs);
+                const size_t input = nx * sizeof(float) * (no_input_grad ? 1 : 2);
+                const double act = (double)(r[1].peak - input) / (double)(r[0].peak - input);
+                printf("| %s | %d | %d | %.1f | %.1f | %.3f | %.3f | %.1f | %.1f | %.3f "
+                       "| %.1e / %.1e | %ld |\n", every ? "every h" : "last h", T, k,
+                       mib(r[0].peak), mib(r[1].peak), (double)r[1].peak / (double)r[0].peak, act,
+                       t0, t1, t1 / t0, inf, fro, r[1].allocs);
                 printf("RESULT loss=%s T=%d k=%d steps=%d plain_peak=%zu ckpt_peak=%zu "
-                       "plain_arena=%zu ckpt_arena=%zu mem_ratio=%.4f plain_ms=%.3f ckpt_ms=%.3f "
+                       "plain_arena=%zu ckpt_arena=%zu mem_ratio=%.4f act_ratio=%.4f plain_ms=%.3f "
+                       "ckpt_ms=%.3f "
                        "time_ratio=%.4f grad_diff_max=%.3g grad_diff_fro=%.3g allocs_plain=%ld "
                        "allocs_ckpt=%ld\n", every ? "every" : "last", T, k, n, r[0].peak,
                        r[1].peak, r[0].arena, r[1].arena, (double)r[1].peak / (double)r[0].peak,
-                       t0, t1, t1 / t0, inf, fro, r[0].allocs, r[1].allocs);
+                       act, t0, t1, t1 / t0, inf, fro, r[0].allocs, r[1].allocs);
                 fflush(stdout);
                 if (r[0].allocs > 0 || r[1].allocs > 0) {
                     fprintf(stderr, "bench_checkpoint: FAIL: libunroll allocated in steps after "

@@ -105,7 +105,7 @@ static int stack_unroll(ur_tape *tp, const ur_stack *st, ur_tensor *x_all, int T
         if (l > 0) x = ur_dropout(tp, x, st->dropout, st->rng);
         ur_unroll_opts lo = o;
         ur_checkpoint layer_ck;
-        if (o.checkpoint) { /* only the top layer may drop its H: each other one is the next's input */
+        if (o.checkpoint) { /* only the top layer may drop its H: the others feed the next */
             layer_ck = *o.checkpoint;
             if (l + 1 < st->layers) layer_ck.last_only = 0;
             lo.checkpoint = &layer_ck;

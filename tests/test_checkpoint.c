@@ -530,7 +530,8 @@ END_TEST
 static int count_nodes(const ur_tape *tp, const char *op)
 {
     int n = 0;
-    for (const ur_node *nd = ur_tape_last(tp); nd; nd = nd->prev) n += strcmp(nd->op->name, op) == 0;
+    for (const ur_node *nd = ur_tape_last(tp); nd; nd = nd->prev)
+        n += strcmp(nd->op->name, op) == 0;
     return n;
 }
 

@@ -351,9 +351,10 @@ END_TEST
  * A bias added to T*B rows gets the column sums of their gradients. Summed in float row by
  * row, a row of 1e6 and then 2e5 rows of values in [0, 1) lose about 1e-5 of the sum (each
  * addition is rounded to the running total's ulp, 1/8); summed in double and rounded once,
- * the result is within one float rounding (6e-8 relative) of the exact sum. Every op that reduces a gradient down the rows
- * is checked: add_bias, add / sub / mul with a 1 x n operand on either side, a 1 x 1 operand,
- * linear's bias, repeat_rows and layer_norm's gain and bias. */
+ * the result is within one float rounding (6e-8 relative) of the exact sum. Every op that
+ * reduces a gradient down the rows is checked: add_bias, add / sub / mul / div with a 1 x n
+ * operand on either side, a 1 x 1 operand, linear's bias, repeat_rows and layer_norm's gain
+ * and bias. */
 enum { BIG_ROWS = 200003, BIG_COLS = 6 };
 #define BIG_RTOL 1.5e-7
 
