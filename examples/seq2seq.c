@@ -38,7 +38,7 @@
 enum { N_DIGITS = 10, START = 10, END = 11, VOCAB = 12 };
 
 typedef struct config {
-    int steps, batch, min_len, max_len, embed, hidden, test, eval_every, seed, smoke;
+    int steps, batch, min_len, max_len, embed, hidden, test, eval_every, seed;
     float lr, clip;
     const char *log, *cell;
     int attention, test_len; /* --attention; --test-len (0: twice --max-len) */
@@ -54,26 +54,17 @@ typedef struct model {
     int attention;      /* 1: the decoder attends to the encoder states (attn_* below) */
 } model;
 
-static int make_cell(const config *cfg, ur_cell *cell, ur_params *ps, const char *prefix,
-                     ur_rng *rng)
-{
-    if (strcmp(cfg->cell, "elman") == 0)
-        return ur_elman_cell(cell, ps, prefix, cfg->embed, cfg->hidden, rng);
-    if (strcmp(cfg->cell, "gru") == 0)
-        return ur_gru_cell(cell, ps, prefix, cfg->embed, cfg->hidden, rng);
-    return ur_lstm_cell(cell, ps, prefix, cfg->embed, cfg->hidden, rng);
-}
-
 static int model_init(model *m, const config *cfg, ur_rng *rng)
 {
     memset(m, 0, sizeof *m);
     m->attention = cfg->attention;
-    config dc = *cfg; /* the decoder: with attention it reads [x | previous context] */
-    if (cfg->attention) dc.embed += cfg->hidden;
+    /* the decoder: with attention it reads [x | previous context] */
+    int dec_in = cfg->attention ? cfg->embed + cfg->hidden : cfg->embed;
     if (!(m->ps = ur_params_new())) return -1;
     m->emb = ur_model_param(m->ps, "embed", "E", VOCAB, cfg->embed, 1.0f, rng);
-    if (!m->emb || make_cell(cfg, &m->enc, m->ps, "encoder", rng) != 0 ||
-        make_cell(&dc, &m->dec, m->ps, "decoder", rng) != 0)
+    if (!m->emb ||
+        ex_cell_init(&m->enc, m->ps, cfg->cell, "encoder", cfg->embed, cfg->hidden, rng) != 0 ||
+        ex_cell_init(&m->dec, m->ps, cfg->cell, "decoder", dec_in, cfg->hidden, rng) != 0)
         return -1;
     float k = 1.0f / sqrtf((float)cfg->hidden);
     int head_in = cfg->attention ? 2 * cfg->hidden : cfg->hidden; /* [h | context] */
@@ -376,6 +367,188 @@ static double evaluate(ur_tape *tp, const model *m, const config *cfg, int n, in
     return (double)g.exact / (double)g.n;
 }
 
+/* Everything one run holds: the model, its optimizer, the token buffers (long enough for the
+ * longest test strings), the tape and the beam decoder. */
+typedef struct run {
+    model m;
+    ur_optim *opt;
+    int *src, *dec_in, *dec_out;
+    double *per_len; /* exact match per length, 0 .. test_len */
+    ur_tape *tp;
+    beam_ctx bc;
+    beam_eval be;
+    FILE *log;
+} run;
+
+/* Builds what cfg asks for; 0, or -1 after a message. */
+static int run_init(run *r, const config *cfg, ur_rng *rng)
+{
+    char err[256] = "";
+    if (model_init(&r->m, cfg, rng) != 0) {
+        fprintf(stderr, "seq2seq: cannot build the model: %s\n",
+                ur_model_error() ? ur_model_error() : "out of memory");
+        return -1;
+    }
+    ur_optim_config oc = ur_optim_defaults(UR_OPTIM_ADAM);
+    oc.lr = cfg->lr;
+    r->opt = ur_optim_new(r->m.ps, &oc, err, sizeof err);
+    size_t n = (size_t)(cfg->test_len + 2) * (size_t)cfg->batch; /* test_len > max_len */
+    r->src = malloc(n * sizeof *r->src);
+    r->dec_in = malloc(n * sizeof *r->dec_in);
+    r->dec_out = malloc(n * sizeof *r->dec_out);
+    r->per_len = calloc((size_t)cfg->test_len + 1, sizeof *r->per_len);
+    r->tp = ur_tape_new(0);
+    if (!r->opt || !r->src || !r->dec_in || !r->dec_out || !r->per_len || !r->tp) {
+        fprintf(stderr, "seq2seq: %s\n", r->opt ? "out of memory" : err);
+        return -1;
+    }
+    r->bc = (beam_ctx){&r->m, 0, NULL};
+    r->be = (beam_eval){NULL, &r->bc, cfg->beam};
+    if (cfg->beam > 0) {
+        if (cfg->attention &&
+            !(r->bc.enc = malloc((size_t)cfg->batch * (size_t)cfg->beam * (size_t)cfg->test_len *
+                                 (size_t)cfg->hidden * sizeof *r->bc.enc))) {
+            fprintf(stderr, "seq2seq: out of memory for the beam's encoder states\n");
+            return -1;
+        }
+        if (!(r->be.bs = beam_new(&r->m, &r->bc, cfg->beam, cfg->alpha, cfg->batch,
+                                  cfg->test_len))) {
+            fprintf(stderr, "seq2seq: cannot make the beam decoder: %s\n", ur_model_error());
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static void run_free(run *r)
+{
+    ur_beam_free(r->be.bs);
+    free(r->bc.enc);
+    ur_tape_free(r->tp);
+    free(r->per_len);
+    free(r->dec_out);
+    free(r->dec_in);
+    free(r->src);
+    ur_optim_free(r->opt);
+    ur_params_free(r->m.ps);
+}
+
+/* Trains with teacher forcing, one length per step, checking held-out strings every
+ * --eval-every steps; progress lines and a CSV row per step. 0, or -1 after a message. */
+static int train(run *r, const config *cfg, ur_rng *rng, ex_loss_track *lt, double *seconds)
+{
+    double seqs = 0.0;
+    ex_loss_start(lt, cfg->steps, cfg->steps >= 100 ? 20 : 5, 0.02);
+    ex_progress pg;
+    ex_progress_start(&pg, cfg->steps, 2.0);
+    for (long step = 0; step < cfg->steps; step++) {
+        int L = cfg->min_len + (int)ur_rng_below(rng, (uint32_t)(cfg->max_len - cfg->min_len + 1));
+        draw_strings(rng, L, cfg->batch, 0, r->src);
+        ur_tape_reset(r->tp);
+        ur_tensor *loss = teacher_forced_loss(r->tp, &r->m, r->src, L, cfg->batch, r->dec_in,
+                                              r->dec_out);
+        if (ex_update(r->tp, loss, r->m.ps, r->opt, cfg->clip,
+                      ur_lr_cosine(cfg->lr, step, cfg->steps, 100, 0.1f * cfg->lr), "seq2seq",
+                      NULL) != 0)
+            return -1;
+        double l = loss->val[0];
+        seqs += cfg->batch;
+        ex_loss_add(lt, step, l);
+        double acc = -1.0;
+        if (cfg->eval_every > 0 && (step + 1) % cfg->eval_every == 0 && step + 1 < cfg->steps) {
+            int n_check = cfg->test / 5 > 0 ? cfg->test / 5 : 1;
+            acc = evaluate(r->tp, &r->m, cfg, n_check, r->src, r->dec_in, r->dec_out, NULL, NULL,
+                           NULL, NULL);
+            if (acc < 0) {
+                fprintf(stderr, "seq2seq: %s\n", ur_tape_error(r->tp));
+                return -1;
+            }
+        }
+        double el = ex_elapsed(&pg);
+        if (acc >= 0) fprintf(r->log, "%ld,%.6f,%.4f,%.2f\n", step + 1, l, acc, el);
+        else fprintf(r->log, "%ld,%.6f,,%.2f\n", step + 1, l, el);
+        if (ex_progress_due(&pg, step) || acc >= 0) {
+            printf("step %5ld/%d  loss %.4f  %6.0f seq/s  elapsed %5.1fs  ETA %5.1fs", step + 1,
+                   cfg->steps, lt->running, seqs / (el > 0 ? el : 1e-9), el, ex_eta(&pg, step));
+            if (acc >= 0) printf("  held-out exact match %.1f%%", 100 * acc);
+            printf("\n");
+            fflush(stdout);
+        }
+    }
+    *seconds = ex_elapsed(&pg);
+    return 0;
+}
+
+/* The held-out figures: greedy exact match on the trained lengths and on longer ones, and the
+ * greedy and beam tallies of the same two sets. */
+typedef struct scores {
+    double exact, beyond;
+    tally g_in, b_in, g_out, b_out;
+} scores;
+
+/* Evaluates the trained model on both held-out sets; 0, or -1 after a message. */
+static int score(run *r, const config *cfg, scores *sc)
+{
+    sc->exact = evaluate(r->tp, &r->m, cfg, cfg->test, r->src, r->dec_in, r->dec_out,
+                         r->per_len, &r->be, &sc->g_in, &sc->b_in);
+    if (sc->exact < 0) {
+        if (sc->exact > -2.0) fprintf(stderr, "seq2seq: %s\n", ur_tape_error(r->tp));
+        return -1;
+    }
+    config lc = *cfg; /* the longer strings, each length as many times as the trained ones */
+    lc.min_len = cfg->max_len + 1;
+    lc.max_len = cfg->test_len;
+    sc->beyond = evaluate(r->tp, &r->m, &lc, cfg->test, r->src, r->dec_in, r->dec_out,
+                          r->per_len, &r->be, &sc->g_out, &sc->b_out);
+    if (sc->beyond < 0) {
+        if (sc->beyond > -2.0) fprintf(stderr, "seq2seq: %s\n", ur_tape_error(r->tp));
+        return -1;
+    }
+    return 0;
+}
+
+static double frac(long num, long den) { return (double)num / (double)den; }
+
+/* Prints the scores and the machine-readable result line. */
+static void report(const config *cfg, const run *r, const scores *sc, const ex_loss_track *lt,
+                   double train_s)
+{
+    printf("\ngreedy exact match on %d held-out strings per length:\n", cfg->test);
+    for (int L = cfg->min_len; L <= cfg->max_len; L++)
+        printf("  length %2d  %6.2f%%\n", L, 100 * r->per_len[L]);
+    printf("  overall    %6.2f%%   (training %.1fs)\n", 100 * sc->exact, train_s);
+    printf("longer than any trained on:\n");
+    for (int L = cfg->max_len + 1; L <= cfg->test_len; L++)
+        printf("  length %2d  %6.2f%%\n", L, 100 * r->per_len[L]);
+    printf("  overall    %6.2f%%\n", 100 * sc->beyond);
+    double gc = frac(sc->g_in.chars, sc->g_in.n_chars);
+    double gco = frac(sc->g_out.chars, sc->g_out.n_chars);
+    if (cfg->beam > 0) {
+        printf("greedy vs beam of %d (alpha %g), held-out strings:\n", cfg->beam,
+               (double)cfg->alpha);
+        printf("                      exact match      per character\n");
+        printf("  lengths %2d-%-2d greedy  %6.2f%%          %6.2f%%\n", cfg->min_len,
+               cfg->max_len, 100 * sc->exact, 100 * gc);
+        printf("                beam    %6.2f%%          %6.2f%%\n",
+               100 * frac(sc->b_in.exact, sc->b_in.n), 100 * frac(sc->b_in.chars, sc->b_in.n_chars));
+        printf("  lengths %2d-%-2d greedy  %6.2f%%          %6.2f%%\n", cfg->max_len + 1,
+               cfg->test_len, 100 * sc->beyond, 100 * gco);
+        printf("                beam    %6.2f%%          %6.2f%%\n",
+               100 * frac(sc->b_out.exact, sc->b_out.n),
+               100 * frac(sc->b_out.chars, sc->b_out.n_chars));
+    }
+    printf("log written to %s\n", cfg->log);
+    printf("result: exact=%.4f exact_long=%.4f exact_beyond=%.4f chars=%.4f chars_beyond=%.4f "
+           "test_len=%d attention=%d", sc->exact, r->per_len[cfg->test_len], sc->beyond, gc, gco,
+           cfg->test_len, cfg->attention);
+    if (cfg->beam > 0)
+        printf(" beam=%d beam_exact=%.4f beam_chars=%.4f beam_exact_beyond=%.4f "
+               "beam_chars_beyond=%.4f", cfg->beam, frac(sc->b_in.exact, sc->b_in.n),
+               frac(sc->b_in.chars, sc->b_in.n_chars), frac(sc->b_out.exact, sc->b_out.n),
+               frac(sc->b_out.chars, sc->b_out.n_chars));
+    printf(" first_loss=%.4f last_loss=%.4f seconds=%.1f\n", lt->first, lt->last, train_s);
+}
+
 int main(int argc, char **argv)
 {
     config cfg = {.steps = 2500, .batch = 64, .min_len = 3, .max_len = 10, .embed = 16,
@@ -388,7 +561,7 @@ int main(int argc, char **argv)
         {"max-len", EX_INT, &cfg.max_len, 1, 1000, "longest string"},
         {"embed", EX_INT, &cfg.embed, 1, 4096, "embedding size"},
         {"hidden", EX_INT, &cfg.hidden, 1, 4096, "hidden units of encoder and decoder"},
-        {"cell", EX_STRING, &cfg.cell, 0, 0, "recurrent cell: lstm, gru or elman"},
+        {"cell", EX_CHOICE, &(ex_choice){&cfg.cell, "lstm|gru|elman"}, 0, 0, "recurrent cell"},
         {"lr", EX_FLOAT, &cfg.lr, 1e-6, 10, "Adam learning rate (cosine decay to a tenth)"},
         {"clip", EX_FLOAT, &cfg.clip, 1e-3, 1e6, "global gradient-norm clipping threshold"},
         {"test", EX_INT, &cfg.test, 1, 1e6, "held-out strings per length for the final accuracy"},
@@ -396,7 +569,10 @@ int main(int argc, char **argv)
          "steps between held-out checks (a fifth of --test strings; 0: none)"},
         {"seed", EX_INT, &cfg.seed, 0, 2147483647, "random seed (same seed, same run)"},
         {"log", EX_STRING, &cfg.log, 0, 0, "CSV log: step,loss,heldout_exact,seconds"},
-        {"smoke", EX_FLAG, &cfg.smoke, 0, 0, "short run for the test suite (60 small steps)"},
+        {"smoke", EX_SMOKE,
+         (const char *[]){"--steps=60", "--hidden=32", "--batch=32", "--test=64", "--eval-every=0",
+                          NULL},
+         0, 0, "short run for the test suite"},
         {"attention", EX_FLAG, &cfg.attention, 0, 0,
          "the decoder attends to every encoder state (Luong dot-product attention)"},
         {"test-len", EX_INT, &cfg.test_len, 0, 1000,
@@ -420,11 +596,6 @@ int main(int argc, char **argv)
         "first_loss=... last_loss=...";
     int pr = ex_parse(argc, argv, 1, "seq2seq", usage, opts, (int)(sizeof opts / sizeof opts[0]));
     if (pr != 0) return pr > 0 ? 0 : 2;
-    if (strcmp(cfg.cell, "elman") != 0 && strcmp(cfg.cell, "lstm") != 0 &&
-        strcmp(cfg.cell, "gru") != 0) {
-        fprintf(stderr, "seq2seq: --cell: '%s' is not lstm, gru or elman\n", cfg.cell);
-        return 2;
-    }
     if (cfg.min_len > cfg.max_len) {
         fprintf(stderr, "seq2seq: --min-len %d is above --max-len %d\n", cfg.min_len, cfg.max_len);
         return 2;
@@ -435,159 +606,27 @@ int main(int argc, char **argv)
                 cfg.max_len);
         return 2;
     }
-    if (cfg.smoke) {
-        cfg.steps = 60;
-        cfg.hidden = 32;
-        cfg.batch = 32;
-        cfg.test = 64;
-        cfg.eval_every = 0;
-    }
     ex_blas_notice();
 
-    FILE *log = ex_csv_open(cfg.log, "step,loss,heldout_exact,seconds");
-    if (!log) return 1;
     ur_rng rng;
     ur_rng_seed(&rng, (uint64_t)cfg.seed);
-    model m;
-    char err[256];
-    if (model_init(&m, &cfg, &rng) != 0) {
-        fprintf(stderr, "seq2seq: cannot build the model: %s\n",
-                ur_model_error() ? ur_model_error() : "out of memory");
-        return 1;
-    }
-    ur_optim_config oc = ur_optim_defaults(UR_OPTIM_ADAM);
-    oc.lr = cfg.lr;
-    ur_optim *opt = ur_optim_new(m.ps, &oc, err, sizeof err);
-    size_t n = (size_t)(cfg.test_len + 2) * (size_t)cfg.batch; /* test_len > max_len */
-    int *src = malloc(n * sizeof *src), *dec_in = malloc(n * sizeof *dec_in);
-    int *dec_out = malloc(n * sizeof *dec_out);
-    double *per_len = calloc((size_t)cfg.test_len + 1, sizeof *per_len);
-    ur_tape *tp = ur_tape_new(0);
-    if (!opt || !src || !dec_in || !dec_out || !per_len || !tp) {
-        fprintf(stderr, "seq2seq: %s\n", opt ? "out of memory" : err);
-        return 1;
-    }
-    beam_ctx bc = {&m, 0, NULL};
-    beam_eval be = {NULL, &bc, cfg.beam};
-    if (cfg.beam > 0) {
-        if (cfg.attention &&
-            !(bc.enc = malloc((size_t)cfg.batch * (size_t)cfg.beam * (size_t)cfg.test_len *
-                              (size_t)cfg.hidden * sizeof *bc.enc))) {
-            fprintf(stderr, "seq2seq: out of memory for the beam's encoder states\n");
-            return 1;
-        }
-        if (!(be.bs = beam_new(&m, &bc, cfg.beam, cfg.alpha, cfg.batch, cfg.test_len))) {
-            fprintf(stderr, "seq2seq: cannot make the beam decoder: %s\n", ur_model_error());
-            return 1;
-        }
-    }
+    run r = {0};
+    ex_loss_track lt;
+    scores sc;
+    double train_s = 0;
+    int rc = 1;
+    if (!(r.log = ex_csv_open(cfg.log, "step,loss,heldout_exact,seconds"))) goto done;
+    if (run_init(&r, &cfg, &rng) != 0) goto done;
     printf("seq2seq: reversing digit strings of length %d-%d, %s %d hidden%s, %zu parameters, "
            "%d steps of %d\n", cfg.min_len, cfg.max_len, cfg.cell, cfg.hidden,
-           cfg.attention ? " with attention" : "", ur_params_numel(m.ps), cfg.steps, cfg.batch);
-
-    int rc = 1;
-    double seqs = 0.0;
-    ex_loss_track lt;
-    ex_loss_start(&lt, cfg.steps, cfg.steps >= 100 ? 20 : 5, 0.02);
-    ex_progress pg;
-    ex_progress_start(&pg, cfg.steps, 2.0);
-    for (long step = 0; step < cfg.steps; step++) {
-        int L = cfg.min_len + (int)ur_rng_below(&rng, (uint32_t)(cfg.max_len - cfg.min_len + 1));
-        draw_strings(&rng, L, cfg.batch, 0, src);
-        ur_tape_reset(tp);
-        ur_tensor *loss = teacher_forced_loss(tp, &m, src, L, cfg.batch, dec_in, dec_out);
-        if (ex_update(tp, loss, m.ps, opt, cfg.clip,
-                      ur_lr_cosine(cfg.lr, step, cfg.steps, 100, 0.1f * cfg.lr), "seq2seq",
-                      NULL) != 0)
-            goto done;
-
-        double l = loss->val[0];
-        seqs += cfg.batch;
-        ex_loss_add(&lt, step, l);
-        double acc = -1.0;
-        if (cfg.eval_every > 0 && (step + 1) % cfg.eval_every == 0 && step + 1 < cfg.steps) {
-            int n_check = cfg.test / 5 > 0 ? cfg.test / 5 : 1;
-            acc = evaluate(tp, &m, &cfg, n_check, src, dec_in, dec_out, NULL, NULL, NULL, NULL);
-            if (acc < 0) {
-                fprintf(stderr, "seq2seq: %s\n", ur_tape_error(tp));
-                goto done;
-            }
-        }
-        double el = ex_elapsed(&pg);
-        if (acc >= 0) fprintf(log, "%ld,%.6f,%.4f,%.2f\n", step + 1, l, acc, el);
-        else fprintf(log, "%ld,%.6f,,%.2f\n", step + 1, l, el);
-        if (ex_progress_due(&pg, step) || acc >= 0) {
-            printf("step %5ld/%d  loss %.4f  %6.0f seq/s  elapsed %5.1fs  ETA %5.1fs", step + 1,
-                   cfg.steps, lt.running, seqs / (el > 0 ? el : 1e-9), el, ex_eta(&pg, step));
-            if (acc >= 0) printf("  held-out exact match %.1f%%", 100 * acc);
-            printf("\n");
-            fflush(stdout);
-        }
-    }
-    double train_s = ex_elapsed(&pg);
-    tally g_in, b_in, g_out, b_out;
-    double exact = evaluate(tp, &m, &cfg, cfg.test, src, dec_in, dec_out, per_len, &be, &g_in,
-                            &b_in);
-    if (exact < 0) {
-        if (exact > -2.0) fprintf(stderr, "seq2seq: %s\n", ur_tape_error(tp));
-        goto done;
-    }
-    config lc = cfg; /* the longer strings, each length as many times as the trained ones */
-    lc.min_len = cfg.max_len + 1;
-    lc.max_len = cfg.test_len;
-    double beyond = evaluate(tp, &m, &lc, cfg.test, src, dec_in, dec_out, per_len, &be, &g_out,
-                             &b_out);
-    if (beyond < 0) {
-        if (beyond > -2.0) fprintf(stderr, "seq2seq: %s\n", ur_tape_error(tp));
-        goto done;
-    }
-    fprintf(log, "%d,%.6f,%.4f,%.2f\n", cfg.steps, lt.last, exact, ex_elapsed(&pg));
-    printf("\ngreedy exact match on %d held-out strings per length:\n", cfg.test);
-    for (int L = cfg.min_len; L <= cfg.max_len; L++)
-        printf("  length %2d  %6.2f%%\n", L, 100 * per_len[L]);
-    printf("  overall    %6.2f%%   (training %.1fs)\n", 100 * exact, train_s);
-    printf("longer than any trained on:\n");
-    for (int L = lc.min_len; L <= lc.max_len; L++)
-        printf("  length %2d  %6.2f%%\n", L, 100 * per_len[L]);
-    printf("  overall    %6.2f%%\n", 100 * beyond);
-    double gc = (double)g_in.chars / (double)g_in.n_chars;
-    double gco = (double)g_out.chars / (double)g_out.n_chars;
-    if (cfg.beam > 0) {
-        printf("greedy vs beam of %d (alpha %g), held-out strings:\n", cfg.beam, (double)cfg.alpha);
-        printf("                      exact match      per character\n");
-        printf("  lengths %2d-%-2d greedy  %6.2f%%          %6.2f%%\n", cfg.min_len, cfg.max_len,
-               100 * exact, 100 * gc);
-        printf("                beam    %6.2f%%          %6.2f%%\n",
-               100.0 * (double)b_in.exact / (double)b_in.n,
-               100.0 * (double)b_in.chars / (double)b_in.n_chars);
-        printf("  lengths %2d-%-2d greedy  %6.2f%%          %6.2f%%\n", lc.min_len, lc.max_len,
-               100 * beyond, 100 * gco);
-        printf("                beam    %6.2f%%          %6.2f%%\n",
-               100.0 * (double)b_out.exact / (double)b_out.n,
-               100.0 * (double)b_out.chars / (double)b_out.n_chars);
-    }
-    printf("log written to %s\n", cfg.log);
-    printf("result: exact=%.4f exact_long=%.4f exact_beyond=%.4f chars=%.4f chars_beyond=%.4f "
-           "test_len=%d attention=%d", exact, per_len[cfg.test_len], beyond, gc, gco,
-           cfg.test_len, cfg.attention);
-    if (cfg.beam > 0)
-        printf(" beam=%d beam_exact=%.4f beam_chars=%.4f beam_exact_beyond=%.4f "
-               "beam_chars_beyond=%.4f", cfg.beam, (double)b_in.exact / (double)b_in.n,
-               (double)b_in.chars / (double)b_in.n_chars, (double)b_out.exact / (double)b_out.n,
-               (double)b_out.chars / (double)b_out.n_chars);
-    printf(" first_loss=%.4f last_loss=%.4f seconds=%.1f\n", lt.first, lt.last, train_s);
+           cfg.attention ? " with attention" : "", ur_params_numel(r.m.ps), cfg.steps, cfg.batch);
+    if (train(&r, &cfg, &rng, &lt, &train_s) != 0 || score(&r, &cfg, &sc) != 0) goto done;
+    fprintf(r.log, "%d,%.6f,%.4f,%.2f\n", cfg.steps, lt.last, sc.exact, train_s);
+    report(&cfg, &r, &sc, &lt, train_s);
     rc = 0;
 done:
-    if (ex_close_output(log, cfg.log, "seq2seq") != 0) rc = 1;
+    if (ex_close_output(r.log, cfg.log, "seq2seq") != 0) rc = 1;
     if (ex_finish_stdout("seq2seq") != 0) rc = 1;
-    ur_beam_free(be.bs);
-    free(bc.enc);
-    ur_tape_free(tp);
-    free(per_len);
-    free(dec_out);
-    free(dec_in);
-    free(src);
-    ur_optim_free(opt);
-    ur_params_free(m.ps);
+    run_free(&r);
     return rc;
 }
