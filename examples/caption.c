@@ -27,14 +27,10 @@
  *
  * Shapes: B = batch, T = longest caption + 1, P = 972 pixels, Z = encoder width, E =
  * embedding, H = hidden, V = 22 words. Decoder inputs are time-stacked: row t*B + b. */
-#define _POSIX_C_SOURCE 200809L
-#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include "examples/bleu.h"
 #include "examples/common.h"
@@ -199,7 +195,6 @@ static void print_words(FILE *f, const int *w, int n)
 
 typedef struct config {
     int steps, batch, hidden, embed, enc, objects, jitter, beam, test, eval_every, show, seed;
-    int smoke;
     float lr, clip, noise, alpha;
     const char *log, *plot;
 } config;
@@ -385,70 +380,159 @@ static void print_image(const scene *s)
 
 /* ---- Plot ----------------------------------------------------------------------------------- */
 
-/* 1 if an executable called name is on PATH. */
-static int on_path(const char *name)
-{
-    const char *path = getenv("PATH");
-    char dir[4096];
-    while (path && *path) {
-        size_t len = strcspn(path, ":");
-        if (len > 0 && len + strlen(name) + 2 < sizeof dir) {
-            memcpy(dir, path, len);
-            snprintf(dir + len, sizeof dir - len, "/%s", name);
-            if (access(dir, X_OK) == 0) return 1;
-        }
-        path += len + (path[len] == ':');
-    }
-    return 0;
-}
-
-/* s in gnuplot's single quotes (a quote doubled). */
-static void gp_quoted(FILE *f, const char *s)
-{
-    fputc('\'', f);
-    for (; *s; s++) {
-        if (*s == '\'') fputc('\'', f);
-        fputc(*s, f);
-    }
-    fputc('\'', f);
-}
-
-/* Plots the log's loss and held-out BLEU-4 into png with gnuplot. 0, or -1 after a message. */
+/* The loss curve and the held-out scores from the CSV log, drawn by gnuplot as png. 0, 1 when
+ * gnuplot is not installed (said, not an error), or -1 after a message. */
 static int plot(const char *csv, const char *png)
 {
-    FILE *gp = popen("gnuplot", "w");
-    if (!gp) {
-        fprintf(stderr, "caption: cannot run gnuplot: %s\n", strerror(errno));
+    char c[1024], p[1024], script[4096];
+    if (ex_gnuplot_quote(c, sizeof c, csv) != 0 || ex_gnuplot_quote(p, sizeof p, png) != 0) {
+        fprintf(stderr, "caption: file names too long for the plot\n");
         return -1;
     }
-    fprintf(gp, "set terminal png size 1000,420\nset output ");
-    gp_quoted(gp, png);
-    fprintf(gp, "\nset datafile separator ','\nset key autotitle columnhead\n"
-                "set multiplot layout 1,2\nset xlabel 'step'\nset logscale y\n"
-                "set title 'training loss (mean NLL per token)'\nplot ");
-    gp_quoted(gp, csv);
-    fprintf(gp, " using 1:2 with lines notitle\nunset logscale y\nset yrange [0:1]\n"
-                "set title 'held-out BLEU-4 and exact match (greedy)'\nplot ");
-    gp_quoted(gp, csv);
-    fprintf(gp, " using 1:5 with linespoints title 'BLEU-4', ");
-    gp_quoted(gp, csv);
-    fprintf(gp, " using 1:6 with linespoints title 'exact match'\nunset multiplot\n");
-    int st = pclose(gp);
-    struct stat sb;
-    if (st != 0 || stat(png, &sb) != 0 || sb.st_size == 0) {
-        fprintf(stderr, "caption: gnuplot could not write the plot %s (status %d)\n", png, st);
+    int n = snprintf(script, sizeof script,
+                     "set terminal png size 1000,420\nset output %s\n"
+                     "set datafile separator ','\nset key autotitle columnhead\n"
+                     "set multiplot layout 1,2\nset xlabel 'step'\nset logscale y\n"
+                     "set title 'training loss (mean NLL per token)'\n"
+                     "plot %s using 1:2 with lines notitle\nunset logscale y\nset yrange [0:1]\n"
+                     "set title 'held-out BLEU-4 and exact match (greedy)'\n"
+                     "plot %s using 1:5 with linespoints title 'BLEU-4', "
+                     "%s using 1:6 with linespoints title 'exact match'\nunset multiplot\n",
+                     p, c, c, c);
+    if (n < 0 || (size_t)n >= sizeof script) {
+        fprintf(stderr, "caption: the plot script is too long\n");
         return -1;
     }
+    return ex_gnuplot("caption", script, png);
+}
+
+/* Everything one run holds. */
+typedef struct run {
+    model m;
+    ur_optim *opt;
+    ur_beam *greedy, *beam; /* decoders of width 1 and --beam */
+    batch tr, ev;
+    scene *test;            /* the held-out scenes */
+    int n_show, *shown, *shown_len; /* the captions of the images printed, greedy then beam */
+    ur_tape *tp;
+    FILE *log;
+} run;
+
+/* Builds the model, optimizer, decoders, batches and held-out scenes; 0, or -1 after a message. */
+static int run_init(run *r, const config *cfg, ur_rng *rng)
+{
+    char err[256] = "";
+    if (model_init(&r->m, cfg, rng) != 0) {
+        fprintf(stderr, "caption: cannot build the model: %s\n",
+                ur_model_error() ? ur_model_error() : "out of memory");
+        return -1;
+    }
+    ur_optim_config oc = ur_optim_defaults(UR_OPTIM_ADAM);
+    oc.lr = cfg->lr;
+    r->opt = ur_optim_new(r->m.ps, &oc, err, sizeof err);
+    ur_beam_opts bo = {.width = 1, .start = W_START, .end = W_END, .max_len = MAX_TOKENS,
+                       .length_alpha = cfg->alpha, .embed = r->m.emb, .head_w = r->m.V,
+                       .head_b = r->m.c};
+    r->greedy = ur_beam_new(&r->m.dec, &bo, cfg->batch);
+    bo.width = cfg->beam;
+    if (r->greedy) r->beam = ur_beam_new(&r->m.dec, &bo, cfg->batch);
+    r->test = malloc((size_t)cfg->test * sizeof *r->test);
+    r->n_show = cfg->show < cfg->test ? cfg->show : cfg->test;
+    r->shown = malloc((size_t)(2 * r->n_show + 1) * MAX_TOKENS * sizeof *r->shown);
+    r->shown_len = malloc((size_t)(2 * r->n_show + 1) * sizeof *r->shown_len);
+    r->tp = ur_tape_new(0);
+    if (!r->opt || !r->beam || !r->test || !r->shown || !r->shown_len || !r->tp ||
+        batch_alloc(&r->tr, cfg->batch) != 0 || batch_alloc(&r->ev, cfg->batch) != 0) {
+        fprintf(stderr, "caption: %s\n",
+                !r->opt ? err : !r->beam ? ur_model_error() : "out of memory");
+        return -1;
+    }
+    ur_rng test_rng;
+    ur_rng_seed(&test_rng, (uint64_t)cfg->seed * 7919u + 101u);
+    for (int i = 0; i < cfg->test; i++)
+        draw_scene(&test_rng, cfg->objects, cfg->jitter, 1, &r->test[i]);
     return 0;
 }
 
-/* Closes the log, checking every write reached it. 0, or -1 after a message. */
-static int close_log(FILE *f, const char *path)
+static void run_free(run *r)
 {
-    int bad = ferror(f) != 0;
-    if (fclose(f) != 0) bad = 1;
-    if (bad) fprintf(stderr, "caption: cannot write the log %s\n", path);
-    return bad ? -1 : 0;
+    ur_beam_free(r->greedy);
+    ur_beam_free(r->beam);
+    ur_tape_free(r->tp);
+    batch_free(&r->tr);
+    batch_free(&r->ev);
+    free(r->test);
+    free(r->shown);
+    free(r->shown_len);
+    ur_optim_free(r->opt);
+    ur_params_free(r->m.ps);
+}
+
+/* Trains with teacher forcing on batches of uneven caption lengths, checking the held-out
+ * scenes (greedy) every --eval-every steps; progress lines and a CSV row per step. tokens gets
+ * the caption tokens trained on. 0, or -1 after a message. */
+static int train(run *r, const config *cfg, ur_rng *data, ex_loss_track *lt, double *tokens,
+                 double *seconds)
+{
+    ex_loss_start(lt, cfg->steps, cfg->steps >= 100 ? 20 : 5, 0.02);
+    ex_progress pg;
+    ex_progress_start(&pg, cfg->steps, 2.0);
+    int n_check = cfg->test / 5 > 0 ? cfg->test / 5 : 1;
+    for (long step = 0; step < cfg->steps; step++) {
+        batch_fill(&r->tr, cfg->batch, NULL, data, cfg, 0);
+        ur_tape_reset(r->tp);
+        ur_tensor *loss = caption_loss(r->tp, &r->m, &r->tr);
+        if (ex_update(r->tp, loss, r->m.ps, r->opt, cfg->clip,
+                      ur_lr_cosine(cfg->lr, step, cfg->steps, 100, 0.1f * cfg->lr), "caption",
+                      NULL) != 0)
+            return -1;
+        double l = loss->val[0];
+        for (int i = 0; i < cfg->batch; i++) *tokens += r->tr.lengths[i];
+        ex_loss_add(lt, step, l);
+        scores sc = {-1, -1};
+        if (cfg->eval_every > 0 && (step + 1) % cfg->eval_every == 0 && step + 1 < cfg->steps &&
+            evaluate(r->tp, &r->m, r->greedy, r->test, n_check, cfg, &r->ev, 0, NULL, NULL,
+                     &sc) != 0)
+            return -1;
+        double el = ex_elapsed(&pg), tps = *tokens / (el > 0 ? el : 1e-9);
+        fprintf(r->log, "%ld,%.6f,%.0f,%.2f,", step + 1, l, tps, el);
+        if (sc.bleu >= 0) fprintf(r->log, "%.4f,%.4f\n", sc.bleu, sc.exact);
+        else fprintf(r->log, ",\n");
+        if (ex_progress_due(&pg, step) || sc.bleu >= 0) {
+            printf("step %5ld/%d  loss %.4f  %7.0f tokens/s  elapsed %5.1fs  ETA %5.1fs",
+                   step + 1, cfg->steps, lt->running, tps, el, ex_eta(&pg, step));
+            if (sc.bleu >= 0)
+                printf("  held-out greedy BLEU-4 %.3f, exact %.1f%%", sc.bleu, 100 * sc.exact);
+            printf("\n");
+            fflush(stdout);
+        }
+    }
+    *seconds = ex_elapsed(&pg);
+    return 0;
+}
+
+/* The first images with their reference, greedy and beam captions, and both scores. */
+static void report(const run *r, const config *cfg, const scores *g, const scores *bm,
+                   const double t[3])
+{
+    int n_show = r->n_show;
+    for (int i = 0; i < n_show; i++) {
+        int ref[MAX_WORDS], rn = caption_of(&r->test[i], ref);
+        printf("\nheld-out image %d:\n", i + 1);
+        print_image(&r->test[i]);
+        printf("  reference: ");
+        print_words(stdout, ref, rn);
+        printf("\n  greedy:    ");
+        print_words(stdout, r->shown + i * MAX_TOKENS, r->shown_len[i]);
+        printf("\n  beam %-2d:   ", cfg->beam);
+        print_words(stdout, r->shown + (n_show + i) * MAX_TOKENS, r->shown_len[n_show + i]);
+        printf("\n");
+    }
+    printf("\nheld-out images: %d (scenes never seen in training)\n", cfg->test);
+    printf("  greedy        BLEU-4 %.4f  exact match %6.2f%%  (%.2fs)\n", g->bleu, 100 * g->exact,
+           t[1] - t[0]);
+    printf("  beam of %-4d  BLEU-4 %.4f  exact match %6.2f%%  (%.2fs)\n", cfg->beam, bm->bleu,
+           100 * bm->exact, t[2] - t[1]);
 }
 
 int main(int argc, char **argv)
@@ -482,7 +566,10 @@ int main(int argc, char **argv)
          "CSV log: step,loss,tokens_per_s,seconds,bleu,exact (the last two when evaluated)"},
         {"plot", EX_STRING, &cfg.plot, 0, 0,
          "PNG plot of the log, drawn by gnuplot when it is installed ('none': no plot)"},
-        {"smoke", EX_FLAG, &cfg.smoke, 0, 0, "short run for the test suite (80 small steps)"},
+        {"smoke", EX_SMOKE,
+         (const char *[]){"--steps=80", "--hidden=32", "--enc=64", "--batch=32", "--test=64",
+                          "--eval-every=40", "--show=1", NULL},
+         0, 0, "short run for the test suite"},
     };
     const char *usage =
         "Image captioning on a generated data set: 18x18 images of one to three coloured\n"
@@ -496,155 +583,51 @@ int main(int argc, char **argv)
         "result: bleu_greedy=... bleu_beam=... exact_greedy=... exact_beam=... ...";
     int pr = ex_parse(argc, argv, 1, "caption", usage, opts, (int)(sizeof opts / sizeof opts[0]));
     if (pr != 0) return pr > 0 ? 0 : 2;
-    if (cfg.smoke) {
-        cfg.steps = 80;
-        cfg.hidden = 32;
-        cfg.enc = 64;
-        cfg.batch = 32;
-        cfg.test = 64;
-        cfg.eval_every = 40;
-        cfg.show = 1;
-    }
-    int want_plot = strcmp(cfg.plot, "none") != 0;
     ex_blas_notice();
 
-    FILE *log = ex_csv_open(cfg.log, "step,loss,tokens_per_s,seconds,bleu,exact");
-    if (!log) return 1;
     ur_rng rng, data;
     ur_rng_seed(&rng, (uint64_t)cfg.seed);
-    ur_rng_seed(&data, (uint64_t)cfg.seed * 2654435761u + 5u);
-    model m;
-    char err[256];
-    if (model_init(&m, &cfg, &rng) != 0) {
-        fprintf(stderr, "caption: cannot build the model: %s\n",
-                ur_model_error() ? ur_model_error() : "out of memory");
-        return 1;
-    }
-    ur_optim_config oc = ur_optim_defaults(UR_OPTIM_ADAM);
-    oc.lr = cfg.lr;
-    ur_optim *opt = ur_optim_new(m.ps, &oc, err, sizeof err);
-    ur_beam_opts bo = {.width = 1, .start = W_START, .end = W_END, .max_len = MAX_TOKENS,
-                       .length_alpha = cfg.alpha, .embed = m.emb, .head_w = m.V, .head_b = m.c};
-    ur_beam *greedy = ur_beam_new(&m.dec, &bo, cfg.batch), *beam = NULL;
-    bo.width = cfg.beam;
-    if (greedy) beam = ur_beam_new(&m.dec, &bo, cfg.batch);
-    batch tr, ev;
-    scene *test = malloc((size_t)cfg.test * sizeof *test);
-    int n_show = cfg.show < cfg.test ? cfg.show : cfg.test;
-    int *shown = malloc((size_t)(2 * n_show + 1) * MAX_TOKENS * sizeof *shown);
-    int *shown_len = malloc((size_t)(2 * n_show + 1) * sizeof *shown_len);
-    ur_tape *tp = ur_tape_new(0);
+    ex_rng_stream(&data, cfg.seed, 5);
+    run r = {0};
+    ex_loss_track lt;
+    scores g, bm;
+    double tokens = 0.0, train_s = 0.0, t[3];
     int rc = 1;
-    if (!opt || !beam || !test || !shown || !shown_len || !tp || batch_alloc(&tr, cfg.batch) != 0 ||
-        batch_alloc(&ev, cfg.batch) != 0) {
-        fprintf(stderr, "caption: %s\n", !opt ? err : !beam ? ur_model_error() : "out of memory");
-        return 1;
-    }
-    ur_rng test_rng;
-    ur_rng_seed(&test_rng, (uint64_t)cfg.seed * 7919u + 101u);
-    for (int i = 0; i < cfg.test; i++) draw_scene(&test_rng, cfg.objects, cfg.jitter, 1, &test[i]);
+    if (!(r.log = ex_csv_open(cfg.log, "step,loss,tokens_per_s,seconds,bleu,exact"))) goto done;
+    if (run_init(&r, &cfg, &rng) != 0) goto done;
     printf("caption: %dx%d images of 1-%d shapes, LSTM %d hidden, encoder %d, %zu parameters, "
            "%d steps of %d\n", SIDE, SIDE, cfg.objects, cfg.hidden, cfg.enc,
-           ur_params_numel(m.ps), cfg.steps, cfg.batch);
-
-    double tokens = 0.0;
-    ex_loss_track lt;
-    ex_loss_start(&lt, cfg.steps, cfg.steps >= 100 ? 20 : 5, 0.02);
-    ex_progress pg;
-    ex_progress_start(&pg, cfg.steps, 2.0);
-    int n_check = cfg.test / 5 > 0 ? cfg.test / 5 : 1;
-    for (long step = 0; step < cfg.steps; step++) {
-        batch_fill(&tr, cfg.batch, NULL, &data, &cfg, 0);
-        ur_tape_reset(tp);
-        ur_tensor *loss = caption_loss(tp, &m, &tr);
-        if (ex_update(tp, loss, m.ps, opt, cfg.clip,
-                      ur_lr_cosine(cfg.lr, step, cfg.steps, 100, 0.1f * cfg.lr), "caption",
-                      NULL) != 0)
-            goto done;
-        double l = loss->val[0];
-        for (int i = 0; i < cfg.batch; i++) tokens += tr.lengths[i];
-        ex_loss_add(&lt, step, l);
-        scores sc = {-1, -1};
-        if (cfg.eval_every > 0 && (step + 1) % cfg.eval_every == 0 && step + 1 < cfg.steps &&
-            evaluate(tp, &m, greedy, test, n_check, &cfg, &ev, 0, NULL, NULL, &sc) != 0)
-            goto done;
-        double el = ex_elapsed(&pg), tps = tokens / (el > 0 ? el : 1e-9);
-        fprintf(log, "%ld,%.6f,%.0f,%.2f,", step + 1, l, tps, el);
-        if (sc.bleu >= 0) fprintf(log, "%.4f,%.4f\n", sc.bleu, sc.exact);
-        else fprintf(log, ",\n");
-        if (ex_progress_due(&pg, step) || sc.bleu >= 0) {
-            printf("step %5ld/%d  loss %.4f  %7.0f tokens/s  elapsed %5.1fs  ETA %5.1fs", step + 1,
-                   cfg.steps, lt.running, tps, el, ex_eta(&pg, step));
-            if (sc.bleu >= 0)
-                printf("  held-out greedy BLEU-4 %.3f, exact %.1f%%", sc.bleu, 100 * sc.exact);
-            printf("\n");
-            fflush(stdout);
-        }
-    }
-    double train_s = ex_elapsed(&pg);
-    scores g, bm;
-    double t0 = ex_now();
-    if (evaluate(tp, &m, greedy, test, cfg.test, &cfg, &ev, n_show, shown, shown_len, &g) != 0)
+           ur_params_numel(r.m.ps), cfg.steps, cfg.batch);
+    if (train(&r, &cfg, &data, &lt, &tokens, &train_s) != 0) goto done;
+    t[0] = ex_now();
+    if (evaluate(r.tp, &r.m, r.greedy, r.test, cfg.test, &cfg, &r.ev, r.n_show, r.shown,
+                 r.shown_len, &g) != 0)
         goto done;
-    double t1 = ex_now();
-    if (evaluate(tp, &m, beam, test, cfg.test, &cfg, &ev, n_show, shown + n_show * MAX_TOKENS,
-                 shown_len + n_show, &bm) != 0)
+    t[1] = ex_now();
+    if (evaluate(r.tp, &r.m, r.beam, r.test, cfg.test, &cfg, &r.ev, r.n_show,
+                 r.shown + r.n_show * MAX_TOKENS, r.shown_len + r.n_show, &bm) != 0)
         goto done;
-    double t2 = ex_now();
-    fprintf(log, "%d,%.6f,%.0f,%.2f,%.4f,%.4f\n", cfg.steps, lt.last, tokens / train_s,
-            ex_elapsed(&pg), g.bleu, g.exact);
-    if (close_log(log, cfg.log) != 0) {
-        log = NULL;
-        goto done;
-    }
-    log = NULL;
-
-    for (int i = 0; i < n_show; i++) {
-        int ref[MAX_WORDS], rn = caption_of(&test[i], ref);
-        printf("\nheld-out image %d:\n", i + 1);
-        print_image(&test[i]);
-        printf("  reference: ");
-        print_words(stdout, ref, rn);
-        printf("\n  greedy:    ");
-        print_words(stdout, shown + i * MAX_TOKENS, shown_len[i]);
-        printf("\n  beam %-2d:   ", cfg.beam);
-        print_words(stdout, shown + (n_show + i) * MAX_TOKENS, shown_len[n_show + i]);
-        printf("\n");
-    }
-    printf("\nheld-out images: %d (scenes never seen in training)\n", cfg.test);
-    printf("  greedy        BLEU-4 %.4f  exact match %6.2f%%  (%.2fs)\n", g.bleu, 100 * g.exact,
-           t1 - t0);
-    printf("  beam of %-4d  BLEU-4 %.4f  exact match %6.2f%%  (%.2fs)\n", cfg.beam, bm.bleu,
-           100 * bm.exact, t2 - t1);
+    t[2] = ex_now();
+    fprintf(r.log, "%d,%.6f,%.0f,%.2f,%.4f,%.4f\n", cfg.steps, lt.last, tokens / train_s,
+            train_s, g.bleu, g.exact);
+    int log_bad = ex_close_output(r.log, cfg.log, "caption");
+    r.log = NULL;
+    if (log_bad) goto done;
+    report(&r, &cfg, &g, &bm, t);
     printf("training %.1fs, %.0f tokens/s; log written to %s\n", train_s, tokens / train_s,
            cfg.log);
-    if (want_plot) {
-        if (!on_path("gnuplot")) {
-            printf("gnuplot is not installed: no plot\n");
-        } else {
-            if (plot(cfg.log, cfg.plot) != 0) goto done;
-            printf("plot written to %s\n", cfg.plot);
-        }
+    if (strcmp(cfg.plot, "none") != 0) {
+        int pl = plot(cfg.log, cfg.plot);
+        if (pl < 0) goto done;
+        if (pl == 0) printf("plot written to %s\n", cfg.plot);
     }
     printf("result: bleu_greedy=%.4f bleu_beam=%.4f exact_greedy=%.4f exact_beam=%.4f beam=%d "
            "first_loss=%.4f last_loss=%.4f seconds=%.1f\n", g.bleu, bm.bleu, g.exact, bm.exact,
            cfg.beam, lt.first, lt.last, train_s);
-    if (fflush(stdout) != 0 || ferror(stdout)) {
-        fprintf(stderr, "caption: cannot write the results to stdout\n");
-        goto done;
-    }
     rc = 0;
 done:
-    if (log && close_log(log, cfg.log) != 0) rc = 1;
-    ur_beam_free(greedy);
-    ur_beam_free(beam);
-    ur_tape_free(tp);
-    batch_free(&tr);
-    batch_free(&ev);
-    free(test);
-    free(shown);
-    free(shown_len);
-    ur_optim_free(opt);
-    ur_params_free(m.ps);
+    if (ex_close_output(r.log, cfg.log, "caption") != 0) rc = 1;
+    if (ex_finish_stdout("caption") != 0) rc = 1;
+    run_free(&r);
     return rc;
 }
