@@ -539,7 +539,7 @@ int main(int argc, char **argv)
 {
     config cfg = {.steps = 5000, .batch = 64, .hidden = 128, .embed = 32, .enc = 256,
                   .objects = 3, .jitter = 0, .beam = 5, .test = 500, .eval_every = 500,
-                  .show = 4, .seed = 1, .lr = 3e-3f, .clip = 5.0f, .noise = 0.05f,
+                  .show = 4, .seed = 1, .lr = 3e-3f, .clip = 5.0f, .noise = 0.05f, .alpha = 1.0f,
                   .log = "caption.csv",
                   .plot = "caption.png"};
     const ex_opt opts[] = {
@@ -556,7 +556,8 @@ int main(int argc, char **argv)
         {"clip", EX_FLOAT, &cfg.clip, 1e-3, 1e6, "global gradient-norm clipping threshold"},
         {"beam", EX_INT, &cfg.beam, 1, 64, "beam width of the second decoding (1: greedy)"},
         {"length-alpha", EX_FLOAT, &cfg.alpha, 0, 10,
-         "beam length normalisation: rank by log P / length^alpha (0: log P)"},
+         "beam length normalisation: rank by log P / length^alpha (0: log P, which favours "
+         "short captions that BLEU-4's brevity penalty then punishes)"},
         {"test", EX_INT, &cfg.test, 1, 1e6, "held-out images for the final scores"},
         {"eval-every", EX_INT, &cfg.eval_every, 0, 1e7,
          "steps between held-out checks (greedy, on the first fifth of --test; 0: none)"},
