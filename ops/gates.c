@@ -314,7 +314,8 @@ UR_VECTOR_BODY void cho_reset_row_body(int H, float *restrict x, float *restrict
     for (int j = 0; j < 2 * H; j++) x[j] = ur_sigmoid1(x[j] + g[j]);
     for (int j = 0; j < H; j++) g[j] = x[j] * hp[j];
 }
-UR_VECTOR_VOID(cho_reset_row, (int H, float *restrict x, float *restrict g, const float *restrict hp),
+UR_VECTOR_VOID(cho_reset_row,
+               (int H, float *restrict x, float *restrict g, const float *restrict hp),
                (H, x, g, hp))
 
 UR_VECTOR_BODY void cho_out_row_body(int H, float *restrict x, const float *restrict hp,
@@ -326,7 +327,8 @@ UR_VECTOR_BODY void cho_out_row_body(int H, float *restrict x, const float *rest
         h[j] = (1.0f - z) * n + z * hp[j];
     }
 }
-UR_VECTOR_VOID(cho_out_row, (int H, float *restrict x, const float *restrict hp, float *restrict h),
+UR_VECTOR_VOID(cho_out_row,
+               (int H, float *restrict x, const float *restrict hp, float *restrict h),
                (H, x, hp, h))
 
 /* da into da[0..H), the z and n gradients, and h_prev's through z */
@@ -385,14 +387,16 @@ static void cho_reset_rows(void *ctx, int r0, int r1)
 {
     const cho_job *j = ctx;
     size_t H = (size_t)j->H;
-    for (int r = r0; r < r1; r++) cho_reset_row(j->H, j->x + r * 3 * H, j->g + r * 2 * H, j->hp + r * H);
+    for (int r = r0; r < r1; r++)
+        cho_reset_row(j->H, j->x + r * 3 * H, j->g + r * 2 * H, j->hp + r * H);
 }
 
 static void cho_out_rows(void *ctx, int r0, int r1)
 {
     const cho_job *j = ctx;
     size_t H = (size_t)j->H;
-    for (int r = r0; r < r1; r++) cho_out_row(j->H, j->x + r * 3 * H, j->hp + r * H, j->h + r * H);
+    for (int r = r0; r < r1; r++)
+        cho_out_row(j->H, j->x + r * 3 * H, j->hp + r * H, j->h + r * H);
 }
 
 static void cho_back_gates_rows(void *ctx, int r0, int r1)

@@ -1,7 +1,7 @@
 /* The recurrent product's own kernels and thread pool (ops/rgemm.h, ops/pool.h), and the
  * unroll's states written in place: every kernel the CPU has against a double-precision
  * product on awkward shapes, the pool under many quick runs, the unroll's rules for a
- * step's h_out, and the fused GRU gates against generic ops. */
+ * step's h_out, and the fused steps of both GRUs against generic ops. */
 #include "tests/ur_test.h"
 
 #include <stdatomic.h>
@@ -368,11 +368,14 @@ START_TEST(test_gru_cho_gates_match_generic_ops)
                       dhp[1][k]);
     }
     for (int k = 0; k < B * 3 * H; k++)
-        ck_assert_msg(fabsf(dx[0][k] - dx[1][k]) <= 1e-6f, "dx[%d] %g vs %g", k, dx[0][k], dx[1][k]);
+        ck_assert_msg(fabsf(dx[0][k] - dx[1][k]) <= 1e-6f, "dx[%d] %g vs %g", k, dx[0][k],
+                      dx[1][k]);
     for (int k = 0; k < B * 2 * H; k++)
-        ck_assert_msg(fabsf(dg[0][k] - dg[1][k]) <= 1e-6f, "dg[%d] %g vs %g", k, dg[0][k], dg[1][k]);
+        ck_assert_msg(fabsf(dg[0][k] - dg[1][k]) <= 1e-6f, "dg[%d] %g vs %g", k, dg[0][k],
+                      dg[1][k]);
     for (int k = 0; k < H * H; k++)
-        ck_assert_msg(fabsf(du[0][k] - du[1][k]) <= 1e-6f, "dUn[%d] %g vs %g", k, du[0][k], du[1][k]);
+        ck_assert_msg(fabsf(du[0][k] - du[1][k]) <= 1e-6f, "dUn[%d] %g vs %g", k, du[0][k],
+                      du[1][k]);
 }
 END_TEST
 
@@ -401,7 +404,8 @@ START_TEST(test_gru_cho_gates_rules)
             ck_assert_int_eq(h->cols, H);
         } else {
             ck_assert_ptr_nonnull(ur_tape_error(tp));
-            ck_assert_msg(strstr(ur_tape_error(tp), c[i].want), "case %zu: %s", i, ur_tape_error(tp));
+            ck_assert_msg(strstr(ur_tape_error(tp), c[i].want), "case %zu: %s", i,
+                          ur_tape_error(tp));
         }
         ur_tape_free(tp);
     }
