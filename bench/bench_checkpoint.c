@@ -160,6 +160,7 @@ static int cell_ratios(int I, int Hd, int B, ur_rng *rng)
            "target: a ratio of at most 1.5:\n\n"
            "| cell | tape after forward MiB | BPTT minimum MiB | ratio | nodes |\n"
            "|---|---:|---:|---:|---:|\n", T, B, I, Hd);
+    int over = 0;
     for (int c = 0; c < 4; c++) {
         ur_tape_reset(tp);
         ur_seq seq;
@@ -174,7 +175,10 @@ static int cell_ratios(int I, int Hd, int B, ur_rng *rng)
                (double)used / (double)min, ur_tape_node_count(tp));
         printf("RATIO cell=%s tape=%zu min=%zu ratio=%.3f\n", cells[c].kind, used, min,
                (double)used / (double)min);
+        if ((double)used > 1.5 * (double)min) over++;
     }
+    printf("\n%s\n", over ? "some cell's tape is over the 1.5 target"
+                          : "every cell's tape is within the 1.5 target");
     free(x);
     ur_tape_free(tp);
     ur_params_free(ps);

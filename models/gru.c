@@ -31,21 +31,15 @@ static ur_state gru_step(ur_tape *tp, const ur_cell *cell, const ur_step_in *in,
  *     [xr | xz | xn] = x_t Wx + bx,   [hr | hz] = h_{t-1} Wh + bh   (declared, batched)
  *     r = sigmoid(xr + hr),  z = sigmoid(xz + hz)
  *     n = tanh(xn + (r * h_{t-1}) Un)  (r * h is new at every step: a per-step product)
- *     h_t = (1 - z) * n + z * h_{t-1} */
+ *     h_t = (1 - z) * n + z * h_{t-1}
+ * in one fused op (ur_gru_cho_gates, ops/gates.c), which overwrites both of the unroll's
+ * temporaries and keeps only r * h_{t-1} besides [r | z | n]; tests/test_kernels checks it
+ * against these equations written with generic ops. */
 static ur_state gru_cho_step(ur_tape *tp, const ur_cell *cell, const ur_step_in *in,
                              ur_state prev)
 {
-    ur_state s = {NULL, NULL};
-    ur_tensor *x[3], *h[2];
-    if (ur_split_cols(tp, in->proj[0], 3, x) != 0 || ur_split_cols(tp, in->rec[0], 2, h) != 0) {
-        s.h = ur_tape_poison(tp);
-        return s;
-    }
-    ur_tensor *r = ur_sigmoid(tp, ur_add(tp, x[0], h[0]));
-    ur_tensor *z = ur_sigmoid(tp, ur_add(tp, x[1], h[1]));
-    ur_tensor *n = ur_tanh(tp, ur_addmm(tp, x[2], ur_mul(tp, r, prev.h), cell->p[4]));
-    s.h = ur_add(tp, ur_mul(tp, ur_one_minus(tp, z), n), ur_mul(tp, z, prev.h));
-    return s;
+    return (ur_state){ur_gru_cho_gates(tp, in->proj[0], in->rec[0], prev.h, cell->p[4], in->h_out),
+                      NULL};
 }
 
 /* Layer-normalised GRU (Ba et al. 2016): each product normalised over its 3H row, with its

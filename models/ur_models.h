@@ -41,7 +41,10 @@ typedef struct ur_step_in {
     ur_tensor *proj[UR_CELL_MAX_PROJ];/* x_t W_k + b_k for each declared projection k, plus
                                         h_{t-1} U_j + c_j for a recurrent product j fused into it */
     ur_tensor *rec[UR_CELL_MAX_REC]; /* h_{t-1} U_j + c_j for each recurrent product j that is
-                                        not fused (NULL for fused ones) */
+                                        not fused (NULL for fused ones); proj and rec are this
+                                        step's alone (nothing else reads their values), so the
+                                        built-in steps' fused ops overwrite them
+                                        (ur_lstm_gates_into, ur_gru_gates, ur_gru_cho_gates) */
     ur_tensor *h_out;                /* step t's rows of the unroll's stacked H (B x hidden), or
                                         NULL: a step may compute its h into it (ur_tanh_into,
                                         ur_lstm_gates_into) and return it, which saves a copy; a

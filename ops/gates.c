@@ -16,6 +16,9 @@
  */
 #include "ops/ur_ops.h"
 
+#include <string.h>
+
+#include "ops/blas.h"
 #include "ops/fastmath.h"
 #include "ops/pool.h"
 
@@ -284,5 +287,194 @@ ur_tensor *ur_gru_gates(ur_tape *tp, ur_tensor *x, ur_tensor *g, ur_tensor *h_pr
     gru_job j = {.H = H, .x = x->val, .g = g->val, .hp = h_prev->val, .h = h->val};
     ur_pool_for(B, grain_for(B, H), gru_forward_rows, &j);
     ur_record(tp, &gru_gates_op, h, 3, x, g, h_prev);
+    return h;
+}
+
+/* ---- GRU, Cho et al. 2014 (reset before the product) -------------------------------------
+ * The whole step after the unroll's products, in one op, the reset gate's product included:
+ *
+ *     [xr | xz | xn] = x (x_t Wx + bx, B x 3H),   [hr | hz] = g (h_{t-1} Wh + bh, B x 2H)
+ *     r = sigmoid(xr + hr)   z = sigmoid(xz + hz)
+ *     n = tanh(xn + (r * h_prev) Un)                     (Un is H x H)
+ *     h = (1 - z) * n + z * h_prev
+ *
+ * Both x and g are the unroll's temporaries, whose values nothing else reads: [r | z | n]
+ * overwrite x, and r * h_prev overwrites g's first H columns (the one intermediate the
+ * backward must keep, for dUn); g's other H columns are the backward's scratch. Backward,
+ * dh the output's gradient, rh = r * h_prev:
+ *     dn = dh (1 - z)   dz = dh (h_prev - n)   dh_prev += dh z
+ *     da = dn (1 - n^2):   dxn += da,   dUn += rh^T da,   drh = da Un^T
+ *     dh_prev += drh r,    dr = drh h_prev
+ *     dxr += dr r (1 - r), dhr likewise;   dxz += dz z (1 - z), dhz likewise
+ * drh is made over rh (in g), and rh put back afterwards (r * h_prev again), so that a second
+ * backward (ur_backward_retain) finds it. */
+UR_VECTOR_BODY void cho_reset_row_body(int H, float *restrict x, float *restrict g,
+                                       const float *restrict hp)
+{
+    for (int j = 0; j < 2 * H; j++) x[j] = ur_sigmoid1(x[j] + g[j]);
+    for (int j = 0; j < H; j++) g[j] = x[j] * hp[j];
+}
+UR_VECTOR_VOID(cho_reset_row,
+               (int H, float *restrict x, float *restrict g, const float *restrict hp),
+               (H, x, g, hp))
+
+UR_VECTOR_BODY void cho_out_row_body(int H, float *restrict x, const float *restrict hp,
+                                     float *restrict h)
+{
+    for (int j = 0; j < H; j++) {
+        float z = x[H + j], n = ur_tanh1(x[2 * H + j]);
+        x[2 * H + j] = n;
+        h[j] = (1.0f - z) * n + z * hp[j];
+    }
+}
+UR_VECTOR_VOID(cho_out_row,
+               (int H, float *restrict x, const float *restrict hp, float *restrict h),
+               (H, x, hp, h))
+
+/* da into da[0..H), the z and n gradients, and h_prev's through z */
+UR_VECTOR_BODY void cho_back_gates_row_body(int H, const float *restrict a,
+                                            const float *restrict hp, const float *restrict dh,
+                                            float *restrict da, float *restrict dx,
+                                            float *restrict dg, float *restrict dhp)
+{
+    for (int j = 0; j < H; j++) {
+        float z = a[H + j], n = a[2 * H + j];
+        float dn = dh[j] * (1.0f - z);
+        float dz = dh[j] * (hp[j] - n) * z * (1.0f - z);
+        float d = dn * (1.0f - n * n);
+        da[j] = d;
+        if (dx) {
+            dx[H + j] += dz;
+            dx[2 * H + j] += d;
+        }
+        if (dg) dg[H + j] += dz;
+        if (dhp) dhp[j] += dh[j] * z;
+    }
+}
+UR_VECTOR_VOID(cho_back_gates_row,
+               (int H, const float *restrict a, const float *restrict hp,
+                const float *restrict dh, float *restrict da, float *restrict dx,
+                float *restrict dg, float *restrict dhp),
+               (H, a, hp, dh, da, dx, dg, dhp))
+
+/* from drh (in rh's place): the r gradients and h_prev's through r * h_prev; rh put back */
+UR_VECTOR_BODY void cho_back_reset_row_body(int H, const float *restrict a,
+                                            const float *restrict hp, float *restrict rh,
+                                            float *restrict dx, float *restrict dg,
+                                            float *restrict dhp)
+{
+    for (int j = 0; j < H; j++) {
+        float r = a[j], drh = rh[j];
+        float dr = drh * hp[j] * r * (1.0f - r);
+        if (dx) dx[j] += dr;
+        if (dg) dg[j] += dr;
+        if (dhp) dhp[j] += drh * r;
+        rh[j] = r * hp[j];
+    }
+}
+UR_VECTOR_VOID(cho_back_reset_row,
+               (int H, const float *restrict a, const float *restrict hp, float *restrict rh,
+                float *restrict dx, float *restrict dg, float *restrict dhp),
+               (H, a, hp, rh, dx, dg, dhp))
+
+typedef struct cho_job {
+    int H;
+    float *x, *g, *h, *dx, *dg, *dhp;
+    const float *hp, *dh;
+} cho_job;
+
+static void cho_reset_rows(void *ctx, int r0, int r1)
+{
+    const cho_job *j = ctx;
+    size_t H = (size_t)j->H;
+    for (int r = r0; r < r1; r++)
+        cho_reset_row(j->H, j->x + r * 3 * H, j->g + r * 2 * H, j->hp + r * H);
+}
+
+static void cho_out_rows(void *ctx, int r0, int r1)
+{
+    const cho_job *j = ctx;
+    size_t H = (size_t)j->H;
+    for (int r = r0; r < r1; r++)
+        cho_out_row(j->H, j->x + r * 3 * H, j->hp + r * H, j->h + r * H);
+}
+
+static void cho_back_gates_rows(void *ctx, int r0, int r1)
+{
+    const cho_job *j = ctx;
+    size_t H = (size_t)j->H;
+    for (int r = r0; r < r1; r++)
+        cho_back_gates_row(j->H, j->x + r * 3 * H, j->hp + r * H, j->dh + r * H,
+                           j->g + r * 2 * H + H, j->dx ? j->dx + r * 3 * H : NULL,
+                           j->dg ? j->dg + r * 2 * H : NULL, j->dhp ? j->dhp + r * H : NULL);
+}
+
+static void cho_back_reset_rows(void *ctx, int r0, int r1)
+{
+    const cho_job *j = ctx;
+    size_t H = (size_t)j->H;
+    for (int r = r0; r < r1; r++) {
+        float *rh = j->g + r * 2 * H;
+        cho_back_reset_row(j->H, j->x + r * 3 * H, j->hp + r * H, rh,
+                           j->dx ? j->dx + r * 3 * H : NULL, j->dg ? j->dg + r * 2 * H : NULL,
+                           j->dhp ? j->dhp + r * H : NULL);
+    }
+}
+
+static void gru_cho_gates_backward(ur_node *n)
+{
+    ur_tensor *x = n->in[0], *g = n->in[1], *hp = n->in[2], *un = n->in[3], *h = n->out;
+    int B = h->rows, H = h->cols;
+    cho_job j = {.H = H, .x = x->val, .g = g->val, .hp = hp->val, .dh = h->grad,
+                 .dx = x->requires_grad ? ur_grad(x) : NULL,
+                 .dg = g->requires_grad ? ur_grad(g) : NULL,
+                 .dhp = hp->requires_grad ? ur_grad(hp) : NULL};
+    int grain = grain_for(B, H);
+    ur_pool_for(B, grain, cho_back_gates_rows, &j); /* da into g's second half */
+    if (un->requires_grad) /* dUn += rh^T da */
+        ur_blas_gemm(1, 0, H, H, B, j.g, 2 * H, j.g + H, 2 * H, 1.0f, ur_grad(un), H);
+    if (!j.dx && !j.dg && !j.dhp) return;
+    for (int r = 0; r < B; r++) memset(j.g + (size_t)r * 2 * H, 0, (size_t)H * sizeof(float));
+    /* drh = da Un^T over rh (zeroed first: beta = 0 would still read it in some BLAS paths) */
+    ur_blas_gemm(0, 1, B, H, H, j.g + H, 2 * H, un->val, H, 1.0f, j.g, 2 * H);
+    ur_pool_for(B, grain, cho_back_reset_rows, &j);
+}
+static const ur_op gru_cho_gates_op = {"gru_cho_gates", gru_cho_gates_backward};
+
+/* 1 when the n floats at a and the m floats at b overlap */
+static int overlap(const float *a, size_t n, const float *b, size_t m)
+{
+    return a < b + m && b < a + n;
+}
+
+ur_tensor *ur_gru_cho_gates(ur_tape *tp, ur_tensor *x, ur_tensor *g, ur_tensor *h_prev,
+                            ur_tensor *un, ur_tensor *h_into)
+{
+    if (!ur_op_begin(tp, "gru_cho_gates", 4, x, g, h_prev, un)) return ur_tape_poison(tp);
+    if (h_into && !ur_op_begin(tp, "gru_cho_gates", 1, h_into)) return ur_tape_poison(tp);
+    int B = h_prev->rows, H = h_prev->cols;
+    if (x->rows != B || g->rows != B || x->cols != 3 * H || g->cols != 2 * H || un->rows != H ||
+        un->cols != H)
+        return ur_tape_fail(tp, "gru_cho_gates: for h_prev %dx%d, x must be %dx%d, g %dx%d and "
+                            "Un %dx%d; got %dx%d, %dx%d and %dx%d", B, H, B, 3 * H, B, 2 * H, H,
+                            H, x->rows, x->cols, g->rows, g->cols, un->rows, un->cols);
+    size_t nx = ur_numel(x), ng = ur_numel(g), nh = ur_numel(h_prev), nu = ur_numel(un);
+    if (overlap(x->val, nx, g->val, ng) || overlap(x->val, nx, h_prev->val, nh) ||
+        overlap(g->val, ng, h_prev->val, nh) || overlap(x->val, nx, un->val, nu) ||
+        overlap(g->val, ng, un->val, nu))
+        return ur_tape_fail(tp, "gru_cho_gates: x and g must not share their values with each "
+                            "other, h_prev or Un");
+    if (h_into && (h_into->rows != B || h_into->cols != H || h_into->node || !h_into->tape))
+        return ur_tape_fail(tp, "gru_cho_gates: h_into must be a %dx%d tensor of the tape that "
+                            "no op has written; got %dx%d", B, H, h_into->rows, h_into->cols);
+    ur_tensor *h = h_into ? h_into : ur_tensor_new(tp, B, H);
+    if (!h) return ur_tape_poison(tp);
+    cho_job j = {.H = H, .x = x->val, .g = g->val, .hp = h_prev->val, .h = h->val};
+    int grain = grain_for(B, H);
+    ur_pool_for(B, grain, cho_reset_rows, &j);
+    /* xn += (r * h_prev) Un, in x's third block */
+    ur_blas_gemm(0, 0, B, H, H, j.g, 2 * H, un->val, H, 1.0f, j.x + 2 * H, 3 * H);
+    ur_pool_for(B, grain, cho_out_rows, &j);
+    ur_record(tp, &gru_cho_gates_op, h, 4, x, g, h_prev, un);
     return h;
 }

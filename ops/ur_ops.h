@@ -230,6 +230,14 @@ int ur_lstm_gates_into(ur_tape *tp, ur_tensor *z, ur_tensor *c_prev, ur_tensor *
  * the unroll's projection is); g's values must stay. */
 ur_tensor *ur_gru_gates(ur_tape *tp, ur_tensor *x, ur_tensor *g, ur_tensor *h_prev,
                         ur_tensor *h_into);
+/* A GRU step as Cho et al. (2014) write it, the reset gate before the product, in one op:
+ * x = x_t Wx + bx (B x 3H), g = h_{t-1} Wh + bh (B x 2H, r and z only), Un (H x H);
+ * r = sigmoid(xr + hr), z = sigmoid(xz + hz), n = tanh(xn + (r h_prev) Un),
+ * h = (1 - z) n + z h_prev (B x H), written into h_into when not NULL (as ur_gru_gates).
+ * Both x and g are overwritten (with [r | z | n] and r h_prev): they must be temporaries that
+ * no other op reads afterwards (as the unroll's products are), sharing no memory. */
+ur_tensor *ur_gru_cho_gates(ur_tape *tp, ur_tensor *x, ur_tensor *g, ur_tensor *h_prev,
+                            ur_tensor *un, ur_tensor *h_into);
 
 /* ---- Regularisation ------------------------------------------------------------------- */
 

@@ -72,6 +72,52 @@ START_TEST(test_gru_cho_forward_in_double)
 }
 END_TEST
 
+/* The fused op of that step (ur_gru_cho_gates) alone, against the equations in double, with
+ * its documented overwrites: [r | z | n] over x, r * h_prev over g's first H columns. Also
+ * with h written into a row view of a larger tensor (h_into), as the unroll does. */
+START_TEST(test_gru_cho_gates_in_double)
+{
+    ur_rng rng;
+    ur_rng_seed(&rng, 23);
+    float xv[B * 3 * H], gv[B * 2 * H], hv[B * H], uv[H * H];
+    for (int k = 0; k < B * 3 * H; k++) xv[k] = 4.0f * ur_rng_uniform(&rng) - 2.0f;
+    for (int k = 0; k < B * 2 * H; k++) gv[k] = 4.0f * ur_rng_uniform(&rng) - 2.0f;
+    for (int k = 0; k < B * H; k++) hv[k] = 2.0f * ur_rng_uniform(&rng) - 1.0f;
+    for (int k = 0; k < H * H; k++) uv[k] = 2.0f * ur_rng_uniform(&rng) - 1.0f;
+    for (int into = 0; into < 2; into++) {
+        ur_tape *tp = ur_tape_new(0);
+        ur_tensor *x = ur_input_from(tp, B, 3 * H, xv), *g = ur_input_from(tp, B, 2 * H, gv);
+        ur_tensor *hs = ur_input(tp, 3 * B, H);
+        ur_tensor *h_into = into ? ur_rows(tp, hs, B, B) : NULL;
+        ur_tensor *h = ur_gru_cho_gates(tp, x, g, ur_input_from(tp, B, H, hv),
+                                        ur_input_from(tp, H, H, uv), h_into);
+        ck_assert_msg(!ur_tape_error(tp), "%s", ur_tape_error(tp));
+        if (into) ck_assert_ptr_eq(h, h_into);
+        for (int b = 0; b < B; b++) {
+            double r[H], rh[H];
+            for (int j = 0; j < H; j++) {
+                r[j] = sig((double)xv[b * 3 * H + j] + gv[b * 2 * H + j]);
+                rh[j] = r[j] * hv[b * H + j];
+            }
+            for (int j = 0; j < H; j++) {
+                double z = sig((double)xv[b * 3 * H + H + j] + gv[b * 2 * H + H + j]);
+                double a = xv[b * 3 * H + 2 * H + j];
+                for (int k = 0; k < H; k++) a += rh[k] * uv[k * H + j];
+                double n = tanh(a), want = (1 - z) * n + z * hv[b * H + j];
+                const float *got = x->val + b * 3 * H;
+                ck_assert_msg(fabs(h->val[b * H + j] - want) < 2e-6, "h[%d][%d]: %.7g, want %.7g",
+                              b, j, h->val[b * H + j], want);
+                ck_assert_msg(fabs(got[j] - r[j]) < 1e-6, "r[%d][%d]", b, j);
+                ck_assert_msg(fabs(got[H + j] - z) < 1e-6, "z[%d][%d]", b, j);
+                ck_assert_msg(fabs(got[2 * H + j] - n) < 2e-6, "n[%d][%d]", b, j);
+                ck_assert_msg(fabs(g->val[b * 2 * H + j] - rh[j]) < 1e-6, "rh[%d][%d]", b, j);
+            }
+        }
+        ur_tape_free(tp);
+    }
+}
+END_TEST
+
 /* ---- Layer-normalised and peephole LSTM -------------------------------------------------------- */
 
 /* Normalises v[0..n) in place (biased variance), in double. */
@@ -394,6 +440,7 @@ int main(void)
     TCase *tc = tcase_create("cell_variants");
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, test_gru_cho_forward_in_double);
+    tcase_add_test(tc, test_gru_cho_gates_in_double);
     tcase_add_test(tc, test_variational_dropout);
     tcase_add_test(tc, test_lstm_variants);
     tcase_add_test(tc, test_gru_ln);

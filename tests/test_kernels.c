@@ -1,7 +1,7 @@
 /* The recurrent product's own kernels and thread pool (ops/rgemm.h, ops/pool.h), and the
  * unroll's states written in place: every kernel the CPU has against a double-precision
  * product on awkward shapes, the pool under many quick runs, the unroll's rules for a
- * step's h_out, and the fused GRU gates against generic ops. */
+ * step's h_out, and the fused steps of both GRUs against generic ops. */
 #include "tests/ur_test.h"
 
 #include <stdatomic.h>
@@ -308,17 +308,121 @@ START_TEST(test_gru_gates_match_generic_ops)
 }
 END_TEST
 
+/* The fused Cho GRU step (ur_gru_cho_gates) against its equations written with generic ops,
+ * as models/gru.c wrote the step before: h and every input's gradient, Un's included; then a
+ * second backward (ur_backward_retain) finds the values the first one read, and gives twice
+ * the gradients. */
+START_TEST(test_gru_cho_gates_match_generic_ops)
+{
+    const int B = 5, H = 7;
+    ur_rng rng;
+    ur_rng_seed(&rng, 13);
+    float xv[5 * 21], gv[5 * 14], hv[5 * 7], uv[7 * 7], wv[5 * 7];
+    for (int k = 0; k < B * 3 * H; k++) xv[k] = 3.0f * ur_rng_uniform(&rng) - 1.5f;
+    for (int k = 0; k < B * 2 * H; k++) gv[k] = 3.0f * ur_rng_uniform(&rng) - 1.5f;
+    for (int k = 0; k < B * H; k++) hv[k] = 2.0f * ur_rng_uniform(&rng) - 1.0f;
+    for (int k = 0; k < H * H; k++) uv[k] = ur_rng_uniform(&rng) - 0.5f;
+    for (int k = 0; k < B * H; k++) wv[k] = 2.0f * ur_rng_uniform(&rng) - 1.0f;
+    float h_out[2][5 * 7], dx[2][5 * 21], dg[2][5 * 14], dhp[2][5 * 7], du[2][7 * 7];
+    for (int fused = 0; fused < 2; fused++) {
+        ur_tape *tp = ur_tape_new(0);
+        ur_tensor *x = ur_requires_grad(ur_input_from(tp, B, 3 * H, xv));
+        ur_tensor *g = ur_requires_grad(ur_input_from(tp, B, 2 * H, gv));
+        ur_tensor *hp = ur_requires_grad(ur_input_from(tp, B, H, hv));
+        ur_tensor *u = ur_requires_grad(ur_input_from(tp, H, H, uv));
+        ur_tensor *w = ur_input_from(tp, B, H, wv);
+        ur_tensor *h;
+        if (fused) {
+            /* the op overwrites x and g: give it copies whose gradients flow to them */
+            h = ur_gru_cho_gates(tp, ur_scale(tp, x, 1.0f), ur_scale(tp, g, 1.0f), hp, u, NULL);
+        } else {
+            ur_tensor *xs[3], *gs[2];
+            ck_assert_int_eq(ur_split_cols(tp, x, 3, xs), 0);
+            ck_assert_int_eq(ur_split_cols(tp, g, 2, gs), 0);
+            ur_tensor *r = ur_sigmoid(tp, ur_add(tp, xs[0], gs[0]));
+            ur_tensor *z = ur_sigmoid(tp, ur_add(tp, xs[1], gs[1]));
+            ur_tensor *n = ur_tanh(tp, ur_addmm(tp, xs[2], ur_mul(tp, r, hp), u));
+            h = ur_add(tp, ur_mul(tp, ur_one_minus(tp, z), n), ur_mul(tp, z, hp));
+        }
+        ur_tensor *loss = ur_sum(tp, ur_mul(tp, h, w));
+        ck_assert_msg(ur_backward_retain(tp, loss) == 0, "%s", ur_tape_error(tp));
+        memcpy(h_out[fused], h->val, sizeof h_out[0]);
+        memcpy(dx[fused], x->grad, sizeof dx[0]);
+        memcpy(dg[fused], g->grad, sizeof dg[0]);
+        memcpy(dhp[fused], hp->grad, sizeof dhp[0]);
+        memcpy(du[fused], u->grad, sizeof du[0]);
+        if (fused) {
+            ck_assert_msg(ur_backward_retain(tp, loss) == 0, "%s", ur_tape_error(tp));
+            for (int k = 0; k < B * 3 * H; k++)
+                ck_assert_msg(fabsf(x->grad[k] - 2.0f * dx[1][k]) <= 1e-6f, "2nd dx[%d]", k);
+            for (int k = 0; k < H * H; k++)
+                ck_assert_msg(fabsf(u->grad[k] - 2.0f * du[1][k]) <= 1e-6f, "2nd dUn[%d]", k);
+            for (int k = 0; k < B * H; k++)
+                ck_assert_msg(fabsf(hp->grad[k] - 2.0f * dhp[1][k]) <= 1e-6f, "2nd dh_prev[%d]", k);
+        }
+        ur_tape_free(tp);
+    }
+    for (int k = 0; k < B * H; k++) {
+        ck_assert_msg(fabsf(h_out[0][k] - h_out[1][k]) <= 1e-6f, "h[%d]", k);
+        ck_assert_msg(fabsf(dhp[0][k] - dhp[1][k]) <= 1e-6f, "dh_prev[%d] %g vs %g", k, dhp[0][k],
+                      dhp[1][k]);
+    }
+    for (int k = 0; k < B * 3 * H; k++)
+        ck_assert_msg(fabsf(dx[0][k] - dx[1][k]) <= 1e-6f, "dx[%d] %g vs %g", k, dx[0][k],
+                      dx[1][k]);
+    for (int k = 0; k < B * 2 * H; k++)
+        ck_assert_msg(fabsf(dg[0][k] - dg[1][k]) <= 1e-6f, "dg[%d] %g vs %g", k, dg[0][k],
+                      dg[1][k]);
+    for (int k = 0; k < H * H; k++)
+        ck_assert_msg(fabsf(du[0][k] - du[1][k]) <= 1e-6f, "dUn[%d] %g vs %g", k, du[0][k],
+                      du[1][k]);
+}
+END_TEST
+
+/* Its misuse fails the tape with a message: shapes, x or g sharing memory, a written h_into. */
+START_TEST(test_gru_cho_gates_rules)
+{
+    const int B = 2, H = 3;
+    struct { int xc, gc, ur, share, written; const char *want; } c[] = {
+        {3 * H, 2 * H, H, 0, 0, NULL},
+        {3 * H, 3 * H, H, 0, 0, "gru_cho_gates: for h_prev 2x3, x must be 2x9, g 2x6 and Un 3x3; "
+                                "got 2x9, 2x9 and 3x3"},
+        {3 * H, 2 * H, H + 1, 0, 0, "Un 3x3; got 2x9, 2x6 and 4x3"},
+        {3 * H, 2 * H, H, 1, 0, "must not share their values"},
+        {3 * H, 2 * H, H, 0, 1, "h_into must be a 2x3 tensor of the tape that no op has written"},
+    };
+    for (size_t i = 0; i < sizeof c / sizeof c[0]; i++) {
+        ur_tape *tp = ur_tape_new(0);
+        ur_tensor *x = ur_requires_grad(ur_input(tp, B, c[i].xc)), *g = ur_input(tp, B, c[i].gc);
+        ur_tensor *hp = ur_requires_grad(ur_input(tp, B, H)), *u = ur_input(tp, c[i].ur, H);
+        if (c[i].share) u = ur_reshape(tp, ur_rows(tp, x, 0, 1), H, H); /* x's first row */
+        ur_tensor *into = c[i].written ? ur_scale(tp, hp, 1.0f) : NULL;
+        ur_tensor *h = ur_gru_cho_gates(tp, x, g, hp, u, into);
+        if (!c[i].want) {
+            ck_assert_msg(!ur_tape_error(tp), "%s", ur_tape_error(tp));
+            ck_assert_int_eq(h->rows, B);
+            ck_assert_int_eq(h->cols, H);
+        } else {
+            ck_assert_ptr_nonnull(ur_tape_error(tp));
+            ck_assert_msg(strstr(ur_tape_error(tp), c[i].want), "case %zu: %s", i,
+                          ur_tape_error(tp));
+        }
+        ur_tape_free(tp);
+    }
+}
+END_TEST
+
 /* Every copy of the vectorised loops (ops/isa.h) the CPU runs gives the plain copy's values
- * and gradients, within 2 ulp: tanh, sigmoid, the fused LSTM and GRU gates, log-softmax and
- * softmax + NLL, forward and backward. ur_isa names the copy selected. */
-enum { ISA_B = 9, ISA_H = 13, ISA_N = 4 * ISA_H * ISA_B };
+ * and gradients, within 2 ulp: tanh, sigmoid, the fused LSTM and GRU gates (both GRUs),
+ * log-softmax and softmax + NLL, forward and backward. ur_isa names the copy selected. */
+enum { ISA_B = 9, ISA_H = 13, ISA_N = 4 * ISA_H * ISA_B, ISA_OPS = 7 };
 
 /* Op `which`'s values, then x's and h's gradients, into out (3 * ISA_N floats). x is
- * B x 4H (B x 3H for the GRU, whose g is more of xv), h is B x H. */
+ * B x 4H (B x 3H for the GRUs, whose g is more of xv), h is B x H. */
 static void isa_run(int which, const float *xv, const float *hv, float *out)
 {
     ur_tape *tp = ur_tape_new(0);
-    int cols = which == 4 ? 3 * ISA_H : 4 * ISA_H;
+    int cols = which == 4 || which == 6 ? 3 * ISA_H : 4 * ISA_H;
     ur_tensor *x = ur_requires_grad(ur_input_from(tp, ISA_B, cols, xv));
     ur_tensor *h = ur_requires_grad(ur_input_from(tp, ISA_B, ISA_H, hv));
     ur_tensor *xc = ur_scale(tp, x, 1.0f); /* a temporary for the ops that overwrite theirs */
@@ -334,7 +438,13 @@ static void isa_run(int which, const float *xv, const float *hv, float *out)
         y = ur_mul(tp, hn, c);
         break;
     case 4: y = ur_gru_gates(tp, xc, ur_input_from(tp, ISA_B, cols, xv + ISA_H), h, NULL); break;
-    default: y = loss = ur_softmax_nll(tp, x, labels, UR_MEAN); break;
+    case 6: /* g and Un more of xv, Un scaled down */
+        y = ur_gru_cho_gates(tp, xc, ur_input_from(tp, ISA_B, 2 * ISA_H, xv + ISA_H), h,
+                             ur_scale(tp, ur_input_from(tp, ISA_H, ISA_H, xv + 2 * ISA_H), 0.1f),
+                             NULL);
+        break;
+    case 5: y = loss = ur_softmax_nll(tp, x, labels, UR_MEAN); break;
+    default: ck_abort_msg("isa_run: no op %d", which);
     }
     if (!loss) loss = ur_sum(tp, ur_mul(tp, y, y));
     ck_assert_msg(ur_backward(tp, loss) == 0, "%s", ur_tape_error(tp));
@@ -366,16 +476,16 @@ START_TEST(test_isa_copies_agree)
     float xv[ISA_N], hv[ISA_B * ISA_H];
     for (int k = 0; k < ISA_N; k++) xv[k] = 12.0f * ur_rng_uniform(&rng) - 6.0f;
     for (int k = 0; k < ISA_B * ISA_H; k++) hv[k] = 2.0f * ur_rng_uniform(&rng) - 1.0f;
-    static float ref[6][3 * ISA_N], got[3 * ISA_N];
+    static float ref[ISA_OPS][3 * ISA_N], got[3 * ISA_N];
     ck_assert_int_eq(ur_isa_select("generic"), 0);
     ck_assert_str_eq(ur_isa(), "generic");
-    for (int w = 0; w < 6; w++) isa_run(w, xv, hv, ref[w]);
+    for (int w = 0; w < ISA_OPS; w++) isa_run(w, xv, hv, ref[w]);
     int tried = 0;
     for (int l = 1; l < 3; l++) {
         if (ur_isa_select(levels[l]) != 0) continue;
         ck_assert_str_eq(ur_isa(), levels[l]);
         tried++;
-        for (int w = 0; w < 6; w++) {
+        for (int w = 0; w < ISA_OPS; w++) {
             isa_run(w, xv, hv, got);
             for (int k = 0; k < 3 * ISA_N; k++)
                 ck_assert_msg(close_ulp(got[k], ref[w][k]), "%s, op %d, value %d: %.9g vs %.9g",
@@ -398,6 +508,8 @@ int main(void)
     tcase_add_test(tc, test_pool_runs_every_item_once);
     tcase_add_test(tc, test_unroll_h_out_rules);
     tcase_add_test(tc, test_gru_gates_match_generic_ops);
+    tcase_add_test(tc, test_gru_cho_gates_match_generic_ops);
+    tcase_add_test(tc, test_gru_cho_gates_rules);
     tcase_add_test(tc, test_isa_copies_agree);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);

@@ -1,10 +1,11 @@
 /* The ops of issue 10 (element-wise functions, broadcasting arithmetic, reductions, softmax,
- * layer norm, constants and the layout ops for attention), driven by one table, cases[] below:
- * for each op a gradient check of L = sum(op(...) * R), R fixed and random so that every output
- * element matters, and a NaN-propagation check. Inputs are O(1) and kept away from kinks and
- * poles, so that the gradients are O(1) too and the check's tolerance, absolute for gradients
- * below 1, still means something. Forward values by hand are in tests/test_ops_values.c and
- * tests/test_layer_norm.c.
+ * layer norm, constants and the layout ops for attention) and the fused Cho GRU step, driven
+ * by one table, cases[] below: for each op a gradient check of L = sum(op(...) * R), R fixed
+ * and random so that every output element matters, and a NaN-propagation check. Inputs are
+ * O(1) and kept away from kinks and poles, so that the gradients are O(1) too and the check's
+ * tolerance, absolute for gradients below 1, still means something. Forward values by hand are
+ * in tests/test_ops_values.c and tests/test_layer_norm.c (the Cho GRU step's against double in
+ * tests/test_cell_variants.c, and against generic ops in tests/test_kernels.c).
  */
 #include "ur_test.h"
 
@@ -14,15 +15,16 @@
 /* ---- The op table ----------------------------------------------------------------------- */
 
 typedef struct op_case op_case;
-/* Records the op under test on tp from the inputs in ps ("a", and "b", "c" when it has them). */
+/* Records the op under test on tp from the inputs in ps ("a", and "b", "c", "d" when it has
+ * them). */
 typedef ur_tensor *(*op_fn)(ur_tape *tp, ur_params *ps, const op_case *c);
 
-enum { MAX_IN = 3 };
+enum { MAX_IN = 4 };
 struct op_case {
     const char *name;
     op_fn fn;
     ur_tensor *(*binary)(ur_tape *, ur_tensor *, ur_tensor *); /* for the broadcasting ops */
-    int shape[MAX_IN][2];  /* rows x cols of a, b, c; 0 x 0: no such input */
+    int shape[MAX_IN][2];  /* rows x cols of a, b, c, d; 0 x 0: no such input */
     float lo, hi;          /* inputs are uniform in [lo, hi] ... */
     int flip;              /* ... and, when flip, of random sign (|x| in [lo, hi]) */
     float arg[2];          /* op arguments (clamp bounds, the scalar, epsilon) */
@@ -33,10 +35,11 @@ struct op_case {
 static ur_tensor *A(ur_params *ps) { return ur_params_get(ps, "a"); }
 static ur_tensor *B(ur_params *ps) { return ur_params_get(ps, "b"); }
 static ur_tensor *C(ur_params *ps) { return ur_params_get(ps, "c"); }
+static ur_tensor *D(ur_params *ps) { return ur_params_get(ps, "d"); }
 
 static ur_params *case_params(const op_case *c, uint64_t seed)
 {
-    static const char *const names[MAX_IN] = {"a", "b", "c"};
+    static const char *const names[MAX_IN] = {"a", "b", "c", "d"};
     ur_params *ps = ur_params_new();
     ur_rng rng;
     ur_rng_seed(&rng, seed);
@@ -162,6 +165,15 @@ static ur_tensor *op_block_matmul(ur_tape *tp, ur_params *ps, const op_case *c)
     return ur_block_matmul(tp, A(ps), B(ps), (int)c->arg[0], flags & 1, flags >> 1);
 }
 
+/* The fused Cho GRU step: x = a (B x 3H), g = b (B x 2H), h_prev = c (B x H), Un = d (H x H).
+ * The op overwrites x and g, so it is given copies whose gradients flow to a and b. */
+static ur_tensor *op_gru_cho_gates(ur_tape *tp, ur_params *ps, const op_case *c)
+{
+    (void)c;
+    return ur_gru_cho_gates(tp, ur_scale(tp, A(ps), 1.0f), ur_scale(tp, B(ps), 1.0f), C(ps),
+                            D(ps), NULL);
+}
+
 #define BIN(op, ar, ac, br, bc, l, h, f)                                                    \
     {.name = #op " " #ar "x" #ac " " #br "x" #bc, .fn = op_binary, .binary = ur_##op,          \
      .shape = {{ar, ac}, {br, bc}}, .lo = l, .hi = h, .flip = f}
@@ -222,6 +234,9 @@ static const op_case cases[] = {
     OP("block_matmul trans_a", op_block_matmul, -1, 1, .shape = {{8, 2}, {8, 3}}, .arg = {2, 1}),
     OP("block_matmul trans_ab", op_block_matmul, -1, 1, .shape = {{8, 2}, {6, 4}}, .arg = {2, 3}),
     OP("block_matmul general", op_block_matmul, -1, 1, .shape = {{6, 4}, {8, 5}}, .arg = {2, 0}),
+    /* B = 3, H = 4; and one row (the products become matrix-vector ones) */
+    OP("gru_cho_gates", op_gru_cho_gates, -1, 1, .shape = {{3, 12}, {3, 8}, {3, 4}, {4, 4}}),
+    OP("gru_cho_gates 1 row", op_gru_cho_gates, -1, 1, .shape = {{1, 15}, {1, 10}, {1, 5}, {5, 5}}),
 };
 enum { N_CASES = sizeof cases / sizeof cases[0] };
 
