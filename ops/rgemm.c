@@ -456,3 +456,10 @@ int ur_rgemm_gemm_preferred(int m, int n, int k)
     pthread_once(&own_once, choose_own);
     return own_gemm && m >= 8 && n >= 8 && k >= 8 && (double)m * n * k >= (double)(1 << 16);
 }
+
+const char *ur_rgemm_gemm_path(void)
+{
+    pthread_once(&own_once, choose_own);
+    if (!own_gemm) return "openblas";
+    return kernel() == K_AVX512 ? "ours-avx512" : "ours-avx2";
+}

@@ -48,5 +48,7 @@ int ur_rgemm_gemm_bias(int tx, int ty, int m, int n, int k, const float *x, int 
  * AVX-512 and OpenBLAS's core is not (UR_GEMM=blas|own in the environment forces either),
  * and the product is large enough for its packing to pay. */
 int ur_rgemm_gemm_preferred(int m, int n, int k);
+/* What runs the large products: "ours-avx512", "ours-avx2" or "openblas". */
+const char *ur_rgemm_gemm_path(void);
 
 #endif
