@@ -332,12 +332,26 @@ typedef struct rgemm_job {
     float *c;
     size_t ps;         /* floats from one panel to the next: k NR */
     const float *bias; /* with store: C = bias + the product (each row), or NULL */
+    int by_rows;       /* the pool's items are groups of ROW_GROUP rows (all panels), not panels */
 } rgemm_job;
+
+/* Rows per item when a product is split by rows: whole tiles of either kernel (8 or 6 rows). */
+#define ROW_GROUP 24
 
 static void rgemm_range(void *ctx, int p0, int p1)
 {
     const rgemm_job *j = ctx;
 #ifdef UR_HAVE_KERNELS
+    if (j->by_rows) { /* rows [r0, r1), every panel */
+        int r0 = p0 * ROW_GROUP, r1 = p1 * ROW_GROUP < j->m ? p1 * ROW_GROUP : j->m;
+        rgemm_job part = *j;
+        part.by_rows = 0;
+        part.m = r1 - r0;
+        part.a = j->ta ? j->a + r0 : j->a + (size_t)r0 * j->lda;
+        part.c = j->c + (size_t)r0 * j->ldc;
+        rgemm_range(&part, 0, (j->n + panel_width() - 1) / panel_width());
+        return;
+    }
     if (j->id == K_AVX512)
         block512(j->ta, j->m, j->n, j->k, j->a, j->lda, j->packed, j->ps, j->c, j->ldc, p0, p1,
                  j->store, j->bias);
@@ -358,7 +372,7 @@ void ur_rgemm(int m, int n, int k, const float *a, int lda, const float *packed,
               int ldc)
 {
     int nr = panel_width(), panels = (n + nr - 1) / nr;
-    rgemm_job j = {m, n, k, lda, ldc, kernel(), 0, 0, a, packed, c, (size_t)k * nr, NULL};
+    rgemm_job j = {m, n, k, lda, ldc, kernel(), 0, 0, a, packed, c, (size_t)k * nr, NULL, 0};
     if (j.id == K_NONE || m <= 0 || n <= 0 || k <= 0) return;
     /* ranges of whole tiles: a tile spans 4 panels at one or two rows (ops above) */
     int grain = m <= 2 ? 4 : 1;
@@ -409,13 +423,18 @@ static int gemm(int tx, int ty, int m, int n, int k, const float *x, int ldx, co
     int nr = panel_width(), panels = (n + nr - 1) / nr;
     int grain = m <= 2 ? 4 : 1;
     if ((long)m * n * kc < PARALLEL_MIN) grain = panels;
+    /* few panels for the threads (a narrow C, e.g. a head's logits): split the rows instead */
+    int threads = ur_pool_threads(), groups = (m + ROW_GROUP - 1) / ROW_GROUP;
+    int by_rows = threads > 1 && panels < 4 * threads && groups >= 4 * threads;
     for (int k0 = 0; k0 < k; k0 += kc) {
         int kb = k - k0 < kc ? k - k0 : kc;
         /* rows [k0, k0 + kb) of op(Y): of Y, or its columns when ty */
         ur_rgemm_pack(ty ? y + k0 : y + (size_t)k0 * ldy, ldy, ty, kb, n, packed);
         rgemm_job j = {m, n, kb, ldx, ldc, id, tx != 0, beta == 0.0f && k0 == 0,
-                       tx ? x + (size_t)k0 * ldx : x + k0, packed, c, (size_t)kb * nr, bias};
-        ur_pool_for(panels, grain, rgemm_range, &j);
+                       tx ? x + (size_t)k0 * ldx : x + k0, packed, c, (size_t)kb * nr, bias,
+                       by_rows};
+        if (by_rows) ur_pool_for(groups, 1, rgemm_range, &j);
+        else ur_pool_for(panels, grain, rgemm_range, &j);
     }
     return 0;
 }
