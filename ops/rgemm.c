@@ -456,8 +456,8 @@ char *openblas_get_corename(void);
 static int own_gemm = -1;
 static pthread_once_t own_once = PTHREAD_ONCE_INIT;
 
-/* Ours for the large products when our kernel is AVX-512 and OpenBLAS's is not (its dynamic
- * build picks its Haswell kernel on AMD's AVX-512 cores); UR_GEMM=blas|own forces either. */
+/* Ours for the large products when our kernel is AVX-512 and OpenBLAS's is not (its Haswell
+ * kernel, e.g. under OPENBLAS_CORETYPE=Haswell); UR_GEMM=blas|own forces either. */
 static void choose_own(void)
 {
     const char *want = getenv("UR_GEMM"), *core = openblas_get_corename();
@@ -465,7 +465,10 @@ static void choose_own(void)
     for (size_t i = 0; core && core[i] && i + 1 < sizeof low; i++)
         low[i] = (char)tolower((unsigned char)core[i]);
     int blas512 = strstr(low, "skylakex") || strstr(low, "cooperlake") || strstr(low, "sapphire");
-    own_gemm = kernel() == K_AVX512 && !blas512;
+    /* 2: OpenBLAS has AVX-512 too; ours only below 2^26 multiply-adds, where its per-call
+     * packing and set-up weigh more (rnn-128's products: 10% less CPU time; lstm-256's larger
+     * ones stay with OpenBLAS, which was 5% faster there) */
+    own_gemm = kernel() == K_AVX512 ? (blas512 ? 2 : 1) : 0;
     if (want && strcmp(want, "blas") == 0) own_gemm = 0;
     else if (want && strcmp(want, "own") == 0) own_gemm = kernel() != K_NONE;
 }
@@ -473,12 +476,15 @@ static void choose_own(void)
 int ur_rgemm_gemm_preferred(int m, int n, int k)
 {
     pthread_once(&own_once, choose_own);
-    return own_gemm && m >= 8 && n >= 8 && k >= 8 && (double)m * n * k >= (double)(1 << 16);
+    double macs = (double)m * n * k;
+    if (own_gemm == 2 && macs >= (double)(1 << 26)) return 0;
+    return own_gemm && m >= 8 && n >= 8 && k >= 8 && macs >= (double)(1 << 16);
 }
 
 const char *ur_rgemm_gemm_path(void)
 {
     pthread_once(&own_once, choose_own);
     if (!own_gemm) return "openblas";
+    if (own_gemm == 2) return "ours-avx512-small+openblas";
     return kernel() == K_AVX512 ? "ours-avx512" : "ours-avx2";
 }
