@@ -548,8 +548,9 @@ int main(int argc, char **argv)
            "kernel %s, OpenBLAS core %s, %d thread(s), OMP_NUM_THREADS=%s\n", name, c->name,
            1e3 * med, rounds, iters, 1e3 * best, use_dnnl ? "onednn" : ur_rgemm_kernel(),
            bench_blas_core(), bench_blas_threads(), omp ? omp : "unset");
-    printf("RESULT impl=%s config=%s median_ms=%.4f best_ms=%.4f cpu_ms=%.4f kernel=%s core=%s "
-           "threads=%d\n", name, c->name, 1e3 * med, 1e3 * best, 1e3 * cpu_med, use_dnnl ? "onednn" : ur_rgemm_kernel(),
+    printf("RESULT impl=%s config=%s median_ms=%.4f best_ms=%.4f cpu_ms=%.4f kernel=%s gemm=%s "
+           "core=%s threads=%d\n", name, c->name, 1e3 * med, 1e3 * best, 1e3 * cpu_med,
+           use_dnnl ? "onednn" : ur_rgemm_kernel(), use_dnnl ? "onednn" : ur_rgemm_gemm_path(),
            bench_blas_core(), bench_blas_threads());
     free(times);
     free(cpu);

@@ -130,8 +130,9 @@ int main(int argc, char **argv)
                                              : "h per step",
                mib((double)min_act), (double)m.used_after_forward / (double)min_act,
                mib((double)m.used_by_cells), (double)m.used_by_cells / (double)min_act);
-    printf("recurrent kernel: %s (UR_RGEMM=%s)\n", ur_rgemm_kernel(),
-           getenv("UR_RGEMM") ? getenv("UR_RGEMM") : "unset");
+    printf("recurrent kernel: %s (UR_RGEMM=%s); large products: %s (UR_GEMM=%s)\n",
+           ur_rgemm_kernel(), getenv("UR_RGEMM") ? getenv("UR_RGEMM") : "unset",
+           ur_rgemm_gemm_path(), getenv("UR_GEMM") ? getenv("UR_GEMM") : "unset");
 
     long bad = bench_alloc_available() && counted_steps > 0 ? 0 : -1; /* -1: not counted */
     if (bad == 0) {
@@ -151,12 +152,12 @@ int main(int argc, char **argv)
            "best_ms=%.4f maxrss_kb=%ld tape_arena=%zu tape_used_fwd=%zu tape_used_bwd=%zu "
            "min_act=%zu allocs_first=%ld allocs_later=%ld allocs_blas_later=%ld "
            "fwd_ms=%.4f bwd_ms=%.4f clip_ms=%.4f optim_ms=%.4f core=%s threads=%d steps=%d "
-           "tokens_per_step=%ld counted_steps=%ld cells_tape=%zu kernel=%s\n", c->name, tps, 1e3 * total / steps, 1e3 * median, 1e3 * best,
+           "tokens_per_step=%ld counted_steps=%ld cells_tape=%zu kernel=%s gemm=%s\n", c->name, tps, 1e3 * total / steps, 1e3 * median, 1e3 * best,
            rss, arena, m.used_after_forward, m.used_after_backward, min_act, first.total,
            bad, later.openblas, 1e3 * pt.forward / steps, 1e3 * pt.backward / steps,
            1e3 * pt.clip / steps, 1e3 * pt.optim / steps, bench_blas_core(),
            bench_blas_threads(), steps, tokens_per_step, counted_steps, m.used_by_cells,
-           ur_rgemm_kernel());
+           ur_rgemm_kernel(), ur_rgemm_gemm_path());
     free(times);
     bench_model_free(&m);
     if (bad > 0) {

@@ -337,12 +337,26 @@ typedef struct rgemm_job {
     float *c;
     size_t ps;         /* floats from one panel to the next: k NR */
     const float *bias; /* with store: C = bias + the product (each row), or NULL */
+    int by_rows;       /* the pool's items are groups of ROW_GROUP rows (all panels), not panels */
 } rgemm_job;
+
+/* Rows per item when a product is split by rows: whole tiles of either kernel (8 or 6 rows). */
+#define ROW_GROUP 24
 
 static void rgemm_range(void *ctx, int p0, int p1)
 {
     const rgemm_job *j = ctx;
 #ifdef UR_HAVE_KERNELS
+    if (j->by_rows) { /* rows [r0, r1), every panel */
+        int r0 = p0 * ROW_GROUP, r1 = p1 * ROW_GROUP < j->m ? p1 * ROW_GROUP : j->m;
+        rgemm_job part = *j;
+        part.by_rows = 0;
+        part.m = r1 - r0;
+        part.a = j->ta ? j->a + r0 : j->a + (size_t)r0 * j->lda;
+        part.c = j->c + (size_t)r0 * j->ldc;
+        rgemm_range(&part, 0, (j->n + panel_width() - 1) / panel_width());
+        return;
+    }
     if (j->id == K_AVX512)
         block512(j->ta, j->m, j->n, j->k, j->a, j->lda, j->packed, j->ps, j->c, j->ldc, p0, p1,
                  j->store, j->bias);
@@ -363,7 +377,7 @@ void ur_rgemm(int m, int n, int k, const float *a, int lda, const float *packed,
               int ldc)
 {
     int nr = panel_width(), panels = (n + nr - 1) / nr;
-    rgemm_job j = {m, n, k, lda, ldc, kernel(), 0, 0, a, packed, c, (size_t)k * nr, NULL};
+    rgemm_job j = {m, n, k, lda, ldc, kernel(), 0, 0, a, packed, c, (size_t)k * nr, NULL, 0};
     if (j.id == K_NONE || m <= 0 || n <= 0 || k <= 0) return;
     /* ranges of whole tiles: a tile spans 4 panels at one or two rows (ops above) */
     int grain = m <= 2 ? 4 : 1;
@@ -414,13 +428,18 @@ static int gemm(int tx, int ty, int m, int n, int k, const float *x, int ldx, co
     int nr = panel_width(), panels = (n + nr - 1) / nr;
     int grain = m <= 2 ? 4 : 1;
     if ((long)m * n * kc < PARALLEL_MIN) grain = panels;
+    /* few panels for the threads (a narrow C, e.g. a head's logits): split the rows instead */
+    int threads = ur_pool_threads(), groups = (m + ROW_GROUP - 1) / ROW_GROUP;
+    int by_rows = threads > 1 && panels < 4 * threads && groups >= 4 * threads;
     for (int k0 = 0; k0 < k; k0 += kc) {
         int kb = k - k0 < kc ? k - k0 : kc;
         /* rows [k0, k0 + kb) of op(Y): of Y, or its columns when ty */
         ur_rgemm_pack(ty ? y + k0 : y + (size_t)k0 * ldy, ldy, ty, kb, n, packed);
         rgemm_job j = {m, n, kb, ldx, ldc, id, tx != 0, beta == 0.0f && k0 == 0,
-                       tx ? x + (size_t)k0 * ldx : x + k0, packed, c, (size_t)kb * nr, bias};
-        ur_pool_for(panels, grain, rgemm_range, &j);
+                       tx ? x + (size_t)k0 * ldx : x + k0, packed, c, (size_t)kb * nr, bias,
+                       by_rows};
+        if (by_rows) ur_pool_for(groups, 1, rgemm_range, &j);
+        else ur_pool_for(panels, grain, rgemm_range, &j);
     }
     return 0;
 }
@@ -442,8 +461,8 @@ char *openblas_get_corename(void);
 static int own_gemm = -1;
 static pthread_once_t own_once = PTHREAD_ONCE_INIT;
 
-/* Ours for the large products when our kernel is AVX-512 and OpenBLAS's is not (its dynamic
- * build picks its Haswell kernel on AMD's AVX-512 cores); UR_GEMM=blas|own forces either. */
+/* Ours for the large products when our kernel is AVX-512 and OpenBLAS's is not (its Haswell
+ * kernel, e.g. under OPENBLAS_CORETYPE=Haswell); UR_GEMM=blas|own forces either. */
 static void choose_own(void)
 {
     const char *want = getenv("UR_GEMM"), *core = openblas_get_corename();
@@ -451,7 +470,10 @@ static void choose_own(void)
     for (size_t i = 0; core && core[i] && i + 1 < sizeof low; i++)
         low[i] = (char)tolower((unsigned char)core[i]);
     int blas512 = strstr(low, "skylakex") || strstr(low, "cooperlake") || strstr(low, "sapphire");
-    own_gemm = kernel() == K_AVX512 && !blas512;
+    /* 2: OpenBLAS has AVX-512 too; ours only below 2^26 multiply-adds, where its per-call
+     * packing and set-up weigh more (rnn-128's products: 10% less CPU time; lstm-256's larger
+     * ones stay with OpenBLAS, which was 5% faster there) */
+    own_gemm = kernel() == K_AVX512 ? (blas512 ? 2 : 1) : 0;
     if (want && strcmp(want, "blas") == 0) own_gemm = 0;
     else if (want && strcmp(want, "own") == 0) own_gemm = kernel() != K_NONE;
 }
@@ -459,5 +481,15 @@ static void choose_own(void)
 int ur_rgemm_gemm_preferred(int m, int n, int k)
 {
     pthread_once(&own_once, choose_own);
-    return own_gemm && m >= 8 && n >= 8 && k >= 8 && (double)m * n * k >= (double)(1 << 16);
+    double macs = (double)m * n * k;
+    if (own_gemm == 2 && macs >= (double)(1 << 26)) return 0;
+    return own_gemm && m >= 8 && n >= 8 && k >= 8 && macs >= (double)(1 << 16);
+}
+
+const char *ur_rgemm_gemm_path(void)
+{
+    pthread_once(&own_once, choose_own);
+    if (!own_gemm) return "openblas";
+    if (own_gemm == 2) return "ours-avx512-small+openblas";
+    return kernel() == K_AVX512 ? "ours-avx512" : "ours-avx2";
 }
