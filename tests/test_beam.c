@@ -224,20 +224,43 @@ END_TEST
 
 /* ---- Exhaustive search of a random LSTM ---------------------------------------------------- */
 
+/* The best sequence an exhaustive search has seen so far, and the prefix it is extending. */
 typedef struct {
-    const dec *d;
-    int i, max_len;
+    int max_len;
     float alpha;
     double best;
     int best_tok[MAXLEN], best_len, best_ended;
     int prefix[MAXLEN];
+} best_seq;
+
+/* Scores prefix + v (log P lp) where it ends (v is END or the length is max_len) and keeps it
+ * if it is the best; returns 1 where the search goes on below it instead. */
+static int offer(best_seq *S, int len, int v, double lp)
+{
+    int ended = v == END, n = ended ? len : len + 1;
+    if (!ended) S->prefix[len] = v;
+    if (!ended && n < S->max_len) return 1;
+    double score = lp / pow(n + ended, S->alpha);
+    if (score > S->best) {
+        S->best = score;
+        S->best_len = n;
+        S->best_ended = ended;
+        memcpy(S->best_tok, S->prefix, (size_t)n * sizeof(int));
+    }
+    return 0;
+}
+
+typedef struct {
+    best_seq b;
+    const dec *d;
+    int i;
 } search;
 
 /* Every continuation of prefix (len tokens, log P logp, state h/c after it). */
 static void dfs(search *S, int len, double logp, const float *h, const float *c)
 {
     ur_tape *tp = ur_tape_new(0);
-    int tok = len ? S->prefix[len - 1] : START;
+    int tok = len ? S->b.prefix[len - 1] : START;
     ur_state s = {ur_input_from(tp, 1, HID, h), c ? ur_input_from(tp, 1, HID, c) : NULL};
     s = ur_cell_step(tp, &S->d->cell, ur_embedding(tp, S->d->E, &tok, 1), s);
     ur_tensor *logits = ur_linear(tp, s.h, S->d->W, S->d->b);
@@ -249,19 +272,7 @@ static void dfs(search *S, int len, double logp, const float *h, const float *c)
     ur_tape_free(tp);
     for (int v = 0; v < V; v++) {
         double lp = logp + log_prob(row, V, v);
-        int ended = v == END, n = ended ? len : len + 1;
-        if (!ended) S->prefix[len] = v;
-        if (ended || n == S->max_len) {
-            double score = lp / pow(n + ended, S->alpha);
-            if (score > S->best) {
-                S->best = score;
-                S->best_len = n;
-                S->best_ended = ended;
-                memcpy(S->best_tok, S->prefix, (size_t)n * sizeof(int));
-            }
-        } else {
-            dfs(S, len + 1, lp, hn, c ? cn : NULL);
-        }
+        if (offer(&S->b, len, v, lp)) dfs(S, len + 1, lp, hn, c ? cn : NULL);
     }
 }
 
@@ -278,14 +289,14 @@ START_TEST(test_wide_beam_is_exhaustive)
         ur_tape *tp = ur_tape_new(0);
         ck_assert_int_eq(ur_beam_decode(bs, 2, dec_init_state(tp, &d, 0, 2), 0), 0);
         for (int i = 0; i < 2; i++) {
-            search S = {.d = &d, .i = i, .max_len = 4, .alpha = alpha, .best = -INFINITY};
+            search S = {.b = {.max_len = 4, .alpha = alpha, .best = -INFINITY}, .d = &d, .i = i};
             dfs(&S, 0, 0.0, d.h0 + i * HID, d.c0 + i * HID);
             ur_beam_hyp h = ur_beam_best(bs, i);
-            ck_assert_msg(fabs(h.score - S.best) < 1e-5, "alpha %g, example %d: beam %.9g, "
-                          "exhaustive %.9g", (double)alpha, i, h.score, S.best);
-            ck_assert_int_eq(h.len, S.best_len);
-            ck_assert_int_eq(h.ended, S.best_ended);
-            for (int t = 0; t < h.len; t++) ck_assert_int_eq(h.tokens[t], S.best_tok[t]);
+            ck_assert_msg(fabs(h.score - S.b.best) < 1e-5, "alpha %g, example %d: beam %.9g, "
+                          "exhaustive %.9g", (double)alpha, i, h.score, S.b.best);
+            ck_assert_int_eq(h.len, S.b.best_len);
+            ck_assert_int_eq(h.ended, S.b.best_ended);
+            for (int t = 0; t < h.len; t++) ck_assert_int_eq(h.tokens[t], S.b.best_tok[t]);
         }
         ur_tape_free(tp);
         ur_beam_free(bs);
@@ -394,11 +405,8 @@ static void fed_step(const fed_dec *d, int tok, float *h, float *c, float *f, fl
 }
 
 typedef struct {
+    best_seq b;
     const fed_dec *d;
-    int max_len;
-    float alpha;
-    double best;
-    int best_tok[MAXLEN], best_len, best_ended, prefix[MAXLEN];
 } fed_search;
 
 static void fed_dfs(fed_search *S, int len, double logp, const float *h, const float *c,
@@ -408,22 +416,10 @@ static void fed_dfs(fed_search *S, int len, double logp, const float *h, const f
     memcpy(hn, h, sizeof hn);
     memcpy(cn, c, sizeof cn);
     memcpy(fn, f, sizeof fn);
-    fed_step(S->d, len ? S->prefix[len - 1] : START, hn, cn, fn, row);
+    fed_step(S->d, len ? S->b.prefix[len - 1] : START, hn, cn, fn, row);
     for (int v = 0; v < V; v++) {
         double lp = logp + log_prob(row, V, v);
-        int ended = v == END, n = ended ? len : len + 1;
-        if (!ended) S->prefix[len] = v;
-        if (ended || n == S->max_len) {
-            double score = lp / pow(n + ended, S->alpha);
-            if (score > S->best) {
-                S->best = score;
-                S->best_len = n;
-                S->best_ended = ended;
-                memcpy(S->best_tok, S->prefix, (size_t)n * sizeof(int));
-            }
-        } else {
-            fed_dfs(S, len + 1, lp, hn, cn, fn);
-        }
+        if (offer(&S->b, len, v, lp)) fed_dfs(S, len + 1, lp, hn, cn, fn);
     }
 }
 
@@ -446,15 +442,15 @@ START_TEST(test_input_feeding)
             ck_assert_msg(bs != NULL, "%s", ur_model_error());
             ck_assert_msg(ur_beam_decode(bs, 2, init, 0) == 0, "%s", ur_beam_error(bs));
             for (int i = 0; i < 2; i++) {
-                fed_search S = {.d = &d, .max_len = 4, .alpha = alpha, .best = -INFINITY};
+                fed_search S = {.b = {.max_len = 4, .alpha = alpha, .best = -INFINITY}, .d = &d};
                 fed_dfs(&S, 0, 0.0, d.h0 + i * HID, d.c0 + i * HID, zero_f);
                 ur_beam_hyp h = ur_beam_best(bs, i);
-                ck_assert_msg(fabs(h.score - S.best) < 1e-5, "kind %d alpha %g example %d: "
+                ck_assert_msg(fabs(h.score - S.b.best) < 1e-5, "kind %d alpha %g example %d: "
                               "beam %.9g, exhaustive %.9g", kind, (double)alpha, i, h.score,
-                              S.best);
-                ck_assert_int_eq(h.len, S.best_len);
-                ck_assert_int_eq(h.ended, S.best_ended);
-                for (int t = 0; t < h.len; t++) ck_assert_int_eq(h.tokens[t], S.best_tok[t]);
+                              S.b.best);
+                ck_assert_int_eq(h.len, S.b.best_len);
+                ck_assert_int_eq(h.ended, S.b.best_ended);
+                for (int t = 0; t < h.len; t++) ck_assert_int_eq(h.tokens[t], S.b.best_tok[t]);
             }
             ur_beam_free(bs);
         }
