@@ -291,7 +291,7 @@ START_TEST(test_dropout)
 END_TEST
 /* Lengths 2, 5 and 7 padded to 7 steps: every interval against the plain unroll with the same
  * lengths (the reference is plain BPTT with lengths, whose gradients equal those of each
- * sequence run alone: tests/test_lengths.c). */
+ * sequence run alone: tests/test_lengths_unrolls.c). */
 static const int lens[B] = {2, 5, 7};
 START_TEST(test_lengths)
 {
