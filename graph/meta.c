@@ -195,23 +195,22 @@ void ur_meta_swap(ur_meta *a, ur_meta *b)
 
 /* ---- For the model file code ------------------------------------------------------------ */
 
-int ur_meta_raw(const ur_meta *m, int k, const char **key, ur_meta_type *type,
-                const unsigned char **value, size_t *len, unsigned char num[8])
+int ur_meta_raw(const ur_meta *m, int k, ur_meta_record *out)
 {
     if (!m || k < 0 || k >= m->n) return -1;
     const meta_rec *r = &m->items[k];
-    *key = r->key;
-    *type = r->type;
+    out->key = r->key;
+    out->type = r->type;
     if (r->type == UR_META_INT64 || r->type == UR_META_FLOAT64) {
         uint64_t u;
         if (r->type == UR_META_INT64) u = (uint64_t)r->i;
         else memcpy(&u, &r->f, 8);
-        for (int b = 0; b < 8; b++) num[b] = (unsigned char)(u >> (8 * b));
-        *value = num;
-        *len = 8;
+        for (int b = 0; b < 8; b++) out->num[b] = (unsigned char)(u >> (8 * b));
+        out->value = out->num;
+        out->len = 8;
     } else {
-        *value = r->data;
-        *len = r->len;
+        out->value = r->data;
+        out->len = r->len;
     }
     return 0;
 }

@@ -546,23 +546,19 @@ static ur_meta *meta_copy(const ur_meta *src)
 {
     ur_meta *m = ur_meta_new();
     for (int k = 0; m && k < ur_meta_count(src); k++) {
-        const char *key;
-        ur_meta_type type;
-        const unsigned char *value;
-        size_t len;
-        unsigned char num[8];
-        ur_meta_raw(src, k, &key, &type, &value, &len, num);
+        ur_meta_record r;
+        ur_meta_raw(src, k, &r);
         int rc = -1;
-        if (type == UR_META_STRING) rc = ur_meta_set_string(m, key, (const char *)value);
-        else if (type == UR_META_BYTES) rc = ur_meta_set_bytes(m, key, value, len);
-        else if (type == UR_META_INT64) {
+        if (r.type == UR_META_STRING) rc = ur_meta_set_string(m, r.key, (const char *)r.value);
+        else if (r.type == UR_META_BYTES) rc = ur_meta_set_bytes(m, r.key, r.value, r.len);
+        else if (r.type == UR_META_INT64) {
             int64_t i;
-            ur_meta_int64(src, key, &i);
-            rc = ur_meta_set_int64(m, key, i);
+            ur_meta_int64(src, r.key, &i);
+            rc = ur_meta_set_int64(m, r.key, i);
         } else {
             double d;
-            ur_meta_float64(src, key, &d);
-            rc = ur_meta_set_float64(m, key, d);
+            ur_meta_float64(src, r.key, &d);
+            rc = ur_meta_set_float64(m, r.key, d);
         }
         if (rc != 0) {
             ur_meta_free(m);

@@ -91,18 +91,14 @@ static int write_model(writer *w, const ur_params *ps, const ur_meta *meta)
     w_u32(w, (uint32_t)count);
     w_u32(w, (uint32_t)n_meta);
     for (int k = 0; k < n_meta; k++) {
-        const char *key;
-        ur_meta_type type;
-        const unsigned char *value;
-        size_t len;
-        unsigned char num[8];
-        ur_meta_raw(meta, k, &key, &type, &value, &len, num);
-        size_t kl = strlen(key);
+        ur_meta_record r;
+        ur_meta_raw(meta, k, &r);
+        size_t kl = strlen(r.key);
         w_u32(w, (uint32_t)kl);
-        w_bytes(w, key, kl);
-        w_u32(w, (uint32_t)type);
-        w_u32(w, (uint32_t)len);
-        w_bytes(w, value, len);
+        w_bytes(w, r.key, kl);
+        w_u32(w, (uint32_t)r.type);
+        w_u32(w, (uint32_t)r.len);
+        w_bytes(w, r.value, r.len);
     }
     for (int i = 0; i < count; i++) {
         const ur_tensor *t = ur_params_at(ps, i);
@@ -140,14 +136,10 @@ static int check_savable(const ur_params *ps, const ur_meta *meta, const char *p
             }
     }
     for (int k = 0; k < ur_meta_count(meta); k++) {
-        const char *key;
-        ur_meta_type type;
-        const unsigned char *value;
-        size_t len;
-        unsigned char num[8];
-        ur_meta_raw(meta, k, &key, &type, &value, &len, num);
-        if (len > UINT32_MAX) {
-            set_err(err, errlen, "%s: metadata %s is too long (%zu bytes)", path, key, len);
+        ur_meta_record r;
+        ur_meta_raw(meta, k, &r);
+        if (r.len > UINT32_MAX) {
+            set_err(err, errlen, "%s: metadata %s is too long (%zu bytes)", path, r.key, r.len);
             return -1;
         }
     }
