@@ -17,7 +17,7 @@ static int cpu_best(void)
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
     __builtin_cpu_init();
     if (__builtin_cpu_supports("avx512f")) return UR_ISA_AVX512;
-    if (__builtin_cpu_supports("avx2")) return UR_ISA_AVX2;
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return UR_ISA_AVX2;
 #endif
     return UR_ISA_GENERIC;
 }

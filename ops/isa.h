@@ -1,7 +1,8 @@
 /* Internal: which copy of the vectorised loops runs (AVX-512, AVX2 or plain x86-64).
  *
  * A loop written once as name_body is compiled three times by UR_VECTOR_VOID / UR_VECTOR_RET
- * (target("avx512f"), target("avx2"), and the default target) and name() calls the copy of
+ * (target("avx512f,fma"), target("avx2,fma"), and the default target; configure's
+ * -ffp-contract=fast fuses multiply-adds in the first two) and name() calls the copy of
  * the level chosen once per process: the best the CPU has, lowered by UR_ISA=avx2 or
  * UR_ISA=generic in the environment (ur_isa in ops/ur_ops.h). gcc's target_clones would pick
  * from the CPU alone (libgcc reads CPUID, which glibc's GLIBC_TUNABLES hwcaps mask does not
@@ -34,39 +35,48 @@ int ur_isa_select(const char *name);
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
 /* The loop, inlined into each copy and compiled there for that copy's target. */
 #define UR_VECTOR_BODY static inline __attribute__((always_inline))
-#define UR_VECTOR_COPIES(ret, name, params, args)                                            \
-    __attribute__((target("avx512f"))) static ret name##_avx512 params                       \
-    {                                                                                        \
-        return name##_body args;                                                             \
-    }                                                                                        \
-    __attribute__((target("avx2"))) static ret name##_avx2 params { return name##_body args; } \
+#define UR_VECTOR_COPIES(ret, name, params, args)                                           \
+    __attribute__((target("avx512f,fma"))) static ret name##_avx512 params                  \
+    {                                                                                       \
+        return name##_body args;                                                            \
+    }                                                                                       \
+    __attribute__((target("avx2,fma"))) static ret name##_avx2 params                       \
+    {                                                                                       \
+        return name##_body args;                                                            \
+    }                                                                                       \
     static ret name##_generic params { return name##_body args; }
 /* static ret name(params): name_body(args) in the copy of the chosen level. */
-#define UR_VECTOR_RET(ret, name, params, args)                                               \
-    UR_VECTOR_COPIES(ret, name, params, args)                                                \
-    static ret name params                                                                   \
-    {                                                                                        \
-        int l_ = ur_isa_level();                                                             \
-        return l_ == UR_ISA_AVX512 ? name##_avx512 args                                      \
-               : l_ == UR_ISA_AVX2 ? name##_avx2 args : name##_generic args;                 \
+#define UR_VECTOR_RET(ret, name, params, args)                                              \
+    UR_VECTOR_COPIES(ret, name, params, args)                                               \
+    static ret name params                                                                  \
+    {                                                                                       \
+        int l_ = ur_isa_level();                                                            \
+        return l_ == UR_ISA_AVX512 ? name##_avx512 args                                     \
+               : l_ == UR_ISA_AVX2 ? name##_avx2 args : name##_generic args;                \
     }
 /* The same for a function returning void. */
-#define UR_VECTOR_VOID(name, params, args)                                                   \
-    __attribute__((target("avx512f"))) static void name##_avx512 params { name##_body args; } \
-    __attribute__((target("avx2"))) static void name##_avx2 params { name##_body args; }     \
-    static void name##_generic params { name##_body args; }                                  \
-    static void name params                                                                  \
-    {                                                                                        \
-        int l_ = ur_isa_level();                                                             \
-        if (l_ == UR_ISA_AVX512) name##_avx512 args;                                         \
-        else if (l_ == UR_ISA_AVX2) name##_avx2 args;                                        \
-        else name##_generic args;                                                            \
+#define UR_VECTOR_VOID(name, params, args)                                                  \
+    __attribute__((target("avx512f,fma"))) static void name##_avx512 params                 \
+    {                                                                                       \
+        name##_body args;                                                                   \
+    }                                                                                       \
+    __attribute__((target("avx2,fma"))) static void name##_avx2 params                      \
+    {                                                                                       \
+        name##_body args;                                                                   \
+    }                                                                                       \
+    static void name##_generic params { name##_body args; }                                 \
+    static void name params                                                                 \
+    {                                                                                       \
+        int l_ = ur_isa_level();                                                            \
+        if (l_ == UR_ISA_AVX512) name##_avx512 args;                                        \
+        else if (l_ == UR_ISA_AVX2) name##_avx2 args;                                       \
+        else name##_generic args;                                                           \
     }
 #else
 #define UR_VECTOR_BODY static inline
-#define UR_VECTOR_RET(ret, name, params, args)                                               \
+#define UR_VECTOR_RET(ret, name, params, args)                                              \
     static ret name params { return name##_body args; }
-#define UR_VECTOR_VOID(name, params, args)                                                   \
+#define UR_VECTOR_VOID(name, params, args)                                                  \
     static void name params { name##_body args; }
 #endif
 

@@ -461,8 +461,13 @@ char *openblas_get_corename(void);
 static int own_gemm = -1;
 static pthread_once_t own_once = PTHREAD_ONCE_INIT;
 
-/* Ours for the large products when our kernel is AVX-512 and OpenBLAS's is not (its Haswell
- * kernel, e.g. under OPENBLAS_CORETYPE=Haswell); UR_GEMM=blas|own forces either. */
+/* Which products are ours: 1 all of them, when OpenBLAS's kernel is narrower than ours (its
+ * Haswell kernel on an AVX-512 CPU, e.g. under OPENBLAS_CORETYPE=Haswell, or a pre-AVX2 one);
+ * 2 those under 2^26 multiply-adds, when both are as wide, for there OpenBLAS's per-call
+ * packing and set-up weigh more than its larger blocking gains (measured, bench/run-dnnl):
+ * with AVX-512 rnn-128's products took 10% less CPU time as ours, with AVX2 on Zen 3 35% less
+ * (rnn-128 0.70 -> 0.98 of oneDNN), while the larger ones of lstm-256 and lstm-512x2 were 5%
+ * and 14% faster in OpenBLAS. UR_GEMM=blas|own forces none or all. */
 static void choose_own(void)
 {
     const char *want = getenv("UR_GEMM"), *core = openblas_get_corename();
@@ -470,10 +475,13 @@ static void choose_own(void)
     for (size_t i = 0; core && core[i] && i + 1 < sizeof low; i++)
         low[i] = (char)tolower((unsigned char)core[i]);
     int blas512 = strstr(low, "skylakex") || strstr(low, "cooperlake") || strstr(low, "sapphire");
-    /* 2: OpenBLAS has AVX-512 too; ours only below 2^26 multiply-adds, where its per-call
-     * packing and set-up weigh more (rnn-128's products: 10% less CPU time; lstm-256's larger
-     * ones stay with OpenBLAS, which was 5% faster there) */
-    own_gemm = kernel() == K_AVX512 ? (blas512 ? 2 : 1) : 0;
+    int blas256 = blas512 || strstr(low, "haswell") || strstr(low, "zen") ||
+                  strstr(low, "skylake") || strstr(low, "excavator");
+    switch (kernel()) {
+    case K_AVX512: own_gemm = blas512 ? 2 : 1; break;
+    case K_AVX2: own_gemm = blas256 ? 2 : 1; break;
+    default: own_gemm = 0;
+    }
     if (want && strcmp(want, "blas") == 0) own_gemm = 0;
     else if (want && strcmp(want, "own") == 0) own_gemm = kernel() != K_NONE;
 }
@@ -490,6 +498,7 @@ const char *ur_rgemm_gemm_path(void)
 {
     pthread_once(&own_once, choose_own);
     if (!own_gemm) return "openblas";
-    if (own_gemm == 2) return "ours-avx512-small+openblas";
+    if (own_gemm == 2)
+        return kernel() == K_AVX512 ? "ours-avx512-small+openblas" : "ours-avx2-small+openblas";
     return kernel() == K_AVX512 ? "ours-avx512" : "ours-avx2";
 }

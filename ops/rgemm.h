@@ -45,13 +45,13 @@ int ur_rgemm_gemm(int tx, int ty, int m, int n, int k, const float *x, int ldx, 
 /* C = bias + op(X) op(Y), bias (1 x n) added to every row; 0 or -1 as above. */
 int ur_rgemm_gemm_bias(int tx, int ty, int m, int n, int k, const float *x, int ldx,
                        const float *y, int ldy, const float *bias, float *c, int ldc);
-/* 1 when ur_blas_gemm should use ur_rgemm_gemm for an m x n x k product: our kernel is
- * AVX-512 and OpenBLAS's core is not, or both are and the product has under 2^26
- * multiply-adds (UR_GEMM=blas|own in the environment forces either); and the product is large
- * enough for its packing to pay. */
+/* 1 when ur_blas_gemm should use ur_rgemm_gemm for an m x n x k product: OpenBLAS's core is
+ * narrower than our kernel, or as wide and the product has under 2^26 multiply-adds
+ * (UR_GEMM=blas|own in the environment forces either); and the product is large enough for
+ * its packing to pay. */
 int ur_rgemm_gemm_preferred(int m, int n, int k);
 /* What runs the large products: "ours-avx512", "ours-avx2", "openblas", or
- * "ours-avx512-small+openblas". */
+ * "ours-avx512-small+openblas" / "ours-avx2-small+openblas". */
 const char *ur_rgemm_gemm_path(void);
 
 #endif

@@ -415,7 +415,7 @@ START_TEST(test_gru_cho_gates_rules)
 END_TEST
 
 /* Every copy of the vectorised loops (ops/isa.h) the CPU runs gives the plain copy's values
- * and gradients, within 2 ulp: tanh, sigmoid, the fused LSTM and GRU gates (both GRUs),
+ * and gradients, each within 4 float epsilons of the largest of its array: tanh, sigmoid, the fused LSTM and GRU gates (both GRUs),
  * log-softmax and softmax + NLL, forward and backward. ur_isa names the copy selected. */
 enum { ISA_B = 9, ISA_H = 13, ISA_N = 4 * ISA_H * ISA_B, ISA_OPS = 7 };
 
@@ -457,11 +457,15 @@ static void isa_run(int which, const float *xv, const float *hv, float *out)
     ur_tape_free(tp);
 }
 
-/* 1 when a and b are within 2 units in the last place (or both NaN). */
-static int close_ulp(float a, float b)
+/* 1 when a and b are within 4 FLT_EPSILON of scale, the largest magnitude of the reference's
+ * array (or both NaN). Not per element in ulps: the AVX2 and AVX-512 copies fuse multiply-adds
+ * (ops/isa.h), so a tanh rounds differently by an ulp or two (3 seen), and dy (1 - y^2) where
+ * tanh saturates turns that into a thousand ulps of a gradient 1e-3 of its array's largest.
+ * Measured: at most 1.4 epsilons of the largest, values and gradients. */
+static int close_scaled(float a, float b, float scale)
 {
     if (a == b || (a != a && b != b)) return 1;
-    return fabsf(a - b) <= 2.0f * fmaxf(nextafterf(fabsf(a), INFINITY) - fabsf(a), FLT_MIN);
+    return fabsf(a - b) <= 4.0f * FLT_EPSILON * scale;
 }
 
 START_TEST(test_isa_copies_agree)
@@ -489,9 +493,13 @@ START_TEST(test_isa_copies_agree)
         tried++;
         for (int w = 0; w < ISA_OPS; w++) {
             isa_run(w, xv, hv, got);
+            float scale[3] = {0};
             for (int k = 0; k < 3 * ISA_N; k++)
-                ck_assert_msg(close_ulp(got[k], ref[w][k]), "%s, op %d, value %d: %.9g vs %.9g",
-                              levels[l], w, k, got[k], ref[w][k]);
+                scale[k / ISA_N] = fmaxf(scale[k / ISA_N], fabsf(ref[w][k]));
+            for (int k = 0; k < 3 * ISA_N; k++)
+                ck_assert_msg(close_scaled(got[k], ref[w][k], scale[k / ISA_N]),
+                              "%s, op %d, value %d: %.9g vs %.9g (largest %.9g)", levels[l], w,
+                              k, got[k], ref[w][k], scale[k / ISA_N]);
         }
     }
     if (getenv("UR_TEST_VERBOSE")) fprintf(stderr, "isa: %d copies besides generic\n", tried);
