@@ -33,14 +33,20 @@ enum { K_NONE, K_AVX2, K_AVX512 };
 static int kernel_id = -1;
 static pthread_once_t choose_once = PTHREAD_ONCE_INIT;
 
-static void choose(void)
+/* The widest kernel this CPU runs (and this compiler built). */
+static int cpu_kernel(void)
 {
-    int best = K_NONE;
 #ifdef UR_HAVE_KERNELS
     __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx512f")) best = K_AVX512;
-    else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) best = K_AVX2;
+    if (__builtin_cpu_supports("avx512f")) return K_AVX512;
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return K_AVX2;
 #endif
+    return K_NONE;
+}
+
+static void choose(void)
+{
+    int best = cpu_kernel();
     const char *want = getenv("UR_RGEMM");
     if (want && strcmp(want, "blas") == 0) best = K_NONE;
     else if (want && strcmp(want, "avx2") == 0 && best >= K_AVX2) best = K_AVX2;
@@ -70,12 +76,8 @@ int ur_rgemm_available(void) { return kernel() != K_NONE; }
 
 int ur_rgemm_select(const char *name)
 {
-    int best = K_NONE;
+    int best = cpu_kernel();
     kernel();
-#ifdef UR_HAVE_KERNELS
-    if (__builtin_cpu_supports("avx512f")) best = K_AVX512;
-    else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) best = K_AVX2;
-#endif
     int want = strcmp(name, "avx512") == 0 ? K_AVX512 : strcmp(name, "avx2") == 0 ? K_AVX2
              : strcmp(name, "blas") == 0 ? K_NONE : -1;
     if (want < 0 || want > best) return -1;
@@ -474,14 +476,14 @@ static void choose_own(void)
     char low[64] = "";
     for (size_t i = 0; core && core[i] && i + 1 < sizeof low; i++)
         low[i] = (char)tolower((unsigned char)core[i]);
-    int blas512 = strstr(low, "skylakex") || strstr(low, "cooperlake") || strstr(low, "sapphire");
-    int blas256 = blas512 || strstr(low, "haswell") || strstr(low, "zen") ||
-                  strstr(low, "skylake") || strstr(low, "excavator");
-    switch (kernel()) {
-    case K_AVX512: own_gemm = blas512 ? 2 : 1; break;
-    case K_AVX2: own_gemm = blas256 ? 2 : 1; break;
-    default: own_gemm = 0;
-    }
+    /* OpenBLAS's width: its AVX-512 cores, its AVX2 ones, or narrower (K_NONE) */
+    int blas = K_NONE;
+    if (strstr(low, "skylakex") || strstr(low, "cooperlake") || strstr(low, "sapphire"))
+        blas = K_AVX512;
+    else if (strstr(low, "haswell") || strstr(low, "zen") || strstr(low, "skylake") ||
+             strstr(low, "excavator"))
+        blas = K_AVX2;
+    own_gemm = kernel() == K_NONE ? 0 : blas < kernel() ? 1 : 2;
     if (want && strcmp(want, "blas") == 0) own_gemm = 0;
     else if (want && strcmp(want, "own") == 0) own_gemm = kernel() != K_NONE;
 }

@@ -415,8 +415,9 @@ START_TEST(test_gru_cho_gates_rules)
 END_TEST
 
 /* Every copy of the vectorised loops (ops/isa.h) the CPU runs gives the plain copy's values
- * and gradients, each within 4 float epsilons of the largest of its array: tanh, sigmoid, the fused LSTM and GRU gates (both GRUs),
- * log-softmax and softmax + NLL, forward and backward. ur_isa names the copy selected. */
+ * and gradients, each within 4 float epsilons of the largest of its array: tanh, sigmoid, the
+ * fused LSTM and GRU gates (both GRUs), log-softmax and softmax + NLL, forward and backward.
+ * ur_isa names the copy selected. */
 enum { ISA_B = 9, ISA_H = 13, ISA_N = 4 * ISA_H * ISA_B, ISA_OPS = 7 };
 
 /* Op `which`'s values, then x's and h's gradients, into out (3 * ISA_N floats). x is
