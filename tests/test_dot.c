@@ -157,7 +157,8 @@ START_TEST(test_jordan_unfolded)
     ur_tape *tp = ur_tape_new(0);
     for (int mode = 0; mode < 2; mode++) {
         ur_tape_reset(tp);
-        ur_jordan_opts op = {mode ? UR_JORDAN_FREE : UR_JORDAN_TEACHER, UR_FEED_OUTPUT, 1.0f, NULL};
+        ur_jordan_opts op = {.mode = mode ? UR_JORDAN_FREE : UR_JORDAN_TEACHER,
+                              .feed = UR_FEED_OUTPUT, .p_teacher = 1.0f};
         ur_tensor *y = ur_input(tp, T * B, OUT);
         ur_tensor *o = ur_jordan_run(tp, &m, ur_input(tp, T * B, IN), T, y, NULL, &op, NULL, NULL);
         ck_assert_int_eq(ur_backward(tp, ur_mse(tp, o, y, UR_SUM)), 0);
