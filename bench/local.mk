@@ -32,3 +32,7 @@ noinst_PROGRAMS += bench/bench_beam
 bench_bench_beam_SOURCES = bench/bench_beam.c bench/alloc_count.c bench/alloc_count.h \
 	$(BENCH_COMMON)
 bench_bench_beam_LDADD = $(EX_LDADD)
+# bench_rgemm: our GEMM kernels against cblas_sgemm, one product at a time.
+noinst_PROGRAMS += bench/bench_rgemm
+bench_bench_rgemm_SOURCES = bench/bench_rgemm.c $(BENCH_COMMON)
+bench_bench_rgemm_LDADD = $(EX_LDADD)

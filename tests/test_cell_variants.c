@@ -250,8 +250,11 @@ START_TEST(test_lstm_variants)
         ur_tape_free(tp);
         run_ctx c = {ps, &cell, {0}};
         memcpy(c.x, x, sizeof c.x);
-        /* Step 1e-2: the layer norm's curvature makes 3e-2's truncation error reach 0.3%. */
-        ur_assert_gradcheck(ps, run_loss, &c, 1e-2, 1e-5, 1e-3);
+        /* Step 2e-2: the layer norm's curvature makes 3e-2's truncation error reach 0.3%, and
+         * at 1e-2 the forward's float noise (about 2e-7 of the loss, divided by the step) is
+         * the whole tolerance of a 4e-4 gradient (worst ratio 1.04 under UR_ISA=generic on an
+         * AVX-512 Xeon). Measured worst ratios at 2e-2: 0.62 (generic), 0.60 (AVX2, AVX-512). */
+        ur_assert_gradcheck(ps, run_loss, &c, 2e-2, 1e-5, 1e-3);
         ur_params_free(ps);
     }
     /* Options that do not belong to the cell are errors. */
@@ -315,7 +318,8 @@ START_TEST(test_gru_ln)
     ur_tape_free(tp);
     run_ctx c = {ps, &cell, {0}};
     memcpy(c.x, x, sizeof c.x);
-    ur_assert_gradcheck(ps, run_loss, &c, 1e-2, 1e-5, 1e-3); /* as for the LSTM's layer norm */
+    /* as for the LSTM's layer norm; worst ratios at 2e-2: 0.37 (generic), 0.31 (AVX2, AVX-512) */
+    ur_assert_gradcheck(ps, run_loss, &c, 2e-2, 1e-5, 1e-3);
     ur_params_free(ps);
 }
 END_TEST
