@@ -192,7 +192,8 @@ AVX512 INLINE void tile512(const int mr, const int np, const int ta, int k,
     }
 }
 
-/* Rows [0, m) and panels [p0, p1) of the product. */
+/* Rows [0, m) and panels [p0, p1) of the product. ta: 0 A as it is, 1 A^T in place, 2 A packed
+ * in tiles of 8 rows (pack_rows_range: rows [8t, 8t + 8) from t 8 k on, (i, q) at q 8 + i). */
 AVX512 INLINE void block512_t(const int ta, int m, int n, int k, const float *a, int lda,
                               const float *packed, size_t ps, float *c, int ldc, int p0, int p1,
                               int store, const float *bias)
@@ -203,30 +204,31 @@ AVX512 INLINE void block512_t(const int ta, int m, int n, int k, const float *a,
         if (p1 - p < wide) wide = 1;
         int cols = n - p * 32 < 32 * wide ? n - p * 32 : 32 * wide;
         const float *pp = packed + (size_t)p * ps;
+        const int tta = ta != 0, tlda = ta == 2 ? 8 : lda; /* packed: read as A^T of 8 columns */
         for (int r = 0; r < m; r += 8) {
             int mr = m - r < 8 ? m - r : 8;
-            const float *ar = ta ? a + r : a + (size_t)r * lda;
+            const float *ar = ta == 2 ? a + (size_t)r * k : ta ? a + r : a + (size_t)r * lda;
             float *cr = c + (size_t)r * ldc + (size_t)p * 32;
             const float *br = bias ? bias + (size_t)p * 32 : NULL;
             if (wide == 4) {
-                if (mr == 1) tile512(1, 4, ta, k, ar, lda, pp, ps, cr, ldc, cols, store, br);
-                else tile512(2, 4, ta, k, ar, lda, pp, ps, cr, ldc, cols, store, br);
+                if (mr == 1) tile512(1, 4, tta, k, ar, tlda, pp, ps, cr, ldc, cols, store, br);
+                else tile512(2, 4, tta, k, ar, tlda, pp, ps, cr, ldc, cols, store, br);
                 continue;
             }
             if (wide == 2) {
-                if (mr == 3) tile512(3, 2, ta, k, ar, lda, pp, ps, cr, ldc, cols, store, br);
-                else tile512(4, 2, ta, k, ar, lda, pp, ps, cr, ldc, cols, store, br);
+                if (mr == 3) tile512(3, 2, tta, k, ar, tlda, pp, ps, cr, ldc, cols, store, br);
+                else tile512(4, 2, tta, k, ar, tlda, pp, ps, cr, ldc, cols, store, br);
                 continue;
             }
             switch (mr) {
-            case 1: tile512(1, 1, ta, k, ar, lda, pp, ps, cr, ldc, cols, store, br); break;
-            case 2: tile512(2, 1, ta, k, ar, lda, pp, ps, cr, ldc, cols, store, br); break;
-            case 3: tile512(3, 1, ta, k, ar, lda, pp, ps, cr, ldc, cols, store, br); break;
-            case 4: tile512(4, 1, ta, k, ar, lda, pp, ps, cr, ldc, cols, store, br); break;
-            case 5: tile512(5, 1, ta, k, ar, lda, pp, ps, cr, ldc, cols, store, br); break;
-            case 6: tile512(6, 1, ta, k, ar, lda, pp, ps, cr, ldc, cols, store, br); break;
-            case 7: tile512(7, 1, ta, k, ar, lda, pp, ps, cr, ldc, cols, store, br); break;
-            default: tile512(8, 1, ta, k, ar, lda, pp, ps, cr, ldc, cols, store, br); break;
+            case 1: tile512(1, 1, tta, k, ar, tlda, pp, ps, cr, ldc, cols, store, br); break;
+            case 2: tile512(2, 1, tta, k, ar, tlda, pp, ps, cr, ldc, cols, store, br); break;
+            case 3: tile512(3, 1, tta, k, ar, tlda, pp, ps, cr, ldc, cols, store, br); break;
+            case 4: tile512(4, 1, tta, k, ar, tlda, pp, ps, cr, ldc, cols, store, br); break;
+            case 5: tile512(5, 1, tta, k, ar, tlda, pp, ps, cr, ldc, cols, store, br); break;
+            case 6: tile512(6, 1, tta, k, ar, tlda, pp, ps, cr, ldc, cols, store, br); break;
+            case 7: tile512(7, 1, tta, k, ar, tlda, pp, ps, cr, ldc, cols, store, br); break;
+            default: tile512(8, 1, tta, k, ar, tlda, pp, ps, cr, ldc, cols, store, br); break;
             }
         }
         p += wide;
@@ -237,7 +239,8 @@ AVX512 static void block512(int ta, int m, int n, int k, const float *a, int lda
                             const float *packed, size_t ps, float *c, int ldc, int p0, int p1,
                             int store, const float *bias)
 {
-    if (ta) block512_t(1, m, n, k, a, lda, packed, ps, c, ldc, p0, p1, store, bias);
+    if (ta == 2) block512_t(2, m, n, k, a, lda, packed, ps, c, ldc, p0, p1, store, bias);
+    else if (ta) block512_t(1, m, n, k, a, lda, packed, ps, c, ldc, p0, p1, store, bias);
     else block512_t(0, m, n, k, a, lda, packed, ps, c, ldc, p0, p1, store, bias);
 }
 
@@ -354,7 +357,8 @@ static void rgemm_range(void *ctx, int p0, int p1)
         rgemm_job part = *j;
         part.by_rows = 0;
         part.m = r1 - r0;
-        part.a = j->ta ? j->a + r0 : j->a + (size_t)r0 * j->lda;
+        part.a = j->ta == 2 ? j->a + (size_t)r0 * j->k
+                 : j->ta ? j->a + r0 : j->a + (size_t)r0 * j->lda;
         part.c = j->c + (size_t)r0 * j->ldc;
         rgemm_range(&part, 0, (j->n + panel_width() - 1) / panel_width());
         return;
@@ -418,6 +422,34 @@ static float *scratch_for(size_t floats)
     return p;
 }
 
+/* op(X)'s block (m x kb, of X or of X^T when tx) in tiles of 8 rows for the AVX-512 kernel:
+ * tile t holds rows [8t, 8t + 8) as kb groups of 8 (zero past row m), so that a tile reads
+ * one stream of consecutive floats instead of 8 rows of X (or kb rows of X^T, 32 bytes of
+ * each 64-byte line, which beside a 32 KiB panel overflow L1). */
+typedef struct pack_rows_job {
+    const float *x;
+    int ldx, tx, m, kb;
+    float *out;
+} pack_rows_job;
+
+static void pack_rows_range(void *ctx, int t0, int t1)
+{
+    const pack_rows_job *j = ctx;
+    for (int t = t0; t < t1; t++) {
+        float *d = j->out + (size_t)t * 8 * (size_t)j->kb;
+        int rows = j->m - 8 * t < 8 ? j->m - 8 * t : 8;
+        for (int q = 0; q < j->kb; q++, d += 8) {
+            if (j->tx) {
+                const float *src = j->x + (size_t)q * j->ldx + 8 * t;
+                for (int i = 0; i < rows; i++) d[i] = src[i];
+            } else {
+                for (int i = 0; i < rows; i++) d[i] = j->x[(size_t)(8 * t + i) * j->ldx + q];
+            }
+            for (int i = rows; i < 8; i++) d[i] = 0.0f;
+        }
+    }
+}
+
 /* C = op(X) op(Y) + beta C, or with bias (beta 0) C = bias + op(X) op(Y) for every row. */
 static int gemm(int tx, int ty, int m, int n, int k, const float *x, int ldx, const float *y,
                 int ldy, float beta, const float *bias, float *c, int ldc)
@@ -425,8 +457,15 @@ static int gemm(int tx, int ty, int m, int n, int k, const float *x, int ldx, co
     int id = kernel();
     if (id == K_NONE || m <= 0 || n <= 0 || k <= 0 || (beta != 0.0f && beta != 1.0f)) return -1;
     int kc = k < KC ? k : KC;
-    float *packed = scratch_for(ur_rgemm_packed_floats(kc, n));
+    /* AVX-512: op(X)'s block packed too, where each tile of it is read by 8 panels or more over
+     * a long enough k (measured, bench/bench_rgemm: 1024^3 1.27x, lstm-256's h^T dZ 1.07x;
+     * with 2 panels, dZ Wx^T, 0.70x, and over k = 64, x Wx, 0.92x, so not there) */
+    int pack_x = id == K_AVX512 && m > 8 && n >= 256 && kc >= 128;
+    size_t y_floats = ur_rgemm_packed_floats(kc, n);
+    size_t x_floats = pack_x ? (size_t)(m + 7) / 8 * 8 * (size_t)kc : 0;
+    float *packed = scratch_for(y_floats + x_floats);
     if (!packed) return -1;
+    float *xp = packed + y_floats;
     int nr = panel_width(), panels = (n + nr - 1) / nr;
     int grain = m <= 2 ? 4 : 1;
     if ((long)m * n * kc < PARALLEL_MIN) grain = panels;
@@ -437,9 +476,13 @@ static int gemm(int tx, int ty, int m, int n, int k, const float *x, int ldx, co
         int kb = k - k0 < kc ? k - k0 : kc;
         /* rows [k0, k0 + kb) of op(Y): of Y, or its columns when ty */
         ur_rgemm_pack(ty ? y + k0 : y + (size_t)k0 * ldy, ldy, ty, kb, n, packed);
-        rgemm_job j = {m, n, kb, ldx, ldc, id, tx != 0, beta == 0.0f && k0 == 0,
-                       tx ? x + (size_t)k0 * ldx : x + k0, packed, c, (size_t)kb * nr, bias,
-                       by_rows};
+        const float *xb = tx ? x + (size_t)k0 * ldx : x + k0;
+        if (pack_x) {
+            pack_rows_job pj = {xb, ldx, tx, m, kb, xp};
+            ur_pool_for((m + 7) / 8, 1, pack_rows_range, &pj);
+        }
+        rgemm_job j = {m, n, kb, ldx, ldc, id, pack_x ? 2 : tx != 0, beta == 0.0f && k0 == 0,
+                       pack_x ? xp : xb, packed, c, (size_t)kb * nr, bias, by_rows};
         if (by_rows) ur_pool_for(groups, 1, rgemm_range, &j);
         else ur_pool_for(panels, grain, rgemm_range, &j);
     }

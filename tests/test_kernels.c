@@ -134,8 +134,8 @@ START_TEST(test_rgemm_gemm_shapes)
 {
     static const int shapes[][3] = {{1, 1, 1},   {3, 17, 5},    {8, 32, 256},  {9, 33, 257},
                                     {2, 200, 300}, {64, 100, 600}, {130, 48, 513}, {33, 64, 1024},
-                                    {200, 40, 70}, {400, 20, 300}}; /* the last two: split by
-                                                                        rows on 2+ threads */
+                                    {200, 40, 70}, {400, 20, 300}, /* split by rows on 2+ threads */
+                                    {37, 260, 300}, {400, 256, 200}}; /* AVX-512: X packed too */
     int ran = 0;
     for (size_t kk = 0; kk < sizeof kernels / sizeof kernels[0]; kk++) {
         if (ur_rgemm_select(kernels[kk]) != 0) continue;
