@@ -38,8 +38,8 @@ void ur_rgemm(int m, int n, int k, const float *a, int lda, const float *packed,
               int ldc);
 
 /* C = op(X) op(Y) + beta C (row-major, beta 0 or 1) by the same kernels, op(Y) packed per call
- * into a buffer of the calling thread; 0, or -1 (nothing done) without a kernel, for another
- * beta, or when the buffer cannot grow. */
+ * into a buffer of the calling thread (with AVX-512, op(X) too when n >= 256); 0, or -1
+ * (nothing done) without a kernel, for another beta, or when the buffer cannot grow. */
 int ur_rgemm_gemm(int tx, int ty, int m, int n, int k, const float *x, int ldx, const float *y,
                   int ldy, float beta, float *c, int ldc);
 /* C = bias + op(X) op(Y), bias (1 x n) added to every row; 0 or -1 as above. */
