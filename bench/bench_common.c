@@ -287,3 +287,11 @@ const char *bench_blas_core(void)
 }
 
 int bench_blas_threads(void) { return ur_threads(); }
+
+float *bench_filled(size_t n, ur_rng *rng)
+{
+    float *p = malloc((n ? n : 1) * sizeof *p);
+    if (p)
+        for (size_t i = 0; i < n; i++) p[i] = ur_rng_uniform(rng) * 0.02f - 0.01f;
+    return p;
+}

@@ -98,6 +98,8 @@ size_t bench_min_activation_bytes(const bench_config *c);
 
 /* Seconds from a monotonic clock. */
 double bench_now(void);
+/* n floats (at least one) uniform in [-0.01, 0.01) from rng, or NULL when out of memory. */
+float *bench_filled(size_t n, ur_rng *rng);
 /* CPU seconds used by the process, all threads (steadier than bench_now on a busy machine;
  * with OpenBLAS threads it counts their spinning too). */
 double bench_cpu_now(void);

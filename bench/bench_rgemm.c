@@ -40,14 +40,6 @@ static const shape shapes[] = {
     {"1024^3", 0, 0, 1024, 1024, 1024, 0},
 };
 
-static float *filled(size_t n, ur_rng *rng)
-{
-    float *p = malloc((n ? n : 1) * sizeof *p);
-    if (p)
-        for (size_t i = 0; i < n; i++) p[i] = ur_rng_uniform(rng) * 0.02f - 0.01f;
-    return p;
-}
-
 /* One call of the product by impl (0 cblas, 1 ours). */
 static void run(int impl, const shape *s, const float *x, const float *y, const float *packed,
                 float *c)
@@ -116,7 +108,7 @@ int main(int argc, char **argv)
         if (*only && !strstr(s->name, only)) continue;
         found = 1;
         size_t xs = (size_t)s->m * s->k, ys = (size_t)s->k * s->n, cs = (size_t)s->m * s->n;
-        float *x = filled(xs, &rng), *y = filled(ys, &rng), *c = filled(cs, &rng);
+        float *x = bench_filled(xs, &rng), *y = bench_filled(ys, &rng), *c = bench_filled(cs, &rng);
         float *packed = malloc(ur_rgemm_packed_floats(s->k, s->n) * sizeof *packed);
         if (!x || !y || !c || !packed) {
             fprintf(stderr, "bench_rgemm: out of memory\n");

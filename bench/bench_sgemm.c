@@ -36,14 +36,6 @@ static double time_gemm(int ta, int tb, int m, int n, int k, const float *a, con
     return best;
 }
 
-static float *filled(size_t n, ur_rng *rng)
-{
-    float *p = malloc((n ? n : 1) * sizeof *p);
-    if (p)
-        for (size_t i = 0; i < n; i++) p[i] = ur_rng_uniform(rng) * 0.02f - 0.01f;
-    return p;
-}
-
 int main(int argc, char **argv)
 {
     const char *config = "lstm-256";
@@ -78,7 +70,7 @@ int main(int argc, char **argv)
     }
     ur_rng rng;
     ur_rng_seed(&rng, 7);
-    float *a = filled(biggest, &rng), *b = filled(biggest, &rng), *cc = filled(biggest, &rng);
+    float *a = bench_filled(biggest, &rng), *b = bench_filled(biggest, &rng), *cc = bench_filled(biggest, &rng);
     if (!a || !b || !cc) { fprintf(stderr, "bench_sgemm: out of memory\n"); return 1; }
 
     const char *core = bench_blas_core();
