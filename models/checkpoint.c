@@ -221,20 +221,6 @@ static const ur_op segment_op = {"checkpoint_segment", segment_backward};
 static void join_backward(ur_node *n) { (void)n; }
 static const ur_op join_op = {"checkpoint_join", join_backward};
 
-/* The given initial h or c (checked), or zeros. NULL with the tape failed. */
-static ur_tensor *initial(ur_tape *tp, ur_tensor *given, int rows, int cols, const char *op,
-                          const char *what)
-{
-    if (!given) return ur_input(tp, rows, cols);
-    if (!ur_op_begin(tp, op, 1, given)) return NULL;
-    if (given->rows != rows || given->cols != cols) {
-        ur_tape_fail(tp, "%s: initial %s is %dx%d, expected %dx%d", op, what, given->rows,
-                     given->cols, rows, cols);
-        return NULL;
-    }
-    return given;
-}
-
 /* Fills in[] with the inputs of the node of a segment just recorded on sc: the state before
  * it, its rows of x and every parameter its ops used (each once), found by walking the
  * scratch recording. Returns how many, or -1 with tp failed. */
@@ -335,8 +321,8 @@ int ur_checkpointed_unroll(ur_tape *tp, const ur_cell *cell, ur_tensor *x_all, i
         ur_tape_fail(tp, "%s: out of memory for the scratch tape", op);
         return -1;
     }
-    ur_state prev = {initial(tp, init.h, B, Hd, op, "h"), NULL};
-    if (has_c) prev.c = initial(tp, init.c, B, Hd, op, "c");
+    ur_state prev = {ur_initial_or_zeros(tp, init.h, B, Hd, op, "h"), NULL};
+    if (has_c) prev.c = ur_initial_or_zeros(tp, init.c, B, Hd, op, "c");
     if (!prev.h || (has_c && !prev.c)) return -1;
 
     ckpt_run *r = ur_tape_alloc(tp, sizeof *r);

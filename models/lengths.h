@@ -1,5 +1,6 @@
-/* Internal to the models: the check of a batch's lengths (models/unroll.c) and the
- * checkpointed unroll (models/checkpoint.c) that ur_unroll_with hands over to. */
+/* Internal to the models: the checks of a batch's lengths and of an initial state
+ * (models/unroll.c), and the checkpointed unroll (models/checkpoint.c) that ur_unroll_with
+ * hands over to. */
 #ifndef UR_MODELS_LENGTHS_H
 #define UR_MODELS_LENGTHS_H
 
@@ -9,6 +10,11 @@
  * with a message naming op, the sequence and its length, and returns -1. */
 int ur_lengths_check(ur_tape *tp, const char *op, const int *lengths, int B, int T,
                      int allow_empty);
+
+/* given when it is rows x cols (else fails the tape naming op and what, "h" or "c"), a zero
+ * state of that shape when given is NULL; NULL with the tape failed. */
+ur_tensor *ur_initial_or_zeros(ur_tape *tp, ur_tensor *given, int rows, int cols, const char *op,
+                               const char *what);
 
 /* ur_unroll_with when opts->checkpoint asks for checkpoints (interval != 0): reverse, lengths
  * and allow_empty as opts says. */

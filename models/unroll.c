@@ -30,9 +30,9 @@
 
 static const char *kind_of(const ur_cell *cell) { return cell->kind ? cell->kind : "cell"; }
 
-/* A zero state of the right shape for a missing initial h or c. */
-static ur_tensor *zeros_or(ur_tape *tp, ur_tensor *given, int rows, int cols, const char *op,
-                           const char *what)
+/* A zero state of the right shape for a missing initial h or c (models/lengths.h). */
+ur_tensor *ur_initial_or_zeros(ur_tape *tp, ur_tensor *given, int rows, int cols, const char *op,
+                               const char *what)
 {
     if (!given) return ur_input(tp, rows, cols);
     char name[96];
@@ -223,8 +223,8 @@ int ur_unroll_with(ur_tape *tp, const ur_cell *cell, ur_tensor *x_all, int T, ur
         memcpy(lengths, opts->lengths, (size_t)B * sizeof *lengths);
         mask = ur_length_mask(tp, T, B, lengths);
     }
-    ur_state s = {zeros_or(tp, init.h, B, cell->hidden, op, "h"), NULL};
-    if (cell->has_c) s.c = zeros_or(tp, init.c, B, cell->hidden, op, "c");
+    ur_state s = {ur_initial_or_zeros(tp, init.h, B, cell->hidden, op, "h"), NULL};
+    if (cell->has_c) s.c = ur_initial_or_zeros(tp, init.c, B, cell->hidden, op, "c");
     if (!s.h || (cell->has_c && !s.c)) return -1;
 
     /* Projections for all steps, then one recurrent context per product: fused ones
@@ -365,8 +365,8 @@ ur_state ur_cell_step(ur_tape *tp, const ur_cell *cell, ur_tensor *x, ur_state p
                      x->cols, cell->in_dim);
         return bad;
     }
-    ur_state s = {zeros_or(tp, prev.h, x->rows, cell->hidden, op, "h"), NULL};
-    if (cell->has_c) s.c = zeros_or(tp, prev.c, x->rows, cell->hidden, op, "c");
+    ur_state s = {ur_initial_or_zeros(tp, prev.h, x->rows, cell->hidden, op, "h"), NULL};
+    if (cell->has_c) s.c = ur_initial_or_zeros(tp, prev.c, x->rows, cell->hidden, op, "c");
     if (!s.h || (cell->has_c && !s.c)) return bad;
     ur_tape_set_context(tp, kind_of(cell), -1);
     ur_step_in in = {.t = -1, .x = x};
