@@ -155,7 +155,11 @@ AVX512 INLINE void tile512(const int mr, const int np, const int ta, int k,
 #pragma GCC unroll 8
     for (int i = 0; i < mr; i++)
 #pragma GCC unroll 8
-        for (int j = 0; j < 2 * np; j++) acc[i][j] = _mm512_setzero_ps();
+        for (int j = 0; j < 2 * np; j++) {
+            acc[i][j] = _mm512_setzero_ps();
+            /* C's lines, read (and written) after the sums: fetched while they run */
+            if (16 * j < cols) __builtin_prefetch(c + (size_t)i * ldc + 16 * j, 1, 3);
+        }
     for (int q = 0; q < k; q++) {
         __m512 b[8];
 #pragma GCC unroll 4
@@ -432,13 +436,46 @@ typedef struct pack_rows_job {
     float *out;
 } pack_rows_job;
 
+#ifdef UR_HAVE_KERNELS
+/* d[q 8 + i] = x[i ldx + q] for i, q < 8: an 8 x 8 block of X transposed in registers. */
+AVX512 static void transpose8(const float *x, int ldx, float *d)
+{
+    __m256 r[8], t[8];
+    for (int i = 0; i < 8; i++) r[i] = _mm256_loadu_ps(x + (size_t)i * ldx);
+    for (int i = 0; i < 8; i += 2) { /* pairs of rows interleaved */
+        t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
+        t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
+    }
+    for (int i = 0; i < 8; i += 4) { /* then pairs of pairs: columns of 4 rows per lane */
+        r[i] = _mm256_shuffle_ps(t[i], t[i + 2], 0x44);
+        r[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], 0xee);
+        r[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0x44);
+        r[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0xee);
+    }
+    for (int i = 0; i < 4; i++) { /* lanes: rows 0-3 beside rows 4-7 */
+        t[i] = _mm256_permute2f128_ps(r[i], r[i + 4], 0x20);
+        t[i + 4] = _mm256_permute2f128_ps(r[i], r[i + 4], 0x31);
+    }
+    for (int q = 0; q < 8; q++) _mm256_storeu_ps(d + 8 * q, t[q]);
+}
+#endif
+
 static void pack_rows_range(void *ctx, int t0, int t1)
 {
     const pack_rows_job *j = ctx;
     for (int t = t0; t < t1; t++) {
         float *d = j->out + (size_t)t * 8 * (size_t)j->kb;
-        int rows = j->m - 8 * t < 8 ? j->m - 8 * t : 8;
-        for (int q = 0; q < j->kb; q++, d += 8) {
+        int rows = j->m - 8 * t < 8 ? j->m - 8 * t : 8, q = 0;
+        if (rows == 8 && j->tx) { /* 8 consecutive floats of each row of X^T */
+            for (; q < j->kb; q++, d += 8) memcpy(d, j->x + (size_t)q * j->ldx + 8 * t, 32);
+            continue;
+        }
+#ifdef UR_HAVE_KERNELS
+        if (rows == 8) /* X's 8 rows, 8 columns at a time */
+            for (; q + 8 <= j->kb; q += 8, d += 64)
+                transpose8(j->x + (size_t)8 * t * j->ldx + q, j->ldx, d);
+#endif
+        for (; q < j->kb; q++, d += 8) {
             if (j->tx) {
                 const float *src = j->x + (size_t)q * j->ldx + 8 * t;
                 for (int i = 0; i < rows; i++) d[i] = src[i];
