@@ -70,7 +70,8 @@ int main(int argc, char **argv)
     }
     ur_rng rng;
     ur_rng_seed(&rng, 7);
-    float *a = bench_filled(biggest, &rng), *b = bench_filled(biggest, &rng), *cc = bench_filled(biggest, &rng);
+    float *a = bench_filled(biggest, &rng), *b = bench_filled(biggest, &rng);
+    float *cc = bench_filled(biggest, &rng);
     if (!a || !b || !cc) { fprintf(stderr, "bench_sgemm: out of memory\n"); return 1; }
 
     const char *core = bench_blas_core();
