@@ -20,24 +20,29 @@ typedef struct shape {
     const char *name;
     int tx, ty, m, n, k; /* C (m x n) += op(X) (m x k) op(Y) (k x n) */
     int packed;          /* 1: ur_rgemm on op(Y) packed once */
+    int m1;              /* > 0 (with tx): two products from one Y, X1^T Y (m1 rows) and X2^T Y
+                            (the other m - m1): cblas as two calls, ours as ur_rgemm_gemm_tn2 */
 } shape;
 
 static const shape shapes[] = {
-    {"lstm-256 h W", 0, 0, 32, 1024, 256, 1},
-    {"lstm-256 dZ W^T", 0, 1, 32, 256, 1024, 1},
-    {"lstm-256 b1 h W", 0, 0, 1, 1024, 256, 1},
-    {"lstm-256 b128 h W", 0, 0, 128, 1024, 256, 1},
-    {"lstm-512 h W", 0, 0, 32, 2048, 512, 1},
-    {"lstm-512 dZ W^T", 0, 1, 32, 512, 2048, 1},
-    {"rnn-128 h W", 0, 0, 32, 128, 128, 1},
-    {"rnn-128 dZ W^T", 0, 1, 32, 128, 128, 1},
-    {"lstm-256 x Wx", 0, 0, 2048, 1024, 64, 0},
-    {"lstm-256 x^T dZ", 1, 0, 64, 1024, 2048, 0},
-    {"lstm-256 h^T dZ", 1, 0, 256, 1024, 2048, 0},
-    {"lstm-256 dZ Wx^T", 0, 1, 2048, 64, 1024, 0},
-    {"rnn-128 x Wx", 0, 0, 2048, 128, 64, 0},
-    {"rnn-128 h^T dZ", 1, 0, 128, 128, 2048, 0},
-    {"1024^3", 0, 0, 1024, 1024, 1024, 0},
+    {"lstm-256 h W", 0, 0, 32, 1024, 256, 1, 0},
+    {"lstm-256 dZ W^T", 0, 1, 32, 256, 1024, 1, 0},
+    {"lstm-256 b1 h W", 0, 0, 1, 1024, 256, 1, 0},
+    {"lstm-256 b128 h W", 0, 0, 128, 1024, 256, 1, 0},
+    {"lstm-512 h W", 0, 0, 32, 2048, 512, 1, 0},
+    {"lstm-512 dZ W^T", 0, 1, 32, 512, 2048, 1, 0},
+    {"rnn-128 h W", 0, 0, 32, 128, 128, 1, 0},
+    {"rnn-128 dZ W^T", 0, 1, 32, 128, 128, 1, 0},
+    {"lstm-256 x Wx", 0, 0, 2048, 1024, 64, 0, 0},
+    {"lstm-256 x^T dZ", 1, 0, 64, 1024, 2048, 0, 0},
+    {"lstm-256 h^T dZ", 1, 0, 256, 1024, 2048, 0, 0},
+    {"lstm-256 x^T,h^T dZ", 1, 0, 320, 1024, 2048, 0, 64},
+    {"lstm-256 dZ Wx^T", 0, 1, 2048, 64, 1024, 0, 0},
+    {"rnn-128 x Wx", 0, 0, 2048, 128, 64, 0, 0},
+    {"rnn-128 h^T dZ", 1, 0, 128, 128, 2048, 0, 0},
+    {"lstm-512 x^T,h^T dZ", 1, 0, 576, 2048, 2048, 0, 64},
+    {"lstm-512 l2 [x h]^T", 1, 0, 1024, 2048, 2048, 0, 512},
+    {"1024^3", 0, 0, 1024, 1024, 1024, 0, 0},
 };
 
 /* One call of the product by impl (0 cblas, 1 ours). */
@@ -45,6 +50,21 @@ static void run(int impl, const shape *s, const float *x, const float *y, const 
                 float *c)
 {
     int ldx = s->tx ? s->m : s->k, ldy = s->ty ? s->k : s->n;
+    if (s->m1) { /* X1 (k x m1) then X2 (k x m - m1) in x, C1 then C2 in c */
+        int m2 = s->m - s->m1;
+        const float *x2 = x + (size_t)s->k * s->m1;
+        float *c2 = c + (size_t)s->m1 * s->n;
+        if (impl == 1) {
+            (void)ur_rgemm_gemm_tn2(s->m1, m2, s->n, s->k, x, s->m1, x2, m2, y, s->n, c, s->n,
+                                    c2, s->n);
+            return;
+        }
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, s->m1, s->n, s->k, 1.0f, x, s->m1,
+                    y, s->n, 1.0f, c, s->n);
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, m2, s->n, s->k, 1.0f, x2, m2, y,
+                    s->n, 1.0f, c2, s->n);
+        return;
+    }
     if (impl == 0)
         cblas_sgemm(CblasRowMajor, s->tx ? CblasTrans : CblasNoTrans,
                     s->ty ? CblasTrans : CblasNoTrans, s->m, s->n, s->k, 1.0f, x, ldx, y, ldy,

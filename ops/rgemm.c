@@ -347,14 +347,30 @@ typedef struct rgemm_job {
     size_t ps;         /* floats from one panel to the next: k NR */
     const float *bias; /* with store: C = bias + the product (each row), or NULL */
     int by_rows;       /* the pool's items are groups of ROW_GROUP rows (all panels), not panels */
+    const struct rgemm_job *also; /* a second product over the same packed op(Y), run panel by
+                                     panel beside this one (its panel in L1 for both), or NULL */
 } rgemm_job;
 
 /* Rows per item when a product is split by rows: whole tiles of either kernel (8 or 6 rows). */
 #define ROW_GROUP 24
 
+static void panels_range(const rgemm_job *j, int p0, int p1);
+
 static void rgemm_range(void *ctx, int p0, int p1)
 {
     const rgemm_job *j = ctx;
+    if (!j->also) {
+        panels_range(j, p0, p1);
+        return;
+    }
+    for (int p = p0; p < p1; p++) {
+        panels_range(j, p, p + 1);
+        panels_range(j->also, p, p + 1);
+    }
+}
+
+static void panels_range(const rgemm_job *j, int p0, int p1)
+{
 #ifdef UR_HAVE_KERNELS
     if (j->by_rows) { /* rows [r0, r1), every panel */
         int r0 = p0 * ROW_GROUP, r1 = p1 * ROW_GROUP < j->m ? p1 * ROW_GROUP : j->m;
@@ -364,7 +380,7 @@ static void rgemm_range(void *ctx, int p0, int p1)
         part.a = j->ta == 2 ? j->a + (size_t)r0 * j->k
                  : j->ta ? j->a + r0 : j->a + (size_t)r0 * j->lda;
         part.c = j->c + (size_t)r0 * j->ldc;
-        rgemm_range(&part, 0, (j->n + panel_width() - 1) / panel_width());
+        panels_range(&part, 0, (j->n + panel_width() - 1) / panel_width());
         return;
     }
     if (j->id == K_AVX512)
@@ -387,7 +403,7 @@ void ur_rgemm(int m, int n, int k, const float *a, int lda, const float *packed,
               int ldc)
 {
     int nr = panel_width(), panels = (n + nr - 1) / nr;
-    rgemm_job j = {m, n, k, lda, ldc, kernel(), 0, 0, a, packed, c, (size_t)k * nr, NULL, 0};
+    rgemm_job j = {m, n, k, lda, ldc, kernel(), 0, 0, a, packed, c, (size_t)k * nr, NULL, 0, NULL};
     if (j.id == K_NONE || m <= 0 || n <= 0 || k <= 0) return;
     /* ranges of whole tiles: a tile spans 4 panels at one or two rows (ops above) */
     int grain = m <= 2 ? 4 : 1;
@@ -487,41 +503,62 @@ static void pack_rows_range(void *ctx, int t0, int t1)
     }
 }
 
-/* C = op(X) op(Y) + beta C, or with bias (beta 0) C = bias + op(X) op(Y) for every row. */
-static int gemm(int tx, int ty, int m, int n, int k, const float *x, int ldx, const float *y,
-                int ldy, float beta, const float *bias, float *c, int ldc)
+/* One or two row blocks of op(X) and of C: C_i = op(X_i) op(Y) (+ beta C_i), m_i rows each. */
+typedef struct gemm_rows {
+    const float *x;
+    int ldx, m;
+    float *c;
+    int ldc;
+} gemm_rows;
+
+/* C_i = op(X_i) op(Y) + beta C_i for each of nrows (1 or 2) row blocks, op(Y) packed once for
+ * all of them; with bias (beta 0, one block) C = bias + op(X) op(Y) for every row. */
+static int gemm(int tx, int ty, int nrows, const gemm_rows *rows, int n, int k, const float *y,
+                int ldy, float beta, const float *bias)
 {
-    int id = kernel();
+    int id = kernel(), m = 0;
+    for (int i = 0; i < nrows; i++) m += rows[i].m;
     if (id == K_NONE || m <= 0 || n <= 0 || k <= 0 || (beta != 0.0f && beta != 1.0f)) return -1;
     int kc = k < KC ? k : KC;
     /* AVX-512: op(X)'s block packed too, where each tile of it is read by 8 panels or more over
      * a long enough k (measured, bench/bench_rgemm: 1024^3 1.27x, lstm-256's h^T dZ 1.07x;
      * with 2 panels, dZ Wx^T, 0.70x, and over k = 64, x Wx, 0.92x, so not there) */
     int pack_x = id == K_AVX512 && m > 8 && n >= 256 && kc >= 128;
-    size_t y_floats = ur_rgemm_packed_floats(kc, n);
-    size_t x_floats = pack_x ? (size_t)(m + 7) / 8 * 8 * (size_t)kc : 0;
+    /* packed op(X): block i's tiles from row x_at[i] on (the blocks' rows rounded up to 8) */
+    size_t y_floats = ur_rgemm_packed_floats(kc, n), x_rows = 0, x_at[2] = {0, 0};
+    for (int i = 0; i < nrows && pack_x; i++) {
+        x_at[i] = x_rows;
+        x_rows += (size_t)(rows[i].m + 7) / 8 * 8;
+    }
+    size_t x_floats = x_rows * (size_t)kc;
     float *packed = scratch_for(y_floats + x_floats);
     if (!packed) return -1;
     float *xp = packed + y_floats;
     int nr = panel_width(), panels = (n + nr - 1) / nr;
-    int grain = m <= 2 ? 4 : 1;
+    int grain = m <= 2 && nrows == 1 ? 4 : 1;
     if ((long)m * n * kc < PARALLEL_MIN) grain = panels;
     /* few panels for the threads (a narrow C, e.g. a head's logits): split the rows instead */
     int threads = ur_pool_threads(), groups = (m + ROW_GROUP - 1) / ROW_GROUP;
-    int by_rows = threads > 1 && panels < 4 * threads && groups >= 4 * threads;
+    int by_rows = nrows == 1 && threads > 1 && panels < 4 * threads && groups >= 4 * threads;
     for (int k0 = 0; k0 < k; k0 += kc) {
         int kb = k - k0 < kc ? k - k0 : kc;
         /* rows [k0, k0 + kb) of op(Y): of Y, or its columns when ty */
         ur_rgemm_pack(ty ? y + k0 : y + (size_t)k0 * ldy, ldy, ty, kb, n, packed);
-        const float *xb = tx ? x + (size_t)k0 * ldx : x + k0;
-        if (pack_x) {
-            pack_rows_job pj = {xb, ldx, tx, m, kb, xp};
-            ur_pool_for((m + 7) / 8, 1, pack_rows_range, &pj);
+        rgemm_job j[2];
+        for (int i = nrows - 1; i >= 0; i--) {
+            const gemm_rows *r = &rows[i];
+            const float *xb = tx ? r->x + (size_t)k0 * r->ldx : r->x + k0;
+            if (pack_x) {
+                pack_rows_job pj = {xb, r->ldx, tx, r->m, kb, xp + x_at[i] * kb};
+                ur_pool_for((r->m + 7) / 8, 1, pack_rows_range, &pj);
+            }
+            j[i] = (rgemm_job){r->m, n, kb, r->ldx, r->ldc, id, pack_x ? 2 : tx != 0,
+                               beta == 0.0f && k0 == 0, pack_x ? xp + x_at[i] * kb : xb,
+                               packed, r->c, (size_t)kb * nr, bias, by_rows,
+                               i + 1 < nrows ? &j[i + 1] : NULL};
         }
-        rgemm_job j = {m, n, kb, ldx, ldc, id, pack_x ? 2 : tx != 0, beta == 0.0f && k0 == 0,
-                       pack_x ? xp : xb, packed, c, (size_t)kb * nr, bias, by_rows};
-        if (by_rows) ur_pool_for(groups, 1, rgemm_range, &j);
-        else ur_pool_for(panels, grain, rgemm_range, &j);
+        if (by_rows) ur_pool_for(groups, 1, rgemm_range, &j[0]);
+        else ur_pool_for(panels, grain, rgemm_range, &j[0]);
     }
     return 0;
 }
@@ -529,13 +566,23 @@ static int gemm(int tx, int ty, int m, int n, int k, const float *x, int ldx, co
 int ur_rgemm_gemm_bias(int tx, int ty, int m, int n, int k, const float *x, int ldx,
                        const float *y, int ldy, const float *bias, float *c, int ldc)
 {
-    return gemm(tx, ty, m, n, k, x, ldx, y, ldy, 0.0f, bias, c, ldc);
+    gemm_rows r = {x, ldx, m, c, ldc};
+    return gemm(tx, ty, 1, &r, n, k, y, ldy, 0.0f, bias);
 }
 
 int ur_rgemm_gemm(int tx, int ty, int m, int n, int k, const float *x, int ldx, const float *y,
                   int ldy, float beta, float *c, int ldc)
 {
-    return gemm(tx, ty, m, n, k, x, ldx, y, ldy, beta, NULL, c, ldc);
+    gemm_rows r = {x, ldx, m, c, ldc};
+    return gemm(tx, ty, 1, &r, n, k, y, ldy, beta, NULL);
+}
+
+int ur_rgemm_gemm_tn2(int m1, int m2, int n, int k, const float *x1, int ldx1, const float *x2,
+                      int ldx2, const float *y, int ldy, float *c1, int ldc1, float *c2, int ldc2)
+{
+    if (m1 <= 0 || m2 <= 0) return -1;
+    gemm_rows r[2] = {{x1, ldx1, m1, c1, ldc1}, {x2, ldx2, m2, c2, ldc2}};
+    return gemm(1, 0, 2, r, n, k, y, ldy, 1.0f, NULL);
 }
 
 char *openblas_get_corename(void);

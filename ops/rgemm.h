@@ -45,6 +45,10 @@ int ur_rgemm_gemm(int tx, int ty, int m, int n, int k, const float *x, int ldx, 
 /* C = bias + op(X) op(Y), bias (1 x n) added to every row; 0 or -1 as above. */
 int ur_rgemm_gemm_bias(int tx, int ty, int m, int n, int k, const float *x, int ldx,
                        const float *y, int ldy, const float *bias, float *c, int ldc);
+/* C1 += X1^T Y and C2 += X2^T Y (X1 k x m1, X2 k x m2, Y k x n) as one product [X1 X2]^T Y,
+ * op(Y) packed once for both (two weights' gradients from one dZ); 0, or -1 as above. */
+int ur_rgemm_gemm_tn2(int m1, int m2, int n, int k, const float *x1, int ldx1, const float *x2,
+                      int ldx2, const float *y, int ldy, float *c1, int ldc1, float *c2, int ldc2);
 /* 1 when ur_blas_gemm should use ur_rgemm_gemm for an m x n x k product: OpenBLAS's core is
  * narrower than our kernel, or as wide and the product has under 2^26 multiply-adds
  * (UR_GEMM=blas|own in the environment forces either); and the product is large enough for

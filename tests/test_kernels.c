@@ -152,6 +152,79 @@ START_TEST(test_rgemm_gemm_shapes)
 }
 END_TEST
 
+/* C1 += X1^T Y and C2 += X2^T Y by ur_rgemm_gemm_tn2 against double sums, with row strides
+ * other than the widths and columns past n that must stay untouched. */
+static void check_gemm_tn2(int m1, int m2, int n, int k)
+{
+    ur_rng rng;
+    ur_rng_seed(&rng, (uint64_t)(m1 * 31 + m2 * 7919 + n * 104729 + k));
+    int ld1 = m1 + 1, ld2 = m2 + 3, ldy = n + 2, ldc = n + 3, ms[2] = {m1, m2};
+    float *x[2] = {malloc((size_t)k * ld1 * sizeof(float)), malloc((size_t)k * ld2 * sizeof(float))};
+    float *y = malloc((size_t)k * ldy * sizeof *y);
+    float *c[2] = {malloc((size_t)m1 * ldc * sizeof(float)), malloc((size_t)m2 * ldc * sizeof(float))};
+    ck_assert(x[0] && x[1] && y && c[0] && c[1]);
+    for (size_t i = 0; i < (size_t)k * ld1; i++) x[0][i] = 2.0f * ur_rng_uniform(&rng) - 1.0f;
+    for (size_t i = 0; i < (size_t)k * ld2; i++) x[1][i] = 2.0f * ur_rng_uniform(&rng) - 1.0f;
+    for (size_t i = 0; i < (size_t)k * ldy; i++) y[i] = 2.0f * ur_rng_uniform(&rng) - 1.0f;
+    for (int b = 0; b < 2; b++)
+        for (int i = 0; i < ms[b] * ldc; i++) c[b][i] = (float)((i + b) % 5) - 2.0f;
+    int lds[2] = {ld1, ld2};
+    double *want[2] = {malloc((size_t)m1 * n * sizeof(double)), malloc((size_t)m2 * n * sizeof(double))};
+    ck_assert(want[0] && want[1]);
+    for (int b = 0; b < 2; b++)
+        for (int i = 0; i < ms[b]; i++)
+            for (int j = 0; j < n; j++) {
+                double s = c[b][(size_t)i * ldc + j];
+                for (int q = 0; q < k; q++)
+                    s += (double)x[b][(size_t)q * lds[b] + i] * y[(size_t)q * ldy + j];
+                want[b][(size_t)i * n + j] = s;
+            }
+    ck_assert_int_eq(ur_rgemm_gemm_tn2(m1, m2, n, k, x[0], ld1, x[1], ld2, y, ldy, c[0], ldc,
+                                       c[1], ldc), 0);
+    for (int b = 0; b < 2; b++)
+        for (int i = 0; i < ms[b]; i++) {
+            for (int j = 0; j < n; j++) {
+                double got = c[b][(size_t)i * ldc + j], w = want[b][(size_t)i * n + j];
+                ck_assert_msg(fabs(got - w) <= 1e-5 * k + 1e-6 * fabs(w),
+                              "%s tn2 m %d+%d n %d k %d: C%d[%d][%d] = %.8g, expected %.8g",
+                              ur_rgemm_kernel(), m1, m2, n, k, b + 1, i, j, got, w);
+            }
+            for (int j = n; j < ldc; j++)
+                ck_assert_msg(c[b][(size_t)i * ldc + j] == (float)((i * ldc + j + b) % 5) - 2.0f,
+                              "%s tn2 m %d+%d n %d k %d: C%d column %d past n was written",
+                              ur_rgemm_kernel(), m1, m2, n, k, b + 1, j);
+        }
+    for (int b = 0; b < 2; b++) {
+        free(x[b]);
+        free(c[b]);
+        free(want[b]);
+    }
+    free(y);
+}
+
+START_TEST(test_rgemm_gemm_tn2)
+{
+    /* a weight's and a recurrent weight's gradients: X1 the inputs, X2 the states; blocks of
+     * op(X) packed or not, rows not a multiple of the tile, k across the kernel's blocks */
+    static const int shapes[][4] = {{1, 1, 1, 1},     {3, 5, 17, 9},     {8, 24, 64, 40},
+                                    {64, 256, 256, 300}, {13, 37, 260, 520}, {5, 120, 300, 129},
+                                    {64, 64, 1024, 64}};
+    int ran = 0;
+    for (size_t kk = 0; kk < sizeof kernels / sizeof kernels[0]; kk++) {
+        if (ur_rgemm_select(kernels[kk]) != 0) continue;
+        ran++;
+        for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++)
+            check_gemm_tn2(shapes[i][0], shapes[i][1], shapes[i][2], shapes[i][3]);
+    }
+    if (ur_rgemm_select("blas") == 0) {
+        float v = 0.0f;
+        ck_assert_int_eq(ur_rgemm_gemm_tn2(1, 1, 1, 1, &v, 1, &v, 1, &v, 1, &v, 1, &v, 1), -1);
+    }
+    if (kernels[0] && ur_rgemm_select(kernels[0]) != 0) (void)ur_rgemm_select("avx2");
+    if (!ran) fprintf(stderr, "test_rgemm_gemm_tn2: no kernel on this CPU (cblas is used)\n");
+}
+END_TEST
+
 static atomic_int item_runs[1000];
 
 static void count_items(void *ctx, int begin, int end)
@@ -516,6 +589,7 @@ int main(void)
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, test_rgemm_shapes);
     tcase_add_test(tc, test_rgemm_gemm_shapes);
+    tcase_add_test(tc, test_rgemm_gemm_tn2);
     tcase_add_test(tc, test_pool_runs_every_item_once);
     tcase_add_test(tc, test_unroll_h_out_rules);
     tcase_add_test(tc, test_gru_gates_match_generic_ops);
