@@ -77,3 +77,14 @@ void ur_blas_gemm_bias(int tx, int ty, int m, int n, int k, const float *x, int 
     for (int r = 0; r < m; r++) memcpy(out + (size_t)r * ldo, bias, (size_t)n * sizeof *out);
     ur_blas_gemm(tx, ty, m, n, k, x, ldx, y, ldy, 1.0f, out, ldo);
 }
+
+void ur_blas_gemm_tn2(int m1, int m2, int n, int k, const float *x1, int ldx1, const float *x2,
+                      int ldx2, const float *y, int ldy, float *c1, int ldc1, float *c2,
+                      int ldc2)
+{
+    if (ur_rgemm_gemm_tn2_preferred(m1, m2, n, k) &&
+        ur_rgemm_gemm_tn2(m1, m2, n, k, x1, ldx1, x2, ldx2, y, ldy, c1, ldc1, c2, ldc2) == 0)
+        return;
+    ur_blas_gemm(1, 0, m1, n, k, x1, ldx1, y, ldy, 1.0f, c1, ldc1);
+    ur_blas_gemm(1, 0, m2, n, k, x2, ldx2, y, ldy, 1.0f, c2, ldc2);
+}

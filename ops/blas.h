@@ -23,5 +23,10 @@ void ur_blas_gemm(int tx, int ty, int m, int n, int k, const float *x, int ldx, 
  * runs the product, else copied into out's rows before an sgemm with beta = 1). */
 void ur_blas_gemm_bias(int tx, int ty, int m, int n, int k, const float *x, int ldx,
                        const float *y, int ldy, const float *bias, float *out, int ldo);
+/* C1 += X1^T Y and C2 += X2^T Y (X1 k x m1, X2 k x m2, Y k x n): one product of ours that packs
+ * Y once for both (ops/rgemm.h) where that is preferred, else two ur_blas_gemm calls. */
+void ur_blas_gemm_tn2(int m1, int m2, int n, int k, const float *x1, int ldx1, const float *x2,
+                      int ldx2, const float *y, int ldy, float *c1, int ldc1, float *c2,
+                      int ldc2);
 
 #endif

@@ -11,6 +11,7 @@
 
 #include "ops/blas.h"
 #include "ops/colsum.h"
+#include "ops/linear.h"
 
 /* out (m x n) = op_x(X) op_y(Y) + beta out, X and Y stored row-major with their own cols. */
 static void gemm_acc(int tx, int ty, int m, int n, int k, const ur_tensor *x, const float *xv,
@@ -96,11 +97,14 @@ ur_tensor *ur_addmm(ur_tape *tp, ur_tensor *c, ur_tensor *a, ur_tensor *b)
     return y;
 }
 
-/* y = x W + b:  dx += dy W^T,  dW += x^T dy,  db += sum over rows of dy (in double). */
+/* y = x W + b:  dx += dy W^T,  dW += x^T dy,  db += sum over rows of dy (in double). With
+ * i[0] set (ur_linear_cede_weight) a recurrent context adds dW. */
 static void linear_backward(ur_node *n)
 {
-    ur_tensor *y = n->out;
-    matmul_grads(y, y->grad, n->in[0], n->in[1], 0, 0);
+    ur_tensor *y = n->out, *x = n->in[0], *w = n->in[1];
+    product_grads(0, 0, x->rows, x->cols, x->val, x->requires_grad ? ur_grad(x) : NULL, w->rows,
+                  w->cols, w->val, w->requires_grad && !n->i[0] ? ur_grad(w) : NULL, y->rows,
+                  y->cols, y->grad);
     if (n->n_in == 3 && n->in[2]->requires_grad) {
         ur_add_column_sums(ur_grad(n->in[2]), y->grad, y->rows, y->cols);
     }
@@ -123,6 +127,27 @@ ur_tensor *ur_linear(ur_tape *tp, ur_tensor *x, ur_tensor *w, ur_tensor *b)
     if (b) ur_record(tp, &linear_op, y, 3, x, w, b);
     else ur_record(tp, &linear_op, y, 2, x, w);
     return y;
+}
+
+static const ur_tensor *root_of(const ur_tensor *t)
+{
+    while (t && t->base) t = t->base;
+    return t;
+}
+
+int ur_linear_cede_weight(const ur_tape *tp, ur_tensor *y, ur_tensor **x, ur_tensor **w)
+{
+    ur_node *made = y->node;
+    if (!made || made->op != &linear_op || made->out != y || made->i[0]) return 0;
+    for (const ur_node *nd = ur_tape_last(tp); nd && nd != made; nd = nd->prev) {
+        if (root_of(nd->out) == y || root_of(nd->out2) == y || root_of(nd->uses) == y) return 0;
+        for (int k = 0; k < nd->n_in; k++)
+            if (root_of(nd->in[k]) == y) return 0;
+    }
+    made->i[0] = 1;
+    *x = made->in[0];
+    *w = made->in[1];
+    return 1;
 }
 
 /* Block k of C = op(A_k) op(B_k), A_k and B_k the k-th of nblocks equal row blocks of a and b;

@@ -23,6 +23,11 @@
  * block t of one spill buffer, made at the first such step, so that copies of consecutive
  * steps still make one GEMM; the first step's initial state gets a block of its own.
  *
+ * When that tensor is an ur_linear output no other op reads (the unroll's projection for a
+ * fused product), its weight's gradient x^T dZ comes from the same dZ, over the same rows: the
+ * context takes it over (ops/linear.h), and each run of steps computes [x h]^T dZ as one
+ * product that packs dZ once (ur_blas_gemm_tn2) instead of two that pack it each.
+ *
  * The per-step products h W (forward) and dz W^T (backward) have a few rows (the batch) and
  * the same W every step: W is packed once into the kernel's panel layout at the first step of
  * the forward pass and W^T at the first step of the backward pass (ops/rgemm.h, one buffer
@@ -33,6 +38,7 @@
 #include <string.h>
 
 #include "ops/blas.h"
+#include "ops/linear.h"
 #include "ops/rgemm.h"
 
 /* Batches up to this many rows use the packed kernel; larger ones cblas_sgemm. */
@@ -52,6 +58,8 @@ struct ur_recurrent {
     float *packed;       /* W (forward) or W^T (backward) in the kernel's layout, or NULL */
     int packed_as;       /* PACKED_*: what packed holds now */
     int steps, rows;
+    ur_tensor *px, *pw;  /* the input projection z = x Wx + b whose Wx gradient this context
+                            adds (ur_linear_cede_weight), or NULL */
 };
 
 /* 1 when the steps' products go to the packed kernel. */
@@ -67,19 +75,34 @@ static void ensure_packed(ur_recurrent *r, int want)
     r->packed_as = want;
 }
 
-/* dW += A^T dZ, one GEMM per run of steps whose previous states are consecutive rows. */
+/* dW += A^T dZ, one GEMM per run of steps whose previous states are consecutive rows; with the
+ * projection's weight ceded, dWx += x^T dZ over the same rows in the same product. */
 static void recurrent_weight_backward(ur_node *n)
 {
     const ur_recurrent *r = n->aux;
-    ur_tensor *w = r->w;
+    ur_tensor *w = r->w, *x = r->px;
+    float *dw = w->requires_grad ? ur_grad(w) : NULL;
+    float *dwx = x && r->pw->requires_grad ? ur_grad(r->pw) : NULL;
     size_t block = (size_t)r->rows * (size_t)w->rows;
     for (int t0 = 0; t0 < r->steps;) {
-        if (!r->prev[t0]) { t0++; continue; } /* a step never recorded adds nothing */
         int t1 = t0 + 1;
-        while (t1 < r->steps && r->prev[t1] == r->prev[t1 - 1] + block) t1++;
+        if (r->prev[t0]) {
+            while (t1 < r->steps && r->prev[t1] == r->prev[t1 - 1] + block) t1++;
+        } else { /* steps never recorded: nothing for W, their rows still for Wx */
+            while (t1 < r->steps && !r->prev[t1]) t1++;
+        }
+        int k = (t1 - t0) * r->rows;
         const float *dz = r->z->grad + (size_t)t0 * r->rows * w->cols;
-        ur_blas_gemm(1, 0, w->rows, w->cols, (t1 - t0) * r->rows, r->prev[t0], w->rows, dz,
-                     w->cols, 1.0f, ur_grad(w), w->cols);
+        const float *xr = x ? x->val + (size_t)t0 * r->rows * x->cols : NULL;
+        const float *h = r->prev[t0];
+        if (h && dw && dwx)
+            ur_blas_gemm_tn2(x->cols, w->rows, w->cols, k, xr, x->cols, h, w->rows, dz, w->cols,
+                             dwx, w->cols, dw, w->cols);
+        else if (h && dw)
+            ur_blas_gemm(1, 0, w->rows, w->cols, k, h, w->rows, dz, w->cols, 1.0f, dw, w->cols);
+        else if (dwx)
+            ur_blas_gemm(1, 0, x->cols, w->cols, k, xr, x->cols, dz, w->cols, 1.0f, dwx,
+                         w->cols);
         t0 = t1;
     }
 }
@@ -118,9 +141,12 @@ static ur_recurrent *begin(ur_tape *tp, const char *op, ur_tensor *w, int steps,
      * it when the node below is recorded). */
     if (!into) memset(z->val, 0, ur_numel(z) * sizeof(float));
     *r = (ur_recurrent){w, z, into != NULL, a, states, reverse != 0, NULL, prev, packed,
-                        PACKED_NONE, steps, rows};
+                        PACKED_NONE, steps, rows, NULL, NULL};
     ur_node *producer = z->node;
-    ur_node *nd = ur_record(tp, &recurrent_weight_op, z, 1, w);
+    /* an input projection made for the recurrence: its weight's gradient joins W's product */
+    if (into && !ur_linear_cede_weight(tp, into, &r->px, &r->pw)) r->px = r->pw = NULL;
+    ur_node *nd = r->px ? ur_record(tp, &recurrent_weight_op, z, 2, w, r->pw)
+                        : ur_record(tp, &recurrent_weight_op, z, 1, w);
     if (nd) nd->aux = r;
     if (into) z->node = producer; /* the accumulator still names the op that made it */
     return r;

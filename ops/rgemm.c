@@ -623,6 +623,17 @@ int ur_rgemm_gemm_preferred(int m, int n, int k)
     return own_gemm && m >= 8 && n >= 8 && k >= 8 && macs >= (double)(1 << 16);
 }
 
+int ur_rgemm_gemm_tn2_preferred(int m1, int m2, int n, int k)
+{
+    pthread_once(&own_once, choose_own);
+    double macs = ((double)m1 + m2) * n * k;
+    /* With AVX-512 ours packs dZ once for both, ahead of OpenBLAS's two calls also where the
+     * rule above gives one product to OpenBLAS (bench_rgemm, one thread: lstm-256's x^T dZ and
+     * h^T dZ 1.13-1.19x, lstm-512's 1.00-1.03x); with AVX2, not measured, the rule above. */
+    if (own_gemm == 2 && kernel() != K_AVX512 && macs >= (double)(1 << 26)) return 0;
+    return own_gemm && m1 + m2 >= 8 && n >= 8 && k >= 8 && macs >= (double)(1 << 16);
+}
+
 const char *ur_rgemm_gemm_path(void)
 {
     pthread_once(&own_once, choose_own);

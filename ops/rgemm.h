@@ -54,6 +54,8 @@ int ur_rgemm_gemm_tn2(int m1, int m2, int n, int k, const float *x1, int ldx1, c
  * (UR_GEMM=blas|own in the environment forces either); and the product is large enough for
  * its packing to pay. */
 int ur_rgemm_gemm_preferred(int m, int n, int k);
+/* 1 when ur_blas_gemm_tn2 should use ur_rgemm_gemm_tn2 rather than two ur_blas_gemm calls. */
+int ur_rgemm_gemm_tn2_preferred(int m1, int m2, int n, int k);
 /* What runs the large products: "ours-avx512", "ours-avx2", "openblas", or
  * "ours-avx512-small+openblas" / "ours-avx2-small+openblas". */
 const char *ur_rgemm_gemm_path(void);

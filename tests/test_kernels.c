@@ -333,6 +333,104 @@ END_TEST
 
 /* The fused GRU gates against the same equations written with generic ops: h and every
  * input's gradient. */
+/* The same recurrences without the fusion: the recurrent product apart (into -1) and added to
+ * the projection by the step, so that the unroll's projection keeps its own weight gradient. */
+static ur_state elman_apart(ur_tape *tp, const ur_cell *cell, const ur_step_in *in, ur_state prev)
+{
+    (void)cell;
+    (void)prev;
+    return (ur_state){ur_tanh(tp, ur_add(tp, in->proj[0], in->rec[0])), NULL};
+}
+
+static ur_state lstm_apart(ur_tape *tp, const ur_cell *cell, const ur_step_in *in, ur_state prev)
+{
+    (void)cell;
+    ur_state s = {NULL, NULL};
+    ur_lstm_gates(tp, ur_add(tp, in->proj[0], in->rec[0]), prev.c, &s.h, &s.c);
+    return s;
+}
+
+/* Runs cell over a fixed sequence, loss sum(H^2); dx and every parameter's gradient in g (in
+ * the parameters' order, then dx). *ceded: whether the projection left its weight's gradient
+ * to the recurrent context. Returns the loss. */
+static double run_fused(ur_cell *cell, ur_params *ps, int T, int B, int reverse, float *g,
+                        int *ceded)
+{
+    ur_tape *tp = ur_tape_new(0);
+    ur_rng rng;
+    ur_rng_seed(&rng, 11);
+    ur_tensor *x = ur_input(tp, T * B, cell->in_dim);
+    ur_test_fill(x, &rng, -1.0f, 1.0f);
+    x->requires_grad = 1;
+    ur_params_zero_grad(ps);
+    ur_seq seq;
+    ck_assert_int_eq(ur_unroll(tp, cell, x, T, (ur_state){NULL, NULL}, reverse, &seq), 0);
+    *ceded = -1;
+    for (const ur_node *nd = ur_tape_last(tp); nd; nd = nd->prev)
+        if (strcmp(nd->op->name, "linear") == 0) *ceded = nd->i[0];
+    ur_tensor *l = ur_sum(tp, ur_mul(tp, seq.H, seq.H));
+    ck_assert_msg(ur_backward(tp, l) == 0, "%s", ur_tape_error(tp));
+    double loss = l->val[0];
+    size_t at = 0;
+    for (int k = 0; k < ur_params_count(ps); k++) {
+        const ur_tensor *p = ur_params_at(ps, k);
+        memcpy(g + at, p->grad, ur_numel(p) * sizeof *g);
+        at += ur_numel(p);
+    }
+    memcpy(g + at, x->grad, ur_numel(x) * sizeof *g);
+    ur_tape_free(tp);
+    return loss;
+}
+
+START_TEST(test_fused_weight_gradients_match_apart)
+{
+    /* large enough for the kernel's fused product on the steps after the first (80 rows of
+     * [x h]^T), the first step's small one through two products */
+    const int T = 6, B = 8, in_dim = 16, hidden = 64;
+    int ran = 0;
+    for (size_t kk = 0; kk <= sizeof kernels / sizeof kernels[0]; kk++) {
+        const char *kname = kk < sizeof kernels / sizeof kernels[0] ? kernels[kk] : "blas";
+        if (ur_rgemm_select(kname) != 0) continue;
+        ran++;
+        for (int lstm = 0; lstm < 2; lstm++)
+            for (int reverse = 0; reverse < 2; reverse++) {
+                ur_params *ps = ur_params_new();
+                ur_rng rng;
+                ur_rng_seed(&rng, 7);
+                ur_cell cell;
+                ck_assert_int_eq(lstm ? ur_lstm_cell(&cell, ps, "c", in_dim, hidden, &rng)
+                                      : ur_elman_cell(&cell, ps, "c", in_dim, hidden, &rng), 0);
+                size_t n = ur_params_numel(ps) + (size_t)T * B * in_dim;
+                float *fused = malloc(n * sizeof *fused), *apart = malloc(n * sizeof *apart);
+                ck_assert(fused && apart);
+                int c1, c2;
+                double l1 = run_fused(&cell, ps, T, B, reverse, fused, &c1);
+                ur_cell sep = cell;
+                sep.rec[0].into = -1;
+                sep.h_over = 0;
+                sep.step = lstm ? lstm_apart : elman_apart;
+                double l2 = run_fused(&sep, ps, T, B, reverse, apart, &c2);
+                ck_assert_msg(c1 == 1 && c2 == 0, "%s: projection ceded its weight %d / %d",
+                              kname, c1, c2);
+                ck_assert_msg(fabs(l1 - l2) <= 1e-5 * fabs(l2), "loss %.8g vs %.8g", l1, l2);
+                float big = 0.0f;
+                for (size_t i = 0; i < n; i++) big = fmaxf(big, fabsf(apart[i]));
+                ck_assert(big > 0.0f);
+                for (size_t i = 0; i < n; i++)
+                    ck_assert_msg(fabsf(fused[i] - apart[i]) <= 2e-5f * big,
+                                  "%s %s reverse %d: gradient %zu fused %.8g vs apart %.8g",
+                                  kname, lstm ? "lstm" : "elman", reverse, i, fused[i],
+                                  apart[i]);
+                free(fused);
+                free(apart);
+                ur_params_free(ps);
+            }
+    }
+    if (kernels[0] && ur_rgemm_select(kernels[0]) != 0) (void)ur_rgemm_select("avx2");
+    ck_assert(ran > 0);
+}
+END_TEST
+
 START_TEST(test_gru_gates_match_generic_ops)
 {
     const int B = 5, H = 7;
@@ -590,6 +688,7 @@ int main(void)
     tcase_add_test(tc, test_rgemm_shapes);
     tcase_add_test(tc, test_rgemm_gemm_shapes);
     tcase_add_test(tc, test_rgemm_gemm_tn2);
+    tcase_add_test(tc, test_fused_weight_gradients_match_apart);
     tcase_add_test(tc, test_pool_runs_every_item_once);
     tcase_add_test(tc, test_unroll_h_out_rules);
     tcase_add_test(tc, test_gru_gates_match_generic_ops);
