@@ -14,6 +14,7 @@ typedef struct gemm_job {
     const float *x, *y;
     float beta;
     float *out;
+    const float *bias; /* or NULL: each part first copies it into its rows of out (beta 1) */
 } gemm_job;
 
 /* Parts [p0, p1), each one sgemm over its own rows or columns, whoever runs it: OpenBLAS's
@@ -27,6 +28,13 @@ static void gemm_parts(void *ctx, int p0, int p1)
     for (int p = p0; p < p1; p++) {
         int a = (int)((long)len * p / j->parts), b = (int)((long)len * (p + 1) / j->parts);
         if (a >= b) continue;
+        if (j->bias) { /* the part's block of out starts at the bias */
+            int r0 = j->split_rows ? a : 0, r1 = j->split_rows ? b : j->m;
+            int c0 = j->split_rows ? 0 : a, c1 = j->split_rows ? j->n : b;
+            for (int r = r0; r < r1; r++)
+                memcpy(j->out + (size_t)r * j->ldo + c0, j->bias + c0,
+                       (size_t)(c1 - c0) * sizeof *j->out);
+        }
         if (j->split_rows) { /* rows [a, b) of out and of op(X) */
             const float *x = j->tx ? j->x + a : j->x + (size_t)a * j->ldx;
             cblas_sgemm(CblasRowMajor, T(j->tx), T(j->ty), b - a, j->n, j->k, 1.0f, x, j->ldx,
@@ -53,7 +61,7 @@ void ur_blas_gemm(int tx, int ty, int m, int n, int k, const float *x, int ldx, 
      * threads never spin beside the pool's between the per-step products of a recurrence. */
     if (threads > 1) {
         int split_rows = m >= n;
-        gemm_job j = {tx, ty, m, n, k, ldx, ldy, ldo, threads, split_rows, x, y, beta, out};
+        gemm_job j = {tx, ty, m, n, k, ldx, ldy, ldo, threads, split_rows, x, y, beta, out, NULL};
         ur_pool_for_threads(threads, threads, 1, gemm_parts, &j);
     } else if (m == 1) { /* out^T = op(Y)^T x^T: Y is k x n stored as such, or n x k when ty */
         cblas_sgemv(CblasRowMajor, ty ? CblasNoTrans : CblasTrans, ty ? n : k, ty ? k : n, 1.0f,
@@ -74,6 +82,13 @@ void ur_blas_gemm_bias(int tx, int ty, int m, int n, int k, const float *x, int 
     if (ur_rgemm_gemm_preferred(m, n, k) &&
         ur_rgemm_gemm_bias(tx, ty, m, n, k, x, ldx, y, ldy, bias, out, ldo) == 0)
         return;
+    int threads = ur_pool_threads();
+    if (threads > 1 && m > 1 && n > 1 && (double)m * n * k >= SMALL_PRODUCT) {
+        /* as ur_blas_gemm's split, each part copying the bias into its own block first */
+        gemm_job j = {tx, ty, m, n, k, ldx, ldy, ldo, threads, m >= n, x, y, 1.0f, out, bias};
+        ur_pool_for_threads(threads, threads, 1, gemm_parts, &j);
+        return;
+    }
     for (int r = 0; r < m; r++) memcpy(out + (size_t)r * ldo, bias, (size_t)n * sizeof *out);
     ur_blas_gemm(tx, ty, m, n, k, x, ldx, y, ldy, 1.0f, out, ldo);
 }
