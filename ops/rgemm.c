@@ -399,6 +399,15 @@ static void panels_range(const rgemm_job *j, int p0, int p1)
 /* Below this many multiply-adds a product runs on one thread: the hand-over costs more. */
 #define PARALLEL_MIN (1L << 15)
 
+/* A per-step product is split over the threads when it has at least STEP_PARALLEL_MIN
+ * multiply-adds (about 20 us on one core) or a weight of at least STEP_PARALLEL_WEIGHT floats
+ * (a batch of a few rows streams its weight from L2, and two cores halve that); below both the
+ * hand-over costs more than the half it saves. Measured (bench_dnnl --impl ours, 2 threads,
+ * best of alternations): rnn-128's 32 x 128 x 128 on one thread 3.97 -> 3.59 ms, and lstm-256
+ * at batch 1 (1 x 1024 x 256) split 2.89 -> 2.33 ms. */
+#define STEP_PARALLEL_MIN (1L << 20)
+#define STEP_PARALLEL_WEIGHT (1L << 17)
+
 void ur_rgemm(int m, int n, int k, const float *a, int lda, const float *packed, float *c,
               int ldc)
 {
@@ -407,7 +416,7 @@ void ur_rgemm(int m, int n, int k, const float *a, int lda, const float *packed,
     if (j.id == K_NONE || m <= 0 || n <= 0 || k <= 0) return;
     /* ranges of whole tiles: a tile spans 4 panels at one or two rows (ops above) */
     int grain = m <= 2 ? 4 : 1;
-    if ((long)m * n * k < PARALLEL_MIN) grain = panels;
+    if ((long)m * n * k < STEP_PARALLEL_MIN && (long)k * n < STEP_PARALLEL_WEIGHT) grain = panels;
     ur_pool_for(panels, grain, rgemm_range, &j);
 }
 
