@@ -31,6 +31,23 @@ UR_VECTOR_VOID(column_sums,
                (float *restrict db, float s, const float *restrict g, int rows, int cols, int ld),
                (db, s, g, rows, cols, ld))
 
+UR_VECTOR_BODY void column_sums_double_body(double *restrict acc, const float *restrict g,
+                                            int rows, int cols)
+{
+    for (int r = 0; r < rows; r++) {
+        const float *gr = g + (size_t)r * (size_t)cols;
+        for (int j = 0; j < cols; j++) acc[j] += (double)gr[j];
+    }
+}
+UR_VECTOR_VOID(column_sums_double,
+               (double *restrict acc, const float *restrict g, int rows, int cols),
+               (acc, g, rows, cols))
+
+void ur_column_sums_double(double *restrict acc, const float *restrict g, int rows, int cols)
+{
+    column_sums_double(acc, g, rows, cols);
+}
+
 /* Columns are handed out in runs of COLSUM_SPLIT; below PARALLEL_MIN terms one thread does all. */
 enum { COLSUM_SPLIT = 128, PARALLEL_MIN = 1 << 18 };
 

@@ -14,6 +14,9 @@
 void ur_add_column_sums_scaled(float *restrict db, float s, const float *restrict g, int rows,
                                int cols);
 
+/* acc[j] += sum over the rows of g[r][j], in double (for sums made in parts and rounded once). */
+void ur_column_sums_double(double *restrict acc, const float *restrict g, int rows, int cols);
+
 /* db[j] += sum over the rows of g[r][j], in double as above. */
 void ur_add_column_sums(float *restrict db, const float *restrict g, int rows, int cols);
 

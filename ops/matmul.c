@@ -98,13 +98,12 @@ ur_tensor *ur_addmm(ur_tape *tp, ur_tensor *c, ur_tensor *a, ur_tensor *b)
 }
 
 /* y = x W + b:  dx += dy W^T,  dW += x^T dy,  db += sum over rows of dy (in double). With
- * i[0] set (ur_linear_cede_weight) a recurrent context adds dW. */
+ * i[0] set (ur_linear_cede) a recurrent context does all three. */
 static void linear_backward(ur_node *n)
 {
-    ur_tensor *y = n->out, *x = n->in[0], *w = n->in[1];
-    product_grads(0, 0, x->rows, x->cols, x->val, x->requires_grad ? ur_grad(x) : NULL, w->rows,
-                  w->cols, w->val, w->requires_grad && !n->i[0] ? ur_grad(w) : NULL, y->rows,
-                  y->cols, y->grad);
+    if (n->i[0]) return;
+    ur_tensor *y = n->out;
+    matmul_grads(y, y->grad, n->in[0], n->in[1], 0, 0);
     if (n->n_in == 3 && n->in[2]->requires_grad) {
         ur_add_column_sums(ur_grad(n->in[2]), y->grad, y->rows, y->cols);
     }
@@ -135,7 +134,8 @@ static const ur_tensor *root_of(const ur_tensor *t)
     return t;
 }
 
-int ur_linear_cede_weight(const ur_tape *tp, ur_tensor *y, ur_tensor **x, ur_tensor **w)
+int ur_linear_cede(const ur_tape *tp, ur_tensor *y, ur_tensor **x, ur_tensor **w,
+                   ur_tensor **b)
 {
     ur_node *made = y->node;
     if (!made || made->op != &linear_op || made->out != y || made->i[0]) return 0;
@@ -147,6 +147,7 @@ int ur_linear_cede_weight(const ur_tape *tp, ur_tensor *y, ur_tensor **x, ur_ten
     made->i[0] = 1;
     *x = made->in[0];
     *w = made->in[1];
+    *b = made->n_in == 3 ? made->in[2] : NULL;
     return 1;
 }
 

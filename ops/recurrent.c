@@ -38,6 +38,7 @@
 #include <string.h>
 
 #include "ops/blas.h"
+#include "ops/colsum.h"
 #include "ops/linear.h"
 #include "ops/rgemm.h"
 
@@ -58,8 +59,11 @@ struct ur_recurrent {
     float *packed;       /* W (forward) or W^T (backward) in the kernel's layout, or NULL */
     int packed_as;       /* PACKED_*: what packed holds now */
     int steps, rows;
-    ur_tensor *px, *pw;  /* the input projection z = x Wx + b whose Wx gradient this context
-                            adds (ur_linear_cede_weight), or NULL */
+    ur_tensor *px, *pw, *pb; /* the input projection z = x Wx + b whose backward this context
+                                does (ur_linear_cede; pb may be NULL), or all NULL */
+    float *packed_x;     /* with px and the kernel: Wx^T packed, for each step's rows of dx */
+    int packed_x_ready;
+    double *db;          /* with pb: its gradient summed in double over the steps, or NULL */
 };
 
 /* 1 when the steps' products go to the packed kernel. */
@@ -75,8 +79,48 @@ static void ensure_packed(ur_recurrent *r, int want)
     r->packed_as = want;
 }
 
+/* The projection's backward for step t's rows: dx_t += dz_t Wx^T (by the kernel, Wx^T packed
+ * at the first step) and db's double sums += dz_t's column sums. */
+static void projection_step_backward(ur_recurrent *r, int t, const float *dz)
+{
+    const ur_tensor *x = r->px, *wx = r->pw;
+    if (x->requires_grad && r->packed_x) {
+        if (!r->packed_x_ready)
+            ur_rgemm_pack(wx->val, wx->cols, 1, wx->cols, wx->rows, r->packed_x);
+        r->packed_x_ready = 1;
+        ur_rgemm(r->rows, x->cols, wx->cols, dz, wx->cols, r->packed_x,
+                 ur_grad((ur_tensor *)x) + (size_t)t * r->rows * x->cols, x->cols);
+    }
+    if (r->db) ur_column_sums_double(r->db, dz, r->rows, wx->cols);
+}
+
+/* The rest of the projection's backward, after every step's: dx and db for the rows of steps
+ * never recorded (and all of dx without the kernel), then db rounded once. */
+static void projection_backward(ur_recurrent *r)
+{
+    ur_tensor *x = r->px, *wx = r->pw;
+    int G = wx->cols;
+    for (int t0 = 0; t0 < r->steps;) {
+        int apart = !r->prev[t0], t1 = t0 + 1; /* apart: the step's backward did nothing */
+        while (t1 < r->steps && (r->prev[t1] == NULL) == apart) t1++;
+        int k = (t1 - t0) * r->rows;
+        const float *dz = r->z->grad + (size_t)t0 * r->rows * G;
+        if (x->requires_grad && (apart || !r->packed_x))
+            ur_blas_gemm(0, 1, k, x->cols, G, dz, G, wx->val, G, 1.0f,
+                         ur_grad(x) + (size_t)t0 * r->rows * x->cols, x->cols);
+        if (apart && r->db) ur_column_sums_double(r->db, dz, k, G);
+        t0 = t1;
+    }
+    if (!r->db) return;
+    float *db = ur_grad(r->pb);
+    for (int j = 0; j < G; j++) {
+        db[j] += (float)r->db[j];
+        r->db[j] = 0.0; /* a retained recording's next backward sums afresh */
+    }
+}
+
 /* dW += A^T dZ, one GEMM per run of steps whose previous states are consecutive rows; with the
- * projection's weight ceded, dWx += x^T dZ over the same rows in the same product. */
+ * projection's backward ceded, dWx += x^T dZ over the same rows in the same product. */
 static void recurrent_weight_backward(ur_node *n)
 {
     const ur_recurrent *r = n->aux;
@@ -105,8 +149,29 @@ static void recurrent_weight_backward(ur_node *n)
                          w->cols);
         t0 = t1;
     }
+    if (x) projection_backward((ur_recurrent *)r);
 }
 static const ur_op recurrent_weight_op = {"recurrent_weight", recurrent_weight_backward};
+
+/* Takes over the backward of the ur_linear that made into, where it may (ops/linear.h), with
+ * the buffers that needs; 0 with the tape failed (out of memory). */
+static int cede_projection(ur_tape *tp, ur_recurrent *r, ur_tensor *into)
+{
+    ur_tensor *x, *wx, *b;
+    if (!ur_linear_cede(tp, into, &x, &wx, &b)) return 1;
+    int G = r->w->cols;
+    r->px = x;
+    r->pw = wx;
+    r->pb = b;
+    if (r->packed && x->requires_grad &&
+        !(r->packed_x = ur_tape_alloc(tp, ur_rgemm_packed_floats(G, x->cols) * sizeof(float))))
+        return 0;
+    if (b && b->requires_grad) {
+        if (!(r->db = ur_tape_alloc(tp, (size_t)G * sizeof *r->db))) return 0;
+        memset(r->db, 0, (size_t)G * sizeof *r->db);
+    }
+    return 1;
+}
 
 static ur_recurrent *begin(ur_tape *tp, const char *op, ur_tensor *w, int steps, int rows,
                            ur_tensor *into, ur_tensor *states, int reverse)
@@ -141,12 +206,13 @@ static ur_recurrent *begin(ur_tape *tp, const char *op, ur_tensor *w, int steps,
      * it when the node below is recorded). */
     if (!into) memset(z->val, 0, ur_numel(z) * sizeof(float));
     *r = (ur_recurrent){w, z, into != NULL, a, states, reverse != 0, NULL, prev, packed,
-                        PACKED_NONE, steps, rows, NULL, NULL};
+                        PACKED_NONE, steps, rows, NULL, NULL, NULL, NULL, 0, NULL};
     ur_node *producer = z->node;
-    /* an input projection made for the recurrence: its weight's gradient joins W's product */
-    if (into && !ur_linear_cede_weight(tp, into, &r->px, &r->pw)) r->px = r->pw = NULL;
-    ur_node *nd = r->px ? ur_record(tp, &recurrent_weight_op, z, 2, w, r->pw)
-                        : ur_record(tp, &recurrent_weight_op, z, 1, w);
+    /* an input projection made for the recurrence: its backward joins this one's */
+    if (into && !cede_projection(tp, r, into)) return NULL;
+    /* the projection's tensors are inputs too: their gradients come from here */
+    ur_tensor *in[4] = {w, r->pw, r->px, r->pb};
+    ur_node *nd = ur_record_array(tp, &recurrent_weight_op, z, !r->px ? 1 : r->pb ? 4 : 3, in);
     if (nd) nd->aux = r;
     if (into) z->node = producer; /* the accumulator still names the op that made it */
     return r;
@@ -176,6 +242,7 @@ static void recurrent_step_backward(ur_node *n)
         float *dc = ur_grad(c);
         for (size_t k = 0; k < ur_numel(y); k++) dc[k] += y->grad[k];
     }
+    if (r->px) projection_step_backward(r, n->i[0], y->grad);
     if (!h->requires_grad) return;
     if (use_kernel(r)) {
         ensure_packed(r, PACKED_WT);
@@ -245,6 +312,7 @@ ur_tensor *ur_recurrent_addmm(ur_tape *tp, ur_recurrent *r, int t, ur_tensor *c,
     ur_node *nd = ur_record(tp, &recurrent_step_op, y, 2, c, h);
     if (nd) {
         nd->aux = r;
+        nd->i[0] = t;
         nd->uses = r->w; /* drawn as an input; its gradient is the node above's */
     }
     return y;
