@@ -94,6 +94,34 @@ size_t ur_rgemm_packed_floats(int k, int n)
     return panels * (size_t)k * (size_t)nr; /* nr is a multiple of 16 */
 }
 
+#ifdef UR_HAVE_KERNELS
+/* A whole panel of W (not W^T): d (k x nr, row after row) = columns [0, nr) of w's k rows, a
+ * row's nr floats in two vector copies (gcc makes a plain loop of them a memcpy call per 128
+ * bytes, which costs more than the copy). */
+__attribute__((target("avx512f"))) static void copy_panel32(float *restrict d,
+                                                             const float *restrict w, int ldw,
+                                                             int k)
+{
+    for (int r = 0; r < k; r++, d += 32, w += ldw) {
+        _mm512_storeu_ps(d, _mm512_loadu_ps(w));
+        _mm512_storeu_ps(d + 16, _mm512_loadu_ps(w + 16));
+    }
+}
+__attribute__((target("avx2"))) static void copy_panel16(float *restrict d,
+                                                         const float *restrict w, int ldw, int k)
+{
+    for (int r = 0; r < k; r++, d += 16, w += ldw) {
+        _mm256_storeu_ps(d, _mm256_loadu_ps(w));
+        _mm256_storeu_ps(d + 8, _mm256_loadu_ps(w + 8));
+    }
+}
+static void copy_panel(float *d, const float *w, int ldw, int k, int nr)
+{
+    if (nr == 32) copy_panel32(d, w, ldw, k);
+    else copy_panel16(d, w, ldw, k);
+}
+#endif
+
 typedef struct pack_job {
     const float *w;
     int ldw, trans, k, n, nr;
@@ -109,6 +137,12 @@ static void pack_range(void *ctx, int p0, int p1)
     for (int p = p0; p < p1; p++) {
         int c0 = p * nr, w_cols = n - c0 < nr ? n - c0 : nr;
         float *dst = j->packed + (size_t)p * (size_t)k * (size_t)nr;
+#ifdef UR_HAVE_KERNELS
+        if (!j->trans && w_cols == nr && kernel() != K_NONE) { /* the CPU has the copy's ISA */
+            copy_panel(dst, j->w + c0, ldw, k, nr);
+            continue;
+        }
+#endif
         if (!j->trans) {
             for (int r = 0; r < k; r++) {
                 float *d = dst + (size_t)r * nr;
