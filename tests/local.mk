@@ -93,6 +93,11 @@ tests_test_kernels_SOURCES = tests/test_kernels.c tests/ur_test.h
 tests_test_kernels_CFLAGS = $(TEST_CFLAGS)
 tests_test_kernels_LDADD = $(TEST_LDADD)
 
+check_PROGRAMS += tests/test_fused
+tests_test_fused_SOURCES = tests/test_fused.c tests/ur_test.h
+tests_test_fused_CFLAGS = $(TEST_CFLAGS)
+tests_test_fused_LDADD = $(TEST_LDADD)
+
 check_PROGRAMS += tests/test_lengths_unrolls
 tests_test_lengths_unrolls_SOURCES = tests/test_lengths_unrolls.c tests/lengths_common.h tests/ur_test.h
 tests_test_lengths_unrolls_CFLAGS = $(TEST_CFLAGS)
