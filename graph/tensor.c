@@ -56,3 +56,9 @@ ur_tensor *ur_rows(ur_tape *tp, ur_tensor *x, int row0, int n)
     if (x->grad) v->grad = x->grad + v->offset;
     return v;
 }
+
+const ur_tensor *ur_tensor_root(const ur_tensor *t)
+{
+    while (t && t->base) t = t->base;
+    return t;
+}

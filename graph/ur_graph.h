@@ -178,6 +178,8 @@ ur_tensor *ur_requires_grad(ur_tensor *t);
 ur_tensor *ur_detach(ur_tape *tp, const ur_tensor *t);
 /* Zero-copy view of rows [row0, row0 + n) of x. Gradients of the view land in x's gradient. */
 ur_tensor *ur_rows(ur_tape *tp, ur_tensor *x, int row0, int n);
+/* The tensor a view views (through views of views), t itself when it is no view, NULL for NULL. */
+const ur_tensor *ur_tensor_root(const ur_tensor *t);
 /* The gradient buffer of t, made and zero-filled on first use (a view's lies in its base's). */
 float *ur_grad(ur_tensor *t);
 

@@ -150,12 +150,6 @@ static ur_tensor *stacked_over(ur_tape *tp, const ur_tensor *p)
     return H;
 }
 
-static const ur_tensor *root_of(const ur_tensor *t)
-{
-    while (t->base) t = t->base;
-    return t;
-}
-
 /* With H over projection p: the step's ops, recorded after mark, may read p only through one
  * op that has it as its only input and writes h_out (ur_tanh_into, in place): any other
  * would read, in backward, rows that now hold h. NULL, or the first op that breaks this. */
@@ -165,7 +159,7 @@ static const ur_node *reads_over(const ur_tape *tp, const ur_node *mark, const u
     for (const ur_node *nd = ur_tape_last(tp); nd && nd != mark; nd = nd->prev) {
         if (nd->n_in == 1 && nd->out == h_out) continue;
         for (int i = 0; i < nd->n_in; i++)
-            if (root_of(nd->in[i]) == p) return nd;
+            if (ur_tensor_root(nd->in[i]) == p) return nd;
     }
     return NULL;
 }

@@ -58,19 +58,12 @@ ur_tensor *ur_tanh(ur_tape *tp, ur_tensor *x)
     return y;
 }
 
-/* The tensor a view views (through views of views), or t itself. */
-static const ur_tensor *root_of(const ur_tensor *t)
-{
-    while (t->base) t = t->base;
-    return t;
-}
-
 ur_tensor *ur_tanh_into(ur_tape *tp, ur_tensor *x, ur_tensor *out)
 {
     if (!out) return ur_tanh(tp, x);
     if (!ur_op_begin(tp, "tanh_into", 2, x, out)) return ur_tape_poison(tp);
     if (out->rows != x->rows || out->cols != x->cols || out->node || !out->tape ||
-        (out->val == x->val && root_of(out) == root_of(x)))
+        (out->val == x->val && ur_tensor_root(out) == ur_tensor_root(x)))
         return ur_tape_fail(tp, "tanh_into: out must be a %dx%d tensor of the tape that no op "
                             "has written and that is not x; got %dx%d", x->rows, x->cols,
                             out->rows, out->cols);

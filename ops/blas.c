@@ -47,15 +47,22 @@ static void gemm_parts(void *ctx, int p0, int p1)
     }
 }
 
+/* The threads an m x n x k product is split over: the pool's, or 1 for a product that is small
+ * or that sgemv or sger does (one row or column, or k = 1 added to out). */
+static int split_threads(int m, int n, int k, float beta)
+{
+    if (m == 1 || n == 1 || (k == 1 && beta == 1.0f) || (double)m * n * k < SMALL_PRODUCT)
+        return 1;
+    return ur_pool_threads();
+}
+
 void ur_blas_gemm(int tx, int ty, int m, int n, int k, const float *x, int ldx, const float *y,
                   int ldy, float beta, float *out, int ldo)
 {
     if ((beta == 0.0f || beta == 1.0f) && ur_rgemm_gemm_preferred(m, n, k) &&
         ur_rgemm_gemm(tx, ty, m, n, k, x, ldx, y, ldy, beta, out, ldo) == 0)
         return;
-    int threads = ur_pool_threads();
-    if (m == 1 || n == 1 || (k == 1 && beta == 1.0f) || (double)m * n * k < SMALL_PRODUCT)
-        threads = 1;
+    int threads = split_threads(m, n, k, beta);
     /* OpenBLAS runs on one thread (set once by ops/pool.c): a large product is split over the
      * pool's threads instead (each part a single-threaded sgemm), so that OpenBLAS's own
      * threads never spin beside the pool's between the per-step products of a recurrence. */
@@ -82,8 +89,8 @@ void ur_blas_gemm_bias(int tx, int ty, int m, int n, int k, const float *x, int 
     if (ur_rgemm_gemm_preferred(m, n, k) &&
         ur_rgemm_gemm_bias(tx, ty, m, n, k, x, ldx, y, ldy, bias, out, ldo) == 0)
         return;
-    int threads = ur_pool_threads();
-    if (threads > 1 && m > 1 && n > 1 && (double)m * n * k >= SMALL_PRODUCT) {
+    int threads = split_threads(m, n, k, 1.0f);
+    if (threads > 1) {
         /* as ur_blas_gemm's split, each part copying the bias into its own block first */
         gemm_job j = {tx, ty, m, n, k, ldx, ldy, ldo, threads, m >= n, x, y, 1.0f, out, bias};
         ur_pool_for_threads(threads, threads, 1, gemm_parts, &j);

@@ -12,40 +12,35 @@
 
 enum { COLSUM_BLOCK = 1024 };
 
-/* db[j] += s sum_r g[r ld + j] for j < cols. */
-UR_VECTOR_BODY void column_sums_body(float *restrict db, float s, const float *restrict g,
-                                     int rows, int cols, int ld)
+/* acc[j] += sum_r g[r ld + j] for j < cols, each column in row order. */
+UR_VECTOR_BODY void column_sums_double_body(double *restrict acc, const float *restrict g,
+                                            int rows, int cols, int ld)
+{
+    for (int r = 0; r < rows; r++) {
+        const float *gr = g + (size_t)r * (size_t)ld;
+        for (int j = 0; j < cols; j++) acc[j] += (double)gr[j];
+    }
+}
+UR_VECTOR_VOID(column_sums_double,
+               (double *restrict acc, const float *restrict g, int rows, int cols, int ld),
+               (acc, g, rows, cols, ld))
+
+/* db[j] += s sum_r g[r ld + j] for j < cols, in blocks of accumulators that stay in L1. */
+static void column_sums(float *restrict db, float s, const float *restrict g, int rows, int cols,
+                        int ld)
 {
     double acc[COLSUM_BLOCK];
     for (int j0 = 0; j0 < cols; j0 += COLSUM_BLOCK) {
         const int n = cols - j0 < COLSUM_BLOCK ? cols - j0 : COLSUM_BLOCK;
         for (int j = 0; j < n; j++) acc[j] = 0.0;
-        for (int r = 0; r < rows; r++) {
-            const float *gr = g + (size_t)r * (size_t)ld + j0;
-            for (int j = 0; j < n; j++) acc[j] += (double)gr[j];
-        }
+        column_sums_double(acc, g + j0, rows, n, ld);
         for (int j = 0; j < n; j++) db[j0 + j] += (float)((double)s * acc[j]);
     }
 }
-UR_VECTOR_VOID(column_sums,
-               (float *restrict db, float s, const float *restrict g, int rows, int cols, int ld),
-               (db, s, g, rows, cols, ld))
-
-UR_VECTOR_BODY void column_sums_double_body(double *restrict acc, const float *restrict g,
-                                            int rows, int cols)
-{
-    for (int r = 0; r < rows; r++) {
-        const float *gr = g + (size_t)r * (size_t)cols;
-        for (int j = 0; j < cols; j++) acc[j] += (double)gr[j];
-    }
-}
-UR_VECTOR_VOID(column_sums_double,
-               (double *restrict acc, const float *restrict g, int rows, int cols),
-               (acc, g, rows, cols))
 
 void ur_column_sums_double(double *restrict acc, const float *restrict g, int rows, int cols)
 {
-    column_sums_double(acc, g, rows, cols);
+    column_sums_double(acc, g, rows, cols, cols);
 }
 
 /* Columns are handed out in runs of COLSUM_SPLIT; below PARALLEL_MIN terms one thread does all. */

@@ -128,21 +128,17 @@ ur_tensor *ur_linear(ur_tape *tp, ur_tensor *x, ur_tensor *w, ur_tensor *b)
     return y;
 }
 
-static const ur_tensor *root_of(const ur_tensor *t)
-{
-    while (t && t->base) t = t->base;
-    return t;
-}
-
 int ur_linear_cede(const ur_tape *tp, ur_tensor *y, ur_tensor **x, ur_tensor **w,
                    ur_tensor **b)
 {
     ur_node *made = y->node;
     if (!made || made->op != &linear_op || made->out != y || made->i[0]) return 0;
     for (const ur_node *nd = ur_tape_last(tp); nd && nd != made; nd = nd->prev) {
-        if (root_of(nd->out) == y || root_of(nd->out2) == y || root_of(nd->uses) == y) return 0;
+        if (ur_tensor_root(nd->out) == y || ur_tensor_root(nd->out2) == y ||
+            ur_tensor_root(nd->uses) == y)
+            return 0;
         for (int k = 0; k < nd->n_in; k++)
-            if (root_of(nd->in[k]) == y) return 0;
+            if (ur_tensor_root(nd->in[k]) == y) return 0;
     }
     made->i[0] = 1;
     *x = made->in[0];

@@ -24,9 +24,11 @@
  * steps still make one GEMM; the first step's initial state gets a block of its own.
  *
  * When that tensor is an ur_linear output no other op reads (the unroll's projection for a
- * fused product), its weight's gradient x^T dZ comes from the same dZ, over the same rows: the
- * context takes it over (ops/linear.h), and each run of steps computes [x h]^T dZ as one
- * product that packs dZ once (ur_blas_gemm_tn2) instead of two that pack it each.
+ * fused product), the context does the projection's backward (ops/linear.h): its weight's
+ * gradient x^T dZ comes from the same dZ over the same rows, so each run of steps computes
+ * [x h]^T dZ as one product that packs dZ once (ur_blas_gemm_tn2) instead of two that pack it
+ * each, and each step makes its rows of dx = dZ Wx^T and of db in its own backward, while its
+ * dz_t is in cache.
  *
  * The per-step products h W (forward) and dz W^T (backward) have a few rows (the batch) and
  * the same W every step: W is packed once into the kernel's panel layout at the first step of
@@ -83,13 +85,14 @@ static void ensure_packed(ur_recurrent *r, int want)
  * at the first step) and db's double sums += dz_t's column sums. */
 static void projection_step_backward(ur_recurrent *r, int t, const float *dz)
 {
-    const ur_tensor *x = r->px, *wx = r->pw;
+    ur_tensor *x = r->px;
+    const ur_tensor *wx = r->pw;
     if (x->requires_grad && r->packed_x) {
         if (!r->packed_x_ready)
             ur_rgemm_pack(wx->val, wx->cols, 1, wx->cols, wx->rows, r->packed_x);
         r->packed_x_ready = 1;
         ur_rgemm(r->rows, x->cols, wx->cols, dz, wx->cols, r->packed_x,
-                 ur_grad((ur_tensor *)x) + (size_t)t * r->rows * x->cols, x->cols);
+                 ur_grad(x) + (size_t)t * r->rows * x->cols, x->cols);
     }
     if (r->db) ur_column_sums_double(r->db, dz, r->rows, wx->cols);
 }

@@ -658,23 +658,26 @@ static void choose_own(void)
     else if (want && strcmp(want, "own") == 0) own_gemm = kernel() != K_NONE;
 }
 
-int ur_rgemm_gemm_preferred(int m, int n, int k)
+/* 1 when ours runs products at all and this one is large enough for its packing to pay. */
+static int own_sized(int m, int n, int k)
 {
     pthread_once(&own_once, choose_own);
-    double macs = (double)m * n * k;
-    if (own_gemm == 2 && macs >= (double)(1 << 26)) return 0;
-    return own_gemm && m >= 8 && n >= 8 && k >= 8 && macs >= (double)(1 << 16);
+    return own_gemm && m >= 8 && n >= 8 && k >= 8 && (double)m * n * k >= (double)(1 << 16);
+}
+
+int ur_rgemm_gemm_preferred(int m, int n, int k)
+{
+    if (!own_sized(m, n, k)) return 0;
+    return own_gemm != 2 || (double)m * n * k < (double)(1 << 26);
 }
 
 int ur_rgemm_gemm_tn2_preferred(int m1, int m2, int n, int k)
 {
-    pthread_once(&own_once, choose_own);
-    double macs = ((double)m1 + m2) * n * k;
+    if (!own_sized(m1 + m2, n, k)) return 0;
     /* With AVX-512 ours packs dZ once for both, ahead of OpenBLAS's two calls also where the
      * rule above gives one product to OpenBLAS (bench_rgemm, one thread: lstm-256's x^T dZ and
      * h^T dZ 1.13-1.19x, lstm-512's 1.00-1.03x); with AVX2, not measured, the rule above. */
-    if (own_gemm == 2 && kernel() != K_AVX512 && macs >= (double)(1 << 26)) return 0;
-    return own_gemm && m1 + m2 >= 8 && n >= 8 && k >= 8 && macs >= (double)(1 << 16);
+    return ur_rgemm_gemm_preferred(m1 + m2, n, k) || kernel() == K_AVX512;
 }
 
 const char *ur_rgemm_gemm_path(void)
