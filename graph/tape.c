@@ -326,19 +326,63 @@ ur_tensor *ur_tensor_new(ur_tape *tp, int rows, int cols)
     return t;
 }
 
-float *ur_grad(ur_tensor *t)
+/* t's gradient buffer, made on first use without filling it: the root it lies in counts its
+ * leading elements not yet zero-filled, and ur_grad fills a tensor's part of them when an op
+ * first reaches it. A backward makes every buffer up front this way, and meets the views of a
+ * time-stacked gradient from the last step down, so it fills each step's rows just before
+ * they are written, while they are in cache, instead of a pass over all of them first. */
+static float *reserve_grad(ur_tensor *t)
 {
     if (t->grad) return t->grad;
     if (t->base) {
-        float *g = ur_grad(t->base);
+        float *g = reserve_grad(t->base);
         if (g) t->grad = g + t->offset;
         return t->grad;
     }
     float *g = ur_tape_alloc(t->tape, ur_numel(t) * sizeof *g);
     if (!g) return NULL;
-    memset(g, 0, ur_numel(t) * sizeof *g);
     t->grad = g;
+    t->grad_unfilled = ur_numel(t);
     return g;
+}
+
+/* The root t lies in, and in *at the index of t's first element there. */
+static ur_tensor *root_at(ur_tensor *t, size_t *at)
+{
+    *at = 0;
+    for (; t->base; t = t->base) *at += t->offset;
+    return t;
+}
+
+float *ur_grad(ur_tensor *t)
+{
+    if (!reserve_grad(t)) return NULL;
+    size_t at;
+    ur_tensor *r = root_at(t, &at);
+    if (at < r->grad_unfilled) { /* then every element from t's first on is filled */
+        memset(r->grad + at, 0, (r->grad_unfilled - at) * sizeof(float));
+        r->grad_unfilled = at;
+    }
+    return t->grad;
+}
+
+float *ur_grad_write(ur_tensor *t, int *fresh)
+{
+    *fresh = 0;
+    if (!reserve_grad(t)) return NULL;
+    size_t at;
+    ur_tensor *r = root_at(t, &at);
+    if (r->grad_unfilled != at + ur_numel(t)) return ur_grad(t);
+    r->grad_unfilled = at; /* t is the unfilled part's top: the caller's stores fill it */
+    *fresh = 1;
+    return t->grad;
+}
+
+/* 1 when t's gradient buffer exists and is filled (an op wrote it or ur_grad zeroed it). */
+static int grad_filled(ur_tensor *t)
+{
+    size_t at;
+    return t->grad && root_at(t, &at)->grad_unfilled <= at;
 }
 
 /* 0 after failing the tape when input k (1-based) of op cannot be used on tp. */
@@ -496,8 +540,9 @@ static void zero_intermediate_grads(ur_tape *tp)
     }
 }
 
-/* Checks that tp may run a backward and makes every gradient buffer it will need; seeds come
- * after this (a re-run zeroes the intermediate gradients first). 0, or -1 with tp failed. */
+/* Checks that tp may run a backward and makes every gradient buffer it will need (unfilled:
+ * ur_grad fills each on first use); seeds come after this (a re-run zeroes the intermediate
+ * gradients first). 0, or -1 with tp failed. */
 static int backward_begin(ur_tape *tp, int retain)
 {
     if (tp->backward_runs > 0 && !tp->retained) {
@@ -510,9 +555,9 @@ static int backward_begin(ur_tape *tp, int retain)
      * half-way; a node whose output received no gradient is still skipped below. */
     for (ur_node *n = tp->last; n; n = n->prev) {
         for (int k = 0; k < n->n_in; k++)
-            if (n->in[k]->requires_grad && !ur_grad(n->in[k])) return -1;
+            if (n->in[k]->requires_grad && !reserve_grad(n->in[k])) return -1;
         /* A two-output node sees both gradients, zero where nothing flowed. */
-        if (n->out2 && (!ur_grad(n->out) || !ur_grad(n->out2))) return -1;
+        if (n->out2 && (!reserve_grad(n->out) || !reserve_grad(n->out2))) return -1;
     }
     if (tp->backward_runs > 0) zero_intermediate_grads(tp);
     tp->backward_runs++;
@@ -520,20 +565,42 @@ static int backward_begin(ur_tape *tp, int retain)
     return 0;
 }
 
+/* Fills what no op reached of every gradient buffer of the recording (the rows of a tensor
+ * outside its views that ops read, say), so that it reads as zero after the backward, as if
+ * it had been filled up front. */
+static void fill_unreached(ur_tensor *t)
+{
+    size_t at;
+    ur_tensor *r = root_at(t, &at);
+    if (r->grad && r->grad_unfilled) ur_grad(r);
+}
+
+static void fill_unreached_grads(ur_tape *tp)
+{
+    for (ur_node *n = tp->last; n; n = n->prev) {
+        fill_unreached(n->out);
+        if (n->out2) fill_unreached(n->out2);
+        for (int k = 0; k < n->n_in; k++) fill_unreached(n->in[k]);
+    }
+}
+
 /* Runs every recorded op's backward in reverse order, once the seeds are in place. */
 static int backward_walk(ur_tape *tp)
 {
     for (ur_node *n = tp->last; n && !tp->failed; n = n->prev) {
         if (!n->out->grad) continue;
+        ur_grad(n->out); /* fills an output no later op reached: its gradient is zero */
+        if (n->out2) ur_grad(n->out2);
         n->op->backward(n);
         if (!tp->check_finite) continue;
         for (int k = 0; k < n->n_in; k++) {
             ur_tensor *x = n->in[k];
-            if (x->requires_grad && x->grad &&
+            if (x->requires_grad && grad_filled(x) &&
                 trap(tp, x, x->grad, n->op->name, n->index, n->ctx_what, n->ctx_step, k + 1))
                 break;
         }
     }
+    fill_unreached_grads(tp);
     return tp->failed ? -1 : 0;
 }
 
@@ -551,9 +618,8 @@ static int backward(ur_tape *tp, ur_tensor *loss, int retain)
         ur_tape_fail(tp, "backward: the loss does not depend on any parameter");
         return -1;
     }
-    float *g = ur_grad(loss);
-    if (!g || backward_begin(tp, retain) != 0) return -1;
-    g[0] += 1.0f;
+    if (!ur_grad(loss) || backward_begin(tp, retain) != 0) return -1;
+    ur_grad(loss)[0] += 1.0f;
     return backward_walk(tp);
 }
 
@@ -582,7 +648,7 @@ int ur_backward_seeded(ur_tape *tp, int n, ur_tensor *const *outs, const float *
     }
     if (backward_begin(tp, 0) != 0) return -1;
     for (int k = 0; k < n; k++) {
-        float *g = outs[k]->grad;
+        float *g = ur_grad(outs[k]);
         const float *s = seeds[k];
         size_t len = ur_numel(outs[k]);
         for (size_t j = 0; j < len; j++) g[j] += s[j];

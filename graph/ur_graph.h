@@ -44,6 +44,7 @@ struct ur_tensor {
     ur_tensor *base;     /* for a row view: the tensor it views; NULL otherwise */
     size_t offset;       /* for a row view: index of its first element in base */
     int requires_grad;   /* 1 if a gradient must flow into it */
+    size_t grad_unfilled; /* grad's leading elements not yet zero-filled (ur_grad fills them) */
     const char *name;    /* parameter name or NULL */
     unsigned gen;        /* the tape's generation when it was made (see ur_tensor_is_live) */
     int has_exact;       /* 1 if exact is set: a 1 x 1 reduction that accumulated in double */
@@ -180,8 +181,13 @@ ur_tensor *ur_detach(ur_tape *tp, const ur_tensor *t);
 ur_tensor *ur_rows(ur_tape *tp, ur_tensor *x, int row0, int n);
 /* The tensor a view views (through views of views), t itself when it is no view, NULL for NULL. */
 const ur_tensor *ur_tensor_root(const ur_tensor *t);
-/* The gradient buffer of t, made and zero-filled on first use (a view's lies in its base's). */
+/* The gradient buffer of t, made and zero-filled on first use (a view's lies in its base's).
+ * Inside a backward, an op's backward reaches its inputs' gradients through this call only. */
 float *ur_grad(ur_tensor *t);
+/* ur_grad for a backward that writes every element of t's gradient: *fresh = 1 when nothing
+ * was written there yet and the buffer is not zero-filled, so the caller stores (=) instead of
+ * adding (+=), saving the fill; *fresh = 0 otherwise (add as after ur_grad). */
+float *ur_grad_write(ur_tensor *t, int *fresh);
 
 /* ---- For op writers --------------------------------------------------------------------- */
 

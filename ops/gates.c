@@ -45,27 +45,39 @@ UR_VECTOR_VOID(gates_row,
                 float *restrict h),
                (H, z, cp, a, c, h))
 
-UR_VECTOR_BODY void gates_row_backward_body(int H, const float *restrict a,
-                                            const float *restrict cp, const float *restrict c,
-                                            const float *restrict dh, const float *restrict dc,
-                                            float *restrict dz, float *restrict dcp)
+/* One row's gradients: dz += (add) or = (store: the first write of those rows) the four
+ * gates', dc_prev += its own. */
+UR_VECTOR_BODY void gates_row_grads(const int add, int H, const float *restrict a,
+                                    const float *restrict cp, const float *restrict c,
+                                    const float *restrict dh, const float *restrict dc,
+                                    float *restrict dz, float *restrict dcp)
 {
     const float *i = a, *f = a + H, *g = a + 2 * H, *o = a + 3 * H;
     for (int j = 0; j < H; j++) {
         float tc = ur_tanh1(c[j]);
         float dC = dc[j] + dh[j] * o[j] * (1.0f - tc * tc);
-        dz[j] += dC * g[j] * i[j] * (1.0f - i[j]);
-        dz[H + j] += dC * cp[j] * f[j] * (1.0f - f[j]);
-        dz[2 * H + j] += dC * i[j] * (1.0f - g[j] * g[j]);
-        dz[3 * H + j] += dh[j] * tc * o[j] * (1.0f - o[j]);
+        float di = dC * g[j] * i[j] * (1.0f - i[j]), df = dC * cp[j] * f[j] * (1.0f - f[j]);
+        float dg = dC * i[j] * (1.0f - g[j] * g[j]), dO = dh[j] * tc * o[j] * (1.0f - o[j]);
+        dz[j] = add ? dz[j] + di : di;
+        dz[H + j] = add ? dz[H + j] + df : df;
+        dz[2 * H + j] = add ? dz[2 * H + j] + dg : dg;
+        dz[3 * H + j] = add ? dz[3 * H + j] + dO : dO;
         if (dcp) dcp[j] += dC * f[j];
     }
+}
+UR_VECTOR_BODY void gates_row_backward_body(int H, const float *restrict a,
+                                            const float *restrict cp, const float *restrict c,
+                                            const float *restrict dh, const float *restrict dc,
+                                            float *restrict dz, float *restrict dcp, int add)
+{
+    if (add) gates_row_grads(1, H, a, cp, c, dh, dc, dz, dcp);
+    else gates_row_grads(0, H, a, cp, c, dh, dc, dz, dcp);
 }
 UR_VECTOR_VOID(gates_row_backward,
                (int H, const float *restrict a, const float *restrict cp,
                 const float *restrict c, const float *restrict dh, const float *restrict dc,
-                float *restrict dz, float *restrict dcp),
-               (H, a, cp, c, dh, dc, dz, dcp))
+                float *restrict dz, float *restrict dcp, int add),
+               (H, a, cp, c, dh, dc, dz, dcp, add))
 
 /* A step's rows, forward or backward; the pool hands out ranges of them. */
 typedef struct gates_job {
@@ -75,6 +87,7 @@ typedef struct gates_job {
     const float *cv, *dh, *dc;            /* backward */
     float *dz, *dcp;
     int rows;
+    int dz_add; /* backward: dz += the gates' gradients (0: dz = them, its first write) */
 } gates_job;
 
 /* Rows per range handed out by the pool: all of them when the step is small. */
@@ -100,16 +113,18 @@ static void backward_rows(void *ctx, int r0, int r1)
     for (int r = r0; r < r1 && j->dz; r++) {
         size_t o4 = (size_t)r * 4 * H, o1 = (size_t)r * H;
         gates_row_backward(H, j->acts + o4, j->cp + o1, j->cv + o1, j->dh + o1, j->dc + o1,
-                           j->dz + o4, j->dcp ? j->dcp + o1 : NULL);
+                           j->dz + o4, j->dcp ? j->dcp + o1 : NULL, j->dz_add);
     }
 }
 
 static void lstm_gates_backward(ur_node *n)
 {
     ur_tensor *z = n->in[0], *cp = n->in[1], *h = n->out, *c = n->out2;
+    int fresh = 0;
     gates_job j = {.H = h->cols, .cp = cp->val, .acts = n->aux, .cv = c->val, .dh = h->grad,
-                   .dc = c->grad, .dz = z->requires_grad ? ur_grad(z) : NULL,
+                   .dc = c->grad, .dz = z->requires_grad ? ur_grad_write(z, &fresh) : NULL,
                    .dcp = cp->requires_grad ? ur_grad(cp) : NULL, .rows = h->rows};
+    j.dz_add = !fresh;
     ur_pool_for(j.rows, grain_for(j.rows, j.H), backward_rows, &j);
 }
 static const ur_op lstm_gates_op = {"lstm_gates", lstm_gates_backward};

@@ -107,7 +107,7 @@ static void projection_backward(ur_recurrent *r)
         int apart = !r->prev[t0], t1 = t0 + 1; /* apart: the step's backward did nothing */
         while (t1 < r->steps && (r->prev[t1] == NULL) == apart) t1++;
         int k = (t1 - t0) * r->rows;
-        const float *dz = r->z->grad + (size_t)t0 * r->rows * G;
+        const float *dz = ur_grad(r->z) + (size_t)t0 * r->rows * G;
         if (x->requires_grad && (apart || !r->packed_x))
             ur_blas_gemm(0, 1, k, x->cols, G, dz, G, wx->val, G, 1.0f,
                          ur_grad(x) + (size_t)t0 * r->rows * x->cols, x->cols);
@@ -139,7 +139,7 @@ static void recurrent_weight_backward(ur_node *n)
             while (t1 < r->steps && !r->prev[t1]) t1++;
         }
         int k = (t1 - t0) * r->rows;
-        const float *dz = r->z->grad + (size_t)t0 * r->rows * w->cols;
+        const float *dz = ur_grad(r->z) + (size_t)t0 * r->rows * w->cols;
         const float *xr = x ? x->val + (size_t)t0 * r->rows * x->cols : NULL;
         const float *h = r->prev[t0];
         if (h && dw && dwx)

@@ -107,6 +107,48 @@ START_TEST(test_row_views)
 }
 END_TEST
 
+/* A backward makes its gradient buffers without filling them and fills each part when an op
+ * first reaches it: over an arena whose memory held other values, what no op reached (rows of
+ * x outside the view summed, an output nobody used) still reads zero afterwards, an op that
+ * stores into a gradient nothing wrote yet (the LSTM gates' dz) adds when something did, a
+ * retained re-run adds up, and the finite-value check sees no stale value. */
+START_TEST(test_grads_fill_lazily)
+{
+    ur_tape *tp = ur_tape_new(0);
+    ur_tape_check_finite(tp, 1);
+    for (int pass = 0; pass < 3; pass++) {
+        /* the last pass's tensors and gradients filled the arena with NaN and 7 */
+        ur_tensor *junk = ur_input(tp, 300, 300);
+        for (size_t k = 0; k < ur_numel(junk); k++) junk->val[k] = k % 2 ? NAN : 7.0f;
+        ur_tape_reset(tp);
+        ur_tensor *x = ur_requires_grad(ur_input(tp, 4, 3));
+        for (int k = 0; k < 12; k++) x->val[k] = (float)k;
+        ur_tensor *z = ur_requires_grad(ur_input(tp, 2, 4 * 3));
+        for (int k = 0; k < 24; k++) z->val[k] = 0.1f * (float)(k % 5);
+        ur_tensor *cp = ur_input(tp, 2, 3);
+        for (int k = 0; k < 6; k++) cp->val[k] = 0.5f;
+        ur_tensor *h, *c; /* only h is used below; c gets nothing */
+        ck_assert_int_eq(ur_lstm_gates(tp, z, cp, &h, &c), 0);
+        ur_tensor *l = ur_add(tp, ur_sum(tp, ur_rows(tp, x, 2, 2)), ur_sum(tp, h));
+        if (pass == 1) l = ur_add(tp, l, ur_sum(tp, ur_scale(tp, z, 3))); /* dz: 3 before gates */
+        ck_assert_ptr_nonnull(l);
+        int rc = pass == 2 ? ur_backward_retain(tp, l) : ur_backward(tp, l);
+        ck_assert_int_eq(rc, 0);
+        if (pass == 2) ck_assert_int_eq(ur_backward(tp, l), 0);
+        float runs = pass == 2 ? 2.0f : 1.0f;
+        for (int k = 0; k < 12; k++) ck_assert_float_eq(x->grad[k], k < 6 ? 0.0f : runs);
+        for (int k = 0; k < 6; k++) ck_assert_float_eq(c->grad[k], 0.0f);
+        for (int k = 0; k < 24; k++) ck_assert(isfinite(z->grad[k]));
+        /* d sum(h) / dz_i of the first unit (gates i, f, g, o at 0, 0.3, 0.1, 0.4) */
+        double si = 0.5, sf = 1 / (1 + exp(-0.3)), tg = tanh(0.1), so = 1 / (1 + exp(-0.4));
+        double cn = sf * 0.5 + si * tg, want = so * (1 - tanh(cn) * tanh(cn)) * tg * si * (1 - si);
+        ck_assert_double_eq_tol(z->grad[0], runs * want + (pass == 1 ? 3 : 0), 1e-6);
+        ur_tape_reset(tp);
+    }
+    ur_tape_free(tp);
+}
+END_TEST
+
 /* Tape reuse: 1000 record/backward/reset cycles keep the arena's size fixed after the first. */
 START_TEST(test_arena_steady)
 {
@@ -375,6 +417,7 @@ int main(void)
     tcase_add_test(tc, test_rng);
     tcase_add_test(tc, test_shared_param_sums);
     tcase_add_test(tc, test_row_views);
+    tcase_add_test(tc, test_grads_fill_lazily);
     tcase_add_test(tc, test_arena_steady);
     tcase_add_test(tc, test_sticky_error);
     tcase_add_test(tc, test_record_only_when_needed);
