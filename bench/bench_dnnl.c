@@ -4,8 +4,8 @@
  * Shapes: T = steps, B = batch, I = input width, H = hidden, L = layers (stacked, each its own
  * primitive on oneDNN's side: its multi-layer primitive needs I = H). One iteration:
  *     ours    tape reset; x (T*B x I, needs a gradient) -> ur_unroll / ur_stack_unroll -> H;
- *             loss = sum(H * G) for a fixed G; zero the gradients; backward
- *             (dx, dWx, dWh, db of every layer; the initial state is zero and constant)
+ *             zero the gradients; backward from dH = G for a fixed G (ur_backward_seeded:
+ *             dx, dWx, dWh, db of every layer; the initial state is zero and constant)
  *     onednn  per layer: forward_training (src_iter, src_iter_c explicitly zero: without them
  *             2.6.3 computes a wrong weights_iter gradient), then per layer in reverse: zero
  *             the weight gradients, backward with diff_dst_layer = G (or the layer above's
@@ -80,34 +80,6 @@ typedef struct ours {
     ur_tensor *H; /* after a run */
 } ours;
 
-/* loss = sum(H * G):  dH += dloss G */
-static void dot_backward(ur_node *n)
-{
-    ur_tensor *h = n->in[0];
-    const float *g = n->aux;
-    float d = n->out->grad[0], *dh = ur_grad(h);
-    for (size_t k = 0; k < ur_numel(h); k++) dh[k] += d * g[k];
-}
-static const ur_op dot_op = {"bench_dot", dot_backward};
-
-static ur_tensor *dot(ur_tape *tp, ur_tensor *h, const float *g)
-{
-    if (!ur_op_begin(tp, "bench_dot", 1, h)) return ur_tape_poison(tp);
-    ur_tensor *y = ur_tensor_new(tp, 1, 1);
-    if (!y) return ur_tape_poison(tp);
-    /* eight running sums, so that the additions do not wait for each other (oneDNN's side
-     * computes no loss at all: the harness should cost ours as little as it can) */
-    double s[8] = {0};
-    size_t n = ur_numel(h), k = 0;
-    for (; k + 8 <= n; k += 8)
-        for (int l = 0; l < 8; l++) s[l] += (double)h->val[k + l] * g[k + l];
-    for (; k < n; k++) s[0] += (double)h->val[k] * g[k];
-    y->val[0] = (float)(((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7])));
-    ur_node *nd = ur_record(tp, &dot_op, y, 1, h);
-    if (nd) nd->aux = (void *)g;
-    return y;
-}
-
 static int ours_init(ours *o, const layer_config *c, const float *x, const float *g)
 {
     memset(o, 0, sizeof *o);
@@ -145,9 +117,10 @@ static int ours_run(ours *o)
         if (ur_stack_unroll(tp, &o->stack, x, c->T, NULL, &ss) == 0) H = ss.H;
     }
     if (!H) return -1;
-    ur_tensor *loss = dot(tp, H, o->g);
+    /* dH = G as the seed, as oneDNN's diff_dst_layer: no loss op on either side */
+    const float *seed = o->g;
     ur_params_zero_grad(o->ps);
-    if (ur_backward(tp, loss) != 0) return -1;
+    if (ur_backward_seeded(tp, 1, &H, &seed) != 0) return -1;
     o->H = H;
     return 0;
 }

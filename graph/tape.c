@@ -644,14 +644,17 @@ int ur_backward_seeded(ur_tape *tp, int n, ur_tensor *const *outs, const float *
                          "parameter", k + 1, outs[k]->rows, outs[k]->cols);
             return -1;
         }
-        if (!ur_grad(outs[k])) return -1;
+        if (!reserve_grad(outs[k])) return -1;
     }
     if (backward_begin(tp, 0) != 0) return -1;
     for (int k = 0; k < n; k++) {
-        float *g = ur_grad(outs[k]);
+        int fresh;
+        float *g = ur_grad_write(outs[k], &fresh);
         const float *s = seeds[k];
         size_t len = ur_numel(outs[k]);
-        for (size_t j = 0; j < len; j++) g[j] += s[j];
+        if (fresh) memcpy(g, s, len * sizeof *g);
+        else
+            for (size_t j = 0; j < len; j++) g[j] += s[j];
     }
     return backward_walk(tp);
 }

@@ -33,19 +33,25 @@ static ur_tensor *unary(ur_tape *tp, const char *name, ur_tensor *x)
     return ur_tensor_new(tp, x->rows, x->cols);
 }
 
-/* dx += dy (1 - y^2) */
+/* dx += dy (1 - y^2); add 0 (the first write of dx, not filled): dx = that */
 UR_VECTOR_BODY void tanh_backward_kernel_body(float *restrict dx, const float *restrict y,
-                                              const float *restrict dy, size_t n)
+                                              const float *restrict dy, size_t n, int add)
 {
-    for (size_t k = 0; k < n; k++) dx[k] += dy[k] * (1.0f - y[k] * y[k]);
+    if (add)
+        for (size_t k = 0; k < n; k++) dx[k] += dy[k] * (1.0f - y[k] * y[k]);
+    else
+        for (size_t k = 0; k < n; k++) dx[k] = dy[k] * (1.0f - y[k] * y[k]);
 }
 UR_VECTOR_VOID(tanh_backward_kernel,
-               (float *restrict dx, const float *restrict y, const float *restrict dy, size_t n),
-               (dx, y, dy, n))
+               (float *restrict dx, const float *restrict y, const float *restrict dy, size_t n,
+                int add),
+               (dx, y, dy, n, add))
 
 static void tanh_backward(ur_node *n)
 {
-    tanh_backward_kernel(ur_grad(n->in[0]), n->out->val, n->out->grad, ur_numel(n->out));
+    int fresh;
+    float *dx = ur_grad_write(n->in[0], &fresh);
+    tanh_backward_kernel(dx, n->out->val, n->out->grad, ur_numel(n->out), !fresh);
 }
 static const ur_op tanh_op = {"tanh", tanh_backward};
 
@@ -73,19 +79,25 @@ ur_tensor *ur_tanh_into(ur_tape *tp, ur_tensor *x, ur_tensor *out)
     return out;
 }
 
-/* dx += dy y (1 - y) */
+/* dx += dy y (1 - y); add 0 (the first write of dx, not filled): dx = that */
 UR_VECTOR_BODY void sigmoid_backward_kernel_body(float *restrict dx, const float *restrict y,
-                                                 const float *restrict dy, size_t n)
+                                              const float *restrict dy, size_t n, int add)
 {
-    for (size_t k = 0; k < n; k++) dx[k] += dy[k] * y[k] * (1.0f - y[k]);
+    if (add)
+        for (size_t k = 0; k < n; k++) dx[k] += dy[k] * y[k] * (1.0f - y[k]);
+    else
+        for (size_t k = 0; k < n; k++) dx[k] = dy[k] * y[k] * (1.0f - y[k]);
 }
 UR_VECTOR_VOID(sigmoid_backward_kernel,
-               (float *restrict dx, const float *restrict y, const float *restrict dy, size_t n),
-               (dx, y, dy, n))
+               (float *restrict dx, const float *restrict y, const float *restrict dy, size_t n,
+                int add),
+               (dx, y, dy, n, add))
 
 static void sigmoid_backward(ur_node *n)
 {
-    sigmoid_backward_kernel(ur_grad(n->in[0]), n->out->val, n->out->grad, ur_numel(n->out));
+    int fresh;
+    float *dx = ur_grad_write(n->in[0], &fresh);
+    sigmoid_backward_kernel(dx, n->out->val, n->out->grad, ur_numel(n->out), !fresh);
 }
 static const ur_op sigmoid_op = {"sigmoid", sigmoid_backward};
 

@@ -144,6 +144,22 @@ START_TEST(test_grads_fill_lazily)
         double cn = sf * 0.5 + si * tg, want = so * (1 - tanh(cn) * tanh(cn)) * tg * si * (1 - si);
         ck_assert_double_eq_tol(z->grad[0], runs * want + (pass == 1 ? 3 : 0), 1e-6);
         ur_tape_reset(tp);
+        /* tanh and sigmoid store into dw when they reach it first (pass 1), else add to 3 */
+        for (int act = 0; act < 2; act++) {
+            ur_tensor *w = ur_requires_grad(ur_input(tp, 1, 3));
+            for (int k = 0; k < 3; k++) w->val[k] = 0.5f * (float)k - 0.5f;
+            ur_tensor *a = NULL, *b = NULL; /* the one recorded last runs its backward first */
+            if (pass == 1) b = ur_sum(tp, ur_scale(tp, w, 3));
+            a = ur_sum(tp, act ? ur_sigmoid(tp, w) : ur_tanh(tp, w));
+            if (pass != 1) b = ur_sum(tp, ur_scale(tp, w, 3));
+            ck_assert_int_eq(ur_backward(tp, ur_add(tp, a, b)), 0);
+            for (int k = 0; k < 3; k++) {
+                double v = w->val[k], sv = 1 / (1 + exp(-v));
+                double d = act ? sv * (1 - sv) : 1 - tanh(v) * tanh(v);
+                ck_assert_double_eq_tol(w->grad[k], 3 + d, 1e-6);
+            }
+            ur_tape_reset(tp);
+        }
     }
     ur_tape_free(tp);
 }
@@ -317,6 +333,23 @@ START_TEST(test_backward_seeded)
             for (int k = 0; k < 6; k++) ck_assert_float_eq_tol(w->grad[k], want[k], 1e-6f);
             ck_assert_int_eq(ur_backward_seeded(tp, 2, outs, seeds), -1);
             ck_assert_ptr_nonnull(strstr(ur_tape_error(tp), "already back-propagated"));
+        }
+    }
+    /* the same output seeded twice: the second seed adds to the first */
+    for (int pass = 0; pass < 2; pass++) {
+        ur_tape_reset(tp);
+        ur_tensor *y = ur_tanh(tp, ur_matmul(tp, ur_input_from(tp, 2, 3, xv), w, 0, 0));
+        ur_params_zero_grad(ps);
+        if (pass == 0) {
+            ur_tensor *l = ur_add(tp, ur_sum(tp, ur_mul(tp, y, ur_input_from(tp, 2, 2, G))),
+                                  ur_sum(tp, ur_mul(tp, y, ur_input_from(tp, 2, 2, G2))));
+            ck_assert_int_eq(ur_backward(tp, l), 0);
+            memcpy(want, w->grad, sizeof want);
+        } else {
+            ur_tensor *outs[2] = {y, y};
+            const float *seeds[2] = {G, G2};
+            ck_assert_int_eq(ur_backward_seeded(tp, 2, outs, seeds), 0);
+            for (int k = 0; k < 6; k++) ck_assert_float_eq_tol(w->grad[k], want[k], 1e-6f);
         }
     }
     ur_tape_reset(tp);
