@@ -618,8 +618,8 @@ static int backward(ur_tape *tp, ur_tensor *loss, int retain)
         ur_tape_fail(tp, "backward: the loss does not depend on any parameter");
         return -1;
     }
-    if (!ur_grad(loss) || backward_begin(tp, retain) != 0) return -1;
-    ur_grad(loss)[0] += 1.0f;
+    if (!reserve_grad(loss) || backward_begin(tp, retain) != 0) return -1;
+    ur_grad(loss)[0] += 1.0f; /* the seed, after a re-run's zeroing of the intermediate ones */
     return backward_walk(tp);
 }
 

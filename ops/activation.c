@@ -81,7 +81,7 @@ ur_tensor *ur_tanh_into(ur_tape *tp, ur_tensor *x, ur_tensor *out)
 
 /* dx += dy y (1 - y); add 0 (the first write of dx, not filled): dx = that */
 UR_VECTOR_BODY void sigmoid_backward_kernel_body(float *restrict dx, const float *restrict y,
-                                              const float *restrict dy, size_t n, int add)
+                                                 const float *restrict dy, size_t n, int add)
 {
     if (add)
         for (size_t k = 0; k < n; k++) dx[k] += dy[k] * y[k] * (1.0f - y[k]);
