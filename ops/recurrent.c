@@ -42,6 +42,7 @@
 #include "ops/blas.h"
 #include "ops/colsum.h"
 #include "ops/linear.h"
+#include "ops/pool.h"
 #include "ops/rgemm.h"
 
 /* Batches up to this many rows use the packed kernel; larger ones cblas_sgemm. */
@@ -81,20 +82,55 @@ static void ensure_packed(ur_recurrent *r, int want)
     r->packed_as = want;
 }
 
-/* The projection's backward for step t's rows: dx_t += dz_t Wx^T (by the kernel, Wx^T packed
- * at the first step) and db's double sums += dz_t's column sums. */
-static void projection_step_backward(ur_recurrent *r, int t, const float *dz)
+/* A step's backward products by the kernel, split over the pool in one hand-over: the
+ * items are dh's panels (dh += dz W^T), then dx's (dx += dz Wx^T, the ceded projection's),
+ * then one for db's double sums of dz's columns; any part may be absent (0 items). */
+typedef struct step_grads_job {
+    int rows, G;          /* dz is rows x G */
+    const float *dz;
+    int nh, ph;           /* dh: rows x nh, ph panels of W^T */
+    const float *pwt;
+    float *dh;
+    int nx, px;           /* dx: rows x nx, px panels of Wx^T */
+    const float *pwxt;
+    float *dx;
+    double *db;           /* or NULL: no db item */
+} step_grads_job;
+
+static void step_grads_range(void *ctx, int b, int e)
+{
+    const step_grads_job *j = ctx;
+    int h0 = b, h1 = e < j->ph ? e : j->ph;
+    if (h0 < h1) ur_rgemm_range(j->rows, j->nh, j->G, j->dz, j->G, j->pwt, j->dh, j->nh, h0, h1);
+    int x0 = (b > j->ph ? b : j->ph) - j->ph, x1 = (e < j->ph + j->px ? e : j->ph + j->px) - j->ph;
+    if (x0 < x1) ur_rgemm_range(j->rows, j->nx, j->G, j->dz, j->G, j->pwxt, j->dx, j->nx, x0, x1);
+    if (j->db && e > j->ph + j->px) ur_column_sums_double(j->db, j->dz, j->rows, j->G);
+}
+
+/* With the kernel: step t's dh (when h learns) and its rows of the ceded projection's dx and
+ * db, from its dz = dy (Wx^T packed at the first step). */
+static void step_grads(ur_recurrent *r, int t, const float *dz, ur_tensor *h)
 {
     ur_tensor *x = r->px;
-    const ur_tensor *wx = r->pw;
-    if (x->requires_grad && r->packed_x) {
-        if (!r->packed_x_ready)
-            ur_rgemm_pack(wx->val, wx->cols, 1, wx->cols, wx->rows, r->packed_x);
-        r->packed_x_ready = 1;
-        ur_rgemm(r->rows, x->cols, wx->cols, dz, wx->cols, r->packed_x,
-                 ur_grad(x) + (size_t)t * r->rows * x->cols, x->cols);
+    step_grads_job j = {r->rows, r->w->cols, dz, 0, 0, r->packed, NULL, 0, 0, r->packed_x, NULL,
+                        r->db};
+    if (h->requires_grad) {
+        ensure_packed(r, PACKED_WT);
+        j.nh = h->cols;
+        j.ph = ur_rgemm_panels(h->cols);
+        j.dh = ur_grad(h);
     }
-    if (r->db) ur_column_sums_double(r->db, dz, r->rows, wx->cols);
+    if (x && x->requires_grad && r->packed_x) {
+        if (!r->packed_x_ready)
+            ur_rgemm_pack(r->pw->val, r->pw->cols, 1, r->pw->cols, r->pw->rows, r->packed_x);
+        r->packed_x_ready = 1;
+        j.nx = x->cols;
+        j.px = ur_rgemm_panels(x->cols);
+        j.dx = ur_grad(x) + (size_t)t * r->rows * x->cols;
+    }
+    int items = j.ph + j.px + (j.db != NULL);
+    int grain = ur_rgemm_step_grain(j.rows, j.nh + j.nx, j.G);
+    ur_pool_for(items, grain ? grain : items, step_grads_range, &j);
 }
 
 /* The rest of the projection's backward, after every step's: dx and db for the rows of steps
@@ -245,15 +281,14 @@ static void recurrent_step_backward(ur_node *n)
         float *dc = ur_grad(c);
         for (size_t k = 0; k < ur_numel(y); k++) dc[k] += y->grad[k];
     }
-    if (r->px) projection_step_backward(r, n->i[0], y->grad);
-    if (!h->requires_grad) return;
     if (use_kernel(r)) {
-        ensure_packed(r, PACKED_WT);
-        ur_rgemm(h->rows, h->cols, y->cols, y->grad, y->cols, r->packed, ur_grad(h), h->cols);
-    } else {
-        ur_blas_gemm(0, 1, h->rows, h->cols, y->cols, y->grad, y->cols, w->val, w->cols, 1.0f,
-                     ur_grad(h), h->cols);
+        step_grads(r, n->i[0], y->grad, h);
+        return;
     }
+    if (r->db) /* dx's rows come after all steps (projection_backward) */ ur_column_sums_double(r->db, y->grad, r->rows, w->cols);
+    if (!h->requires_grad) return;
+    ur_blas_gemm(0, 1, h->rows, h->cols, y->cols, y->grad, y->cols, w->val, w->cols, 1.0f,
+                 ur_grad(h), h->cols);
 }
 static const ur_op recurrent_step_op = {"recurrent_addmm", recurrent_step_backward};
 

@@ -442,16 +442,32 @@ static void panels_range(const rgemm_job *j, int p0, int p1)
 #define STEP_PARALLEL_MIN (1L << 20)
 #define STEP_PARALLEL_WEIGHT (1L << 17)
 
+int ur_rgemm_panels(int n) { return (n + panel_width() - 1) / panel_width(); }
+
+int ur_rgemm_step_grain(int m, int n, int k)
+{
+    if ((long)m * n * k < STEP_PARALLEL_MIN && (long)k * n < STEP_PARALLEL_WEIGHT)
+        return 0;
+    return m <= 2 ? 4 : 1; /* ranges of whole tiles: a tile spans 4 panels at one or two rows */
+}
+
+void ur_rgemm_range(int m, int n, int k, const float *a, int lda, const float *packed, float *c,
+                    int ldc, int p0, int p1)
+{
+    int nr = panel_width();
+    rgemm_job j = {m, n, k, lda, ldc, kernel(), 0, 0, a, packed, c, (size_t)k * nr, NULL, 0, NULL};
+    if (j.id == K_NONE || m <= 0 || n <= 0 || k <= 0 || p0 >= p1) return;
+    panels_range(&j, p0, p1);
+}
+
 void ur_rgemm(int m, int n, int k, const float *a, int lda, const float *packed, float *c,
               int ldc)
 {
     int nr = panel_width(), panels = (n + nr - 1) / nr;
     rgemm_job j = {m, n, k, lda, ldc, kernel(), 0, 0, a, packed, c, (size_t)k * nr, NULL, 0, NULL};
     if (j.id == K_NONE || m <= 0 || n <= 0 || k <= 0) return;
-    /* ranges of whole tiles: a tile spans 4 panels at one or two rows (ops above) */
-    int grain = m <= 2 ? 4 : 1;
-    if ((long)m * n * k < STEP_PARALLEL_MIN && (long)k * n < STEP_PARALLEL_WEIGHT) grain = panels;
-    ur_pool_for(panels, grain, rgemm_range, &j);
+    int grain = ur_rgemm_step_grain(m, n, k);
+    ur_pool_for(panels, grain ? grain : panels, rgemm_range, &j);
 }
 
 /* ---- Any product through the same kernels ------------------------------------------------

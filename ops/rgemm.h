@@ -37,6 +37,16 @@ void ur_rgemm_pack(const float *w, int ldw, int trans, int k, int n, float *pack
 void ur_rgemm(int m, int n, int k, const float *a, int lda, const float *packed, float *c,
               int ldc);
 
+/* Panels a packed k x n has: the units a split of ur_rgemm_range's work counts in. */
+int ur_rgemm_panels(int n);
+/* Panels per range when a per-step m x n x k product is split over the pool's threads (whole
+ * tiles), or 0 when it is too small to gain from a split: one thread does it all. */
+int ur_rgemm_step_grain(int m, int n, int k);
+/* ur_rgemm's product for the columns of panels [p0, p1) only, on the calling thread: for a
+ * caller that splits several products (and other work) over the pool in one hand-over. */
+void ur_rgemm_range(int m, int n, int k, const float *a, int lda, const float *packed, float *c,
+                    int ldc, int p0, int p1);
+
 /* C = op(X) op(Y) + beta C (row-major, beta 0 or 1) by the same kernels, op(Y) packed per call
  * into a buffer of the calling thread (with AVX-512, op(X) too when n >= 256); 0, or -1
  * (nothing done) without a kernel, for another beta, or when the buffer cannot grow. */
