@@ -145,7 +145,7 @@ START_TEST(test_fused_weight_gradients_match_apart)
      * first (80 rows of [x h]^T), the first step's small one through two products. The others
      * split each backward step's dh, dx and db over two threads in one hand-over (an in_dim
      * that ends in a partial panel; at batch 2, ranges of 4 panels that straddle dh and dx). */
-    static const int shapes[][4] = {{6, 8, 16, 64}, {4, 32, 40, 256}, {3, 2, 72, 256}};
+    static const int shapes[][4] = {{6, 8, 16, 64}, {2, 16, 40, 128}, {2, 2, 72, 160}};
     int threads = ur_threads(), ran = 0;
     for (size_t sh = 0; sh < sizeof shapes / sizeof shapes[0]; sh++)
     for (size_t kk = 0; kk <= sizeof kernels / sizeof kernels[0]; kk++) {
