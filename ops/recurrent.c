@@ -28,7 +28,8 @@
  * gradient x^T dZ comes from the same dZ over the same rows, so each run of steps computes
  * [x h]^T dZ as one product that packs dZ once (ur_blas_gemm_tn2) instead of two that pack it
  * each, and each step makes its rows of dx = dZ Wx^T and of db in its own backward, while its
- * dz_t is in cache.
+ * dz_t is in cache: with the kernel, dh, dx and db of a step are the items of one split over
+ * the pool's threads, one hand-over per step instead of three.
  *
  * The per-step products h W (forward) and dz W^T (backward) have a few rows (the batch) and
  * the same W every step: W is packed once into the kernel's panel layout at the first step of
