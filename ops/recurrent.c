@@ -286,7 +286,8 @@ static void recurrent_step_backward(ur_node *n)
         step_grads(r, n->i[0], y->grad, h);
         return;
     }
-    if (r->db) /* dx's rows come after all steps (projection_backward) */ ur_column_sums_double(r->db, y->grad, r->rows, w->cols);
+    /* without the kernel dx's rows come after all steps (projection_backward) */
+    if (r->db) ur_column_sums_double(r->db, y->grad, r->rows, w->cols);
     if (!h->requires_grad) return;
     ur_blas_gemm(0, 1, h->rows, h->cols, y->cols, y->grad, y->cols, w->val, w->cols, 1.0f,
                  ur_grad(h), h->cols);

@@ -437,11 +437,11 @@ static void panels_range(const rgemm_job *j, int p0, int p1)
  * multiply-adds (about 5 us on one core) or a weight of at least STEP_PARALLEL_WEIGHT floats
  * (a batch of a few rows streams its weight from L2, and two cores halve that); below both the
  * hand-over costs more than the half it saves. Measured (bench_dnnl --impl ours, 2 threads,
- * two builds alternated): lstm-256 at batch 1 (1 x 1024 x 256) split 2.89 ->
- * 2.33 ms; rnn-128 (32 x 128 x 128 forward, 32 x 192 x 128 backward with dh and dx in one
- * hand-over) kept on one thread below 2^20 4.09 ms best, 4.28 median of 6, split from 2^18
- * 3.61 and 4.00 (at an earlier pool with three hand-overs per backward step, one thread was
- * the faster: 3.59 against 3.97). */
+ * two builds alternated): lstm-256 at batch 1 (1 x 1024 x 256) split 2.89 -> 2.33 ms;
+ * rnn-128 (32 x 128 x 128 forward, 32 x 192 x 128 backward with dh and dx in one hand-over)
+ * on one thread below 2^20 4.09 ms best and 4.28 median of 6, split from 2^18 3.61 and 4.00
+ * (with three hand-overs per backward step, before, one thread was the faster: 3.59 against
+ * 3.97). */
 #define STEP_PARALLEL_MIN (1L << 18)
 #define STEP_PARALLEL_WEIGHT (1L << 17)
 
