@@ -1,4 +1,4 @@
-/* bench_rgemm: our GEMM kernels (ops/rgemm.c) against cblas_sgemm, one product at a time, on
+/* bench_rgemm: our GEMM kernels (ops/rgemm.c, ops/rgemm_gemm.c) against cblas_sgemm, one product at a time, on
  * the shapes of the recurrent layers of bench/run-dnnl: the per-step recurrent product with its
  * weight packed once (ur_rgemm: h (B x H) times W (H x G H), and dZ (B x G H) times W^T in
  * the backward pass) and the whole-sequence products (ur_rgemm_gemm: the input projection
