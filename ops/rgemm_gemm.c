@@ -17,8 +17,9 @@
 
 /* C = op(X) op(Y) + beta C (beta 0 or 1): op(Y) is packed into the calling thread's buffer
  * (grown to the largest product seen, so a training loop allocates only in its first step),
- * then the tiles run as for a packed weight; op(X) = X^T is read in place (a tile's rows of X^T at one k are
- * consecutive floats of X). Each sum still runs over k in order, one FMA per term. */
+ * then the tiles run as for a packed weight; op(X) is packed too for the larger products (below)
+ * or read in place (op(X) = X^T: a tile's rows of X^T at one k are consecutive floats of X).
+ * Each sum still runs over k in order, one FMA per term. */
 /* The inner size is cut into blocks of KC: op(Y)'s block (KC x n, packed) stays in L2, a panel's
  * part of it in L1, and each sum is KC terms added into C. */
 #ifndef KC
@@ -45,19 +46,20 @@ static float *scratch_for(size_t floats)
     return p;
 }
 
-/* op(X)'s block (m x kb, of X or of X^T when tx) in tiles of 8 rows for the AVX-512 kernel:
- * tile t holds rows [8t, 8t + 8) as kb groups of 8 (zero past row m), so that a tile reads
- * one stream of consecutive floats instead of 8 rows of X (or kb rows of X^T, 32 bytes of
- * each 64-byte line, which beside a 32 KiB panel overflow L1). */
+/* op(X)'s block (m x kb, of X or of X^T when tx) in tiles of g rows (8 for the AVX-512 kernel,
+ * 6 for AVX2): tile t holds rows [g t, g t + g) as kb groups of g (zero past row m), so that a
+ * tile reads one stream of consecutive floats instead of g rows of X (or kb rows of X^T, g
+ * floats of each 64-byte line, which beside a 32 KiB panel overflow L1). */
 typedef struct pack_rows_job {
     const float *x;
     int ldx, tx, m, kb;
     float *out;
+    int g; /* rows per tile: 8 (AVX-512) or 6 (AVX2) */
 } pack_rows_job;
 
 #ifdef UR_HAVE_KERNELS
 /* d[q 8 + i] = x[i ldx + q] for i, q < 8: an 8 x 8 block of X transposed in registers. */
-__attribute__((target("avx512f"))) static void transpose8(const float *x, int ldx, float *d)
+__attribute__((target("avx2"))) static void transpose8(const float *x, int ldx, float *d)
 {
     __m256 r[8], t[8];
     for (int i = 0; i < 8; i++) r[i] = _mm256_loadu_ps(x + (size_t)i * ldx);
@@ -82,26 +84,28 @@ __attribute__((target("avx512f"))) static void transpose8(const float *x, int ld
 static void pack_rows_range(void *ctx, int t0, int t1)
 {
     const pack_rows_job *j = ctx;
+    const int g = j->g;
     for (int t = t0; t < t1; t++) {
-        float *d = j->out + (size_t)t * 8 * (size_t)j->kb;
-        int rows = j->m - 8 * t < 8 ? j->m - 8 * t : 8, q = 0;
-        if (rows == 8 && j->tx) { /* 8 consecutive floats of each row of X^T */
-            for (; q < j->kb; q++, d += 8) memcpy(d, j->x + (size_t)q * j->ldx + 8 * t, 32);
+        float *d = j->out + (size_t)t * g * (size_t)j->kb;
+        int rows = j->m - g * t < g ? j->m - g * t : g, q = 0;
+        if (rows == g && j->tx) { /* g consecutive floats of each row of X^T */
+            for (; q < j->kb; q++, d += g)
+                memcpy(d, j->x + (size_t)q * j->ldx + (size_t)g * t, sizeof *d * (size_t)g);
             continue;
         }
 #ifdef UR_HAVE_KERNELS
-        if (rows == 8) /* X's 8 rows, 8 columns at a time */
+        if (rows == 8 && g == 8) /* X's 8 rows, 8 columns at a time */
             for (; q + 8 <= j->kb; q += 8, d += 64)
                 transpose8(j->x + (size_t)8 * t * j->ldx + q, j->ldx, d);
 #endif
-        for (; q < j->kb; q++, d += 8) {
+        for (; q < j->kb; q++, d += g) {
             if (j->tx) {
-                const float *src = j->x + (size_t)q * j->ldx + 8 * t;
+                const float *src = j->x + (size_t)q * j->ldx + (size_t)g * t;
                 for (int i = 0; i < rows; i++) d[i] = src[i];
             } else {
-                for (int i = 0; i < rows; i++) d[i] = j->x[(size_t)(8 * t + i) * j->ldx + q];
+                for (int i = 0; i < rows; i++) d[i] = j->x[(size_t)(g * t + i) * j->ldx + q];
             }
-            for (int i = rows; i < 8; i++) d[i] = 0.0f;
+            for (int i = rows; i < g; i++) d[i] = 0.0f;
         }
     }
 }
@@ -123,15 +127,18 @@ static int gemm(int tx, int ty, int nrows, const gemm_rows *rows, int n, int k, 
     for (int i = 0; i < nrows; i++) m += rows[i].m;
     if (id == K_NONE || m <= 0 || n <= 0 || k <= 0 || (beta != 0.0f && beta != 1.0f)) return -1;
     int kc = k < KC ? k : KC;
-    /* AVX-512: op(X)'s block packed too, where each tile of it is read by 8 panels or more over
-     * a long enough k (measured, bench/bench_rgemm: 1024^3 1.27x, lstm-256's h^T dZ 1.07x;
-     * with 2 panels, dZ Wx^T, 0.70x, and over k = 64, x Wx, 0.92x, so not there) */
-    int pack_x = id == K_AVX512 && m > 8 && n >= 256 && kc >= 128;
-    /* packed op(X): block i's tiles from row x_at[i] on (the blocks' rows rounded up to 8) */
+    /* op(X)'s block packed too (tiles of 8 rows with AVX-512, 6 with AVX2), where each tile of
+     * it is read by 8 panels or more over a long enough k (measured, bench/bench_rgemm: AVX-512
+     * 1024^3 1.27x, lstm-256's h^T dZ 1.07x, with 2 panels, dZ Wx^T, 0.70x, and over k = 64,
+     * x Wx, 0.92x, so not there; AVX2 on Zen 3 with C prefetched, 1024^3 0.72 -> 0.90 of
+     * OpenBLAS, lstm-512's [x h]^T dZ 0.73 -> 0.91, x^T,h^T dZ 0.70 -> 0.92) */
+    int pack_x = m > 8 && n >= 256 && kc >= 128;
+    const int g = id == K_AVX512 ? 8 : 6; /* rows per tile */
+    /* packed op(X): block i's tiles from row x_at[i] on (the blocks' rows rounded up to g) */
     size_t y_floats = ur_rgemm_packed_floats(kc, n), x_rows = 0, x_at[2] = {0, 0};
     for (int i = 0; i < nrows && pack_x; i++) {
         x_at[i] = x_rows;
-        x_rows += (size_t)(rows[i].m + 7) / 8 * 8;
+        x_rows += (size_t)(rows[i].m + g - 1) / g * g;
     }
     size_t x_floats = x_rows * (size_t)kc;
     float *packed = scratch_for(y_floats + x_floats);
@@ -152,8 +159,8 @@ static int gemm(int tx, int ty, int nrows, const gemm_rows *rows, int n, int k, 
             const gemm_rows *r = &rows[i];
             const float *xb = tx ? r->x + (size_t)k0 * r->ldx : r->x + k0;
             if (pack_x) {
-                pack_rows_job pj = {xb, r->ldx, tx, r->m, kb, xp + x_at[i] * kb};
-                ur_pool_for((r->m + 7) / 8, 1, pack_rows_range, &pj);
+                pack_rows_job pj = {xb, r->ldx, tx, r->m, kb, xp + x_at[i] * kb, g};
+                ur_pool_for((r->m + g - 1) / g, 1, pack_rows_range, &pj);
             }
             j[i] = (rgemm_job){r->m, n, kb, r->ldx, r->ldc, id, pack_x ? 2 : tx != 0,
                                beta == 0.0f && k0 == 0, pack_x ? xp + x_at[i] * kb : xb,
