@@ -1,12 +1,11 @@
-/* bench_rgemm: our GEMM kernels (ops/rgemm.c, ops/rgemm_gemm.c) against cblas_sgemm, one
- * product at a time, on the shapes of the recurrent layers of bench/run-dnnl: the per-step
- * recurrent product with its
- * weight packed once (ur_rgemm: h (B x H) times W (H x G H), and dZ (B x G H) times W^T in
- * the backward pass) and the whole-sequence products (ur_rgemm_gemm: the input projection
- * x (T B x in) W_x, and the weight gradients x^T dZ and h^T dZ). GFLOP/s of each, best of
- * rounds; the per-step figure for ours excludes the packing (done once per pass), cblas's
- * includes its own. The pool's threads come from OPENBLAS_NUM_THREADS as in the library.
- * Prints a table and a 'RESULT ...' line per shape. */
+/* bench_rgemm: our GEMM kernels (ops/rgemm.c, ops/rgemm_gemm.c) against cblas_sgemm, one product
+ * at a time, on the shapes of the recurrent layers of bench/run-dnnl: the per-step recurrent
+ * product with its weight packed once (ur_rgemm: h (B x H) times W (H x G H), and dZ (B x G H)
+ * times W^T in the backward pass) and the whole-sequence products (ur_rgemm_gemm: the input
+ * projection x (T B x in) W_x, and the weight gradients x^T dZ and h^T dZ). GFLOP/s of each, best
+ * of rounds; the per-step figure for ours excludes the packing (done once per pass), cblas's
+ * includes its own. The pool's threads come from OPENBLAS_NUM_THREADS as in the library. Prints a
+ * table and a 'RESULT ...' line per shape. */
 #include <cblas.h>
 #include <stdio.h>
 #include <stdlib.h>

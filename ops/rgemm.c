@@ -89,6 +89,8 @@ int ur_rgemm_kernel_id(void) { return kernel(); }
 
 int ur_rgemm_panel_width(void) { return panel_width(); }
 
+int ur_rgemm_tile_rows(void) { return kernel() == K_AVX512 ? 8 : 6; }
+
 size_t ur_rgemm_packed_floats(int k, int n)
 {
     int nr = panel_width();
@@ -385,7 +387,6 @@ AVX2 static void block256(int ta, int m, int n, int k, const float *a, int lda,
 
 #endif /* UR_HAVE_KERNELS */
 
-
 static void panels_range(const rgemm_job *j, int p0, int p1);
 
 void ur_rgemm_job_range(void *ctx, int p0, int p1)
@@ -427,7 +428,6 @@ static void panels_range(const rgemm_job *j, int p0, int p1)
     (void)p1;
 #endif
 }
-
 
 /* A per-step product is split over the threads when it has at least STEP_PARALLEL_MIN
  * multiply-adds (about 5 us on one core) or a weight of at least STEP_PARALLEL_WEIGHT floats

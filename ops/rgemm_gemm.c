@@ -133,7 +133,7 @@ static int gemm(int tx, int ty, int nrows, const gemm_rows *rows, int n, int k, 
      * x Wx, 0.92x, so not there; AVX2 on Zen 3 with C prefetched, 1024^3 0.72 -> 0.90 of
      * OpenBLAS, lstm-512's [x h]^T dZ 0.73 -> 0.91, x^T,h^T dZ 0.70 -> 0.92) */
     int pack_x = m > 8 && n >= 256 && kc >= 128;
-    const int g = id == K_AVX512 ? 8 : 6; /* rows per tile */
+    const int g = ur_rgemm_tile_rows();
     /* packed op(X): block i's tiles from row x_at[i] on (the blocks' rows rounded up to g) */
     size_t y_floats = ur_rgemm_packed_floats(kc, n), x_rows = 0, x_at[2] = {0, 0};
     for (int i = 0; i < nrows && pack_x; i++) {

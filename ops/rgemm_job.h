@@ -36,6 +36,8 @@ typedef struct rgemm_job {
 int ur_rgemm_kernel_id(void);
 /* Columns per panel of the kernel in use: 32 (AVX-512) or 16. */
 int ur_rgemm_panel_width(void);
+/* Rows per tile of the kernel in use: 8 (AVX-512) or 6; a packed op(X) is in tiles of these. */
+int ur_rgemm_tile_rows(void);
 /* Runs items [p0, p1) of the rgemm_job at ctx (panels, or row groups when by_rows): the pool's
  * callback (ops/pool.h). */
 void ur_rgemm_job_range(void *ctx, int p0, int p1);
